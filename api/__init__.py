@@ -1,0 +1,1 @@
+"""tuoyu-coverage FastAPI service (thin routers over the ``coverage`` library)."""

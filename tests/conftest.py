@@ -1,0 +1,40 @@
+"""Shared fixtures: settings, the data directory lookup and the real shared areas.
+
+Tests that need the shared data use the same lookup as the library
+(``coverage.datadir.resolve_data_dir``) and are skipped, with the reason, when it finds
+nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coverage.datadir import resolve_data_dir
+from coverage.errors import DataNotFoundError
+from coverage.settings import Settings, get_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The external data directory (skips the test when none is configured)."""
+    try:
+        return resolve_data_dir()
+    except DataNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Settings:
+    """Settings pointing at the shared data, with caches and state in a temp folder."""
+    base = tmp_path_factory.mktemp("tuoyu")
+    return get_settings(data_dir=data_dir, cache_dir=base / "cache", state_dir=base / "state")
+
+
+@pytest.fixture()
+def fixtures_dir() -> Path:
+    """Folder of small hand-made test inputs."""
+    return FIXTURES

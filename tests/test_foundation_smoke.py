@@ -1,0 +1,63 @@
+"""Study-area files, data lookup and the CLI entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coverage.area import list_areas, load_area
+from coverage.cli import main
+from coverage.datadir import resolve_data_dir, resolve_data_file, verify_all
+from coverage.errors import AreaConfigError, ChecksumMismatchError, DataNotFoundError
+from coverage.settings import get_settings
+
+
+def test_shipped_areas_parse() -> None:
+    assert {"chongqing-yuzhong", "beijing-dongcheng"} <= set(list_areas())
+    yuzhong = load_area("chongqing-yuzhong")
+    assert yuzhong.area.code == "500103"
+    assert yuzhong.walk.metres_for(15) == pytest.approx(1000.0)
+    assert yuzhong.facilities is None
+    dongcheng = load_area("beijing-dongcheng")
+    assert dongcheng.units is not None and dongcheng.units.crs == "gcj02"
+    assert dongcheng.network is None
+
+
+def test_unknown_area_names_known_ones() -> None:
+    with pytest.raises(AreaConfigError, match="known: .*beijing-dongcheng"):
+        load_area("atlantis")
+
+
+def test_bad_crs_in_area_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[area]\nname="x"\ncode="1"\n[units]\npath="a"\ncrs="mars2000"\n', "utf-8")
+    with pytest.raises(AreaConfigError, match=r"units\.crs.*mars2000"):
+        load_area(path)
+
+
+def test_registered_files_match(data_dir: Path) -> None:
+    rows = verify_all(get_settings(data_dir=data_dir))
+    assert len(rows) == 8
+    assert all(ok for _, ok, _ in rows), rows
+
+
+def test_checksum_mismatch_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    fake = tmp_path / "chongqing-yuzhong"
+    fake.mkdir()
+    (fake / "district.geojson").write_text("{}", "utf-8")
+    settings = get_settings(data_dir=tmp_path)
+    with pytest.raises(ChecksumMismatchError, match="differs from the registry"):
+        resolve_data_file("chongqing-yuzhong/district.geojson", settings)
+
+
+def test_missing_data_dir_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TUOYU_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataNotFoundError, match="TUOYU_DATA_DIR"):
+        resolve_data_dir()
+
+
+def test_cli_unknown_area_exits_nonzero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "atlantis"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown study area" in err[0]
