@@ -122,6 +122,12 @@ class PopulationSection(_Section):
     total_source: str | None = None
     under3_share: float | None = Field(default=None, gt=0, lt=1)
     under3_field: str | None = None
+    unknown_levels: float | None = Field(
+        default=None,
+        gt=0,
+        description="Storeys assumed for buildings without building:levels (default: the "
+        "median of the tagged ones).",
+    )
     buildings: bool = Field(
         default=True,
         description="Spread the district total over OSM residential buildings when no "
