@@ -7,6 +7,7 @@ Dijkstra from a super-source; it shares no code with the reach engine.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import geopandas as gpd
@@ -78,7 +79,7 @@ def _networkx_distances(net: WalkNetwork, fac_xy, pop_xy, cutoff_m: float) -> np
     for j in range(net.n_edges):
         u, v, length = int(net.edge_u[j]), int(net.edge_v[j]), float(net.edge_length_m[j])
         chain = [(0.0, u), *sorted(inserted.get(j, []), key=lambda t: t[0]), (1.0, v)]
-        for (f0, a), (f1, b) in zip(chain[:-1], chain[1:], strict=True):
+        for (f0, a), (f1, b) in itertools.pairwise(chain):
             w = (f1 - f0) * length
             if graph.has_edge(a, b):
                 w = min(w, graph[a][b]["weight"])
