@@ -1,0 +1,216 @@
+"""Report files: existence, encodings, Chinese headers, WGS84 + attribution, gpkg layers,
+the progress sheet layout, and byte-identical reruns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import openpyxl
+import pyogrio
+import pytest
+import shapely
+
+from coverage.errors import InputValidationError
+from coverage.gaps import failing_units, slot_shortfall_table, uncovered_areas
+from coverage.indicators import district_summary, unit_table
+from coverage.labels import label
+from coverage.reports import (
+    PROGRESS_HEADERS,
+    parse_month,
+    progress_title,
+    write_csv,
+    write_geojson,
+    write_reports,
+    write_xlsx,
+)
+from coverage.targets import load_profile
+from tests.test_indicators import build_fixture
+
+MONTH = "2025-04"
+OSM = "© OpenStreetMap contributors"
+
+
+def _results():
+    fx = build_fixture()
+    profile = load_profile("chongqing-2025")
+    args = dict(profile=profile, threshold_m=1000.0, speed_kmh=4.0, reach_matrix=fx["reach"])
+    table = unit_table(
+        fx["units"], fx["facilities"], fx["population"], fx["walk_all"], fx["walk_puhui"], **args
+    )
+    summary = district_summary(
+        fx["units"], fx["facilities"], fx["population"], fx["walk_all"], fx["walk_puhui"],
+        table=table, osm_used=True, **args,
+    )  # fmt: skip
+    gaps = uncovered_areas(fx["population"], fx["walk_all"], threshold_m=1000.0)
+    fac = fx["facilities"]
+    isochrones = gpd.GeoDataFrame(
+        {"facility_id": fac["id"].to_numpy(), "minutes": [15.0] * len(fac)},
+        geometry=fac.geometry.buffer(500.0).to_numpy(),
+        crs=fac.crs,
+    )
+    extra = {
+        "未达标街道": failing_units(table, profile),
+        "托位缺口": slot_shortfall_table(table, profile),
+    }
+    summary["area"] = {"name": "测试区", "name_en": None, "code": "000000"}
+    return fx, table, summary, gaps, isochrones, extra
+
+
+def _write(out: Path):
+    fx, table, summary, gaps, isochrones, extra = _results()
+    return write_reports(
+        out, table=table, summary=summary, month=MONTH, units=fx["units"],
+        facilities=fx["facilities"], population=fx["population"], gaps=gaps,
+        isochrones=isochrones, extra_sheets=extra,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _write(tmp_path_factory.mktemp("reports"))
+
+
+def test_all_files_exist(written: dict[str, Path]) -> None:
+    expected = {"jiedao.csv", "jiedao.xlsx", "summary.json", "gaps.geojson",
+                "isochrones.geojson", "coverage.gpkg", f"progress_{MONTH}.xlsx"}  # fmt: skip
+    assert set(written) == expected
+    for path in written.values():
+        assert path.is_file() and path.stat().st_size > 0
+    # no temporary files left behind by the atomic writes
+    folder = written["jiedao.csv"].parent
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_csv_bom_and_empty_unknowns(written: dict[str, Path]) -> None:
+    raw = written["jiedao.csv"].read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    lines = raw.decode("utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    assert header[:3] == ["code", "name", "population"]
+    d_row = dict(zip(header, lines[4].split(","), strict=True))
+    assert d_row["name"] == "丁街道"
+    assert d_row["puhui_slot_share"] == ""  # unknown (no slots) → empty, not 0
+    assert d_row["slots"] == "0"
+
+
+def test_xlsx_chinese_headers(written: dict[str, Path]) -> None:
+    wb = openpyxl.load_workbook(written["jiedao.xlsx"])
+    ws = wb["街道指标"]
+    headers = [c.value for c in ws[1]]
+    assert headers[:4] == ["代码", "名称", "常住人口（人）", "3岁以下婴幼儿（人，估算）"]
+    assert label("slots_per_1000") in headers
+    assert "是否达标：每千人口托位数" in headers
+    assert ws.cell(row=2, column=2).value == "甲街道"
+    assert {"未达标街道", "托位缺口", "说明"} <= set(wb.sheetnames)
+    notes = [r[0].value for r in wb["说明"].iter_rows()]
+    assert any("chongqing-2025" in (n or "") for n in notes)
+
+
+def test_summary_json(written: dict[str, Path]) -> None:
+    text = written["summary.json"].read_text(encoding="utf-8")
+    assert "每千人口托位数" in text  # not \\u-escaped
+    data = json.loads(text)
+    keys = list(data)
+    assert keys == sorted(keys)
+    assert data["attribution"] == OSM
+    assert data["indicators"]["utilisation"]["pass"] is None
+
+
+def test_geojson_wgs84_with_attribution(written: dict[str, Path]) -> None:
+    for name in ("gaps.geojson", "isochrones.geojson"):
+        data = json.loads(written[name].read_text(encoding="utf-8"))
+        assert data["type"] == "FeatureCollection"
+        assert data["attribution"] == OSM
+        assert "crs" not in data
+        coords = np.array([c for f in data["features"] for c in f["geometry"]["coordinates"][0]])
+        # the fixture lies near 105 °E, 29.5 °N (UTM 48N, x 500 km)
+        assert np.all((coords[:, 0] > 104) & (coords[:, 0] < 106))
+        assert np.all((coords[:, 1] > 29) & (coords[:, 1] < 30))
+
+
+def test_gpkg_layers(written: dict[str, Path]) -> None:
+    layers = {name for name, _ in pyogrio.list_layers(written["coverage.gpkg"])}
+    assert layers == {"units", "facilities", "population", "gaps", "isochrones"}
+    units = gpd.read_file(written["coverage.gpkg"], layer="units")
+    assert units["name"].tolist() == ["甲街道", "乙街道", "丙街道", "丁街道"]
+    assert units["slots"].tolist() == [50, 50, 50, 0]
+    assert units["puhui_slot_share"].isna().tolist() == [False, False, False, True]
+
+
+def test_progress_sheet_layout(written: dict[str, Path]) -> None:
+    wb = openpyxl.load_workbook(written[f"progress_{MONTH}.xlsx"])
+    ws = wb.active
+    assert ws["A1"].value == "测试区2025年4月托位数发展工作落实情况推进表"
+    assert "A1:G1" in [str(r) for r in ws.merged_cells.ranges]
+    assert tuple(c.value for c in ws[2]) == PROGRESS_HEADERS
+    rows = [[c.value for c in r] for r in ws.iter_rows(min_row=3)]
+    # 3 district rows + 4 街道 rows
+    assert len(rows) == 7
+    assert "托位缺口" in rows[0][3]  # 150 slots vs 4.5 × 145 = 652.5 needed
+    assert "丁街道" in rows[1][3]  # the 街道 without 普惠
+    assert "覆盖人口72.4%" in rows[2][2]  # 105k of 145k
+    assert rows[6][0] == "丁街道" and "辖区内无普惠托育机构" in rows[6][3]
+
+
+def test_rerun_is_byte_identical(written: dict[str, Path], tmp_path: Path) -> None:
+    again = _write(tmp_path)
+    for name, path in written.items():
+        assert again[name].read_bytes() == path.read_bytes(), name
+
+
+def test_writers_standalone(tmp_path: Path) -> None:
+    fx, table, *_ = _results()
+    csv = write_csv(table.iloc[0:0], tmp_path / "empty.csv")
+    assert csv.read_bytes().decode("utf-8-sig").startswith("code,name,")
+    xlsx = write_xlsx(table, tmp_path / "en.xlsx", language="en")
+    assert openpyxl.load_workbook(xlsx).active["C1"].value == "Population"
+    with pytest.raises(InputValidationError, match="no CRS"):
+        write_geojson(gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)]), tmp_path / "x.geojson")
+    empty = write_geojson(fx["population"].iloc[0:0], tmp_path / "e.geojson", attribution=OSM)
+    assert json.loads(empty.read_text())["features"] == []
+
+
+def test_month_parsing() -> None:
+    assert parse_month("2025-12") == (2025, 12)
+    assert progress_title("渝中区卫生健康委", 2025, 4) == (
+        "渝中区卫生健康委2025年4月托位数发展工作落实情况推进表"
+    )
+    with pytest.raises(InputValidationError, match="2025-04"):
+        parse_month("2025-13")
+
+
+def test_progress_sheet_without_network(tmp_path: Path) -> None:
+    fx = build_fixture()
+    fx["facilities"]["assumed_fields"] = ["puhui"] * 5
+    profile = load_profile("beijing-2025-core")
+    args = dict(profile=profile, threshold_m=1000.0, speed_kmh=4.0)
+    table = unit_table(fx["units"], fx["facilities"], fx["population"], None, None, **args)
+    summary = district_summary(
+        fx["units"], fx["facilities"], fx["population"], None, None, table=table, **args
+    )
+    out = write_reports(tmp_path, table=table, summary=summary, month="2025-11",
+                        reporting_unit="东城区卫生健康委")  # fmt: skip
+    assert "gaps.geojson" not in out and "coverage.gpkg" not in out
+    ws = openpyxl.load_workbook(out["progress_2025-11.xlsx"]).active
+    assert ws["A1"].value == "东城区卫生健康委2025年11月托位数发展工作落实情况推进表"
+    rows = [[c.value for c in r] for r in ws.iter_rows(min_row=3)]
+    assert rows[2][2] == "未计算：无步行路网，未计算15分钟指标"
+    assert rows[0][6] == "普惠 为假定值（5/5 家机构）"  # 备注 carries the assumption
+    assert (
+        json.loads(out["summary.json"].read_text())["indicators"]["coverage_pct"]["value"] is None
+    )
+
+
+def test_every_table_column_has_a_chinese_label() -> None:
+    from coverage.gaps import FAILING_COLUMNS, GAP_COLUMNS, SHORTFALL_COLUMNS
+    from coverage.indicators import UNIT_COLUMNS
+
+    for column in (*UNIT_COLUMNS, *GAP_COLUMNS, *FAILING_COLUMNS, *SHORTFALL_COLUMNS):
+        if column == "geometry":
+            continue
+        zh, en = label(column, "zh"), label(column, "en")
+        assert zh != column and en != column, column
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in zh), column
