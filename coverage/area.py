@@ -28,7 +28,7 @@ class AreaSection(_Section):
 
     name: str
     code: str
-    target_profile: str = "national-2025"
+    target_profile: str = Field(description="Target profile under data/profiles/ or a path.")
     name_en: str | None = None
     outline: str | None = Field(default=None, description="District outline file (optional).")
     outline_crs: str = "wgs84"

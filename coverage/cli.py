@@ -38,7 +38,18 @@ def _cmd_data_verify(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from coverage.pipeline import run_area
 
-    run_area(args.area, out_dir=args.out)
+    run_area(args.area, out_dir=args.out, month=args.month)
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from coverage.targets import list_profiles, load_profile
+
+    for name in list_profiles():
+        profile = load_profile(name)
+        print(f"{name}")
+        for target in profile.targets:
+            print(f"  {target.text:<24} {target.label_zh} — {target.citation}")
     return 0
 
 
@@ -59,7 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"study-area name under data/areas/ or path to a .toml (default {DEFAULT_AREA})",
     )
     run.add_argument("--out", type=Path, default=None, help="output folder (default out/<area>)")
+    run.add_argument(
+        "--month",
+        default=None,
+        help="reporting month YYYY-MM of the progress sheet (default: the current month)",
+    )
     run.set_defaults(func=_cmd_run)
+
+    profiles = sub.add_parser("profiles", help="list the target profiles with their sources")
+    profiles.set_defaults(func=_cmd_profiles)
 
     areas = sub.add_parser("areas", help="list the shipped study areas")
     areas.set_defaults(func=_cmd_areas)

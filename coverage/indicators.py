@@ -94,6 +94,12 @@ NO_NETWORK_REASON: Final = (
 )
 _NO_PUHUI_WALK: Final = "no walking distances to 普惠 facilities / 未提供到普惠机构的步行距离"
 _NO_REACH: Final = "no facility reach matrix given / 未提供机构可达矩阵"
+_NOT_JIEDAO: Final = (
+    "units are H3 hexagons, not 街道: administrative coverage needs 街道 polygons "
+    "([units] path) / 统计单元为六边形网格而非街道，无法计算街道覆盖率"
+)
+JIEDAO_INDICATORS: Final = frozenset({"puhui_jiedao_coverage", "facility_jiedao_coverage"})
+"""Indicators that only mean something when the units are 街道."""
 OSM_ATTRIBUTION: Final = "© OpenStreetMap contributors"
 GUIDANCE_CENTRE_KIND: Final = "综合托育服务中心"
 KINDERGARTEN_KIND: Final = "托幼一体"
@@ -467,6 +473,7 @@ def unit_table(
     reach_matrix: sp.spmatrix | sp.sparray | None = None,
     decay_d0_m: float | None = None,
     no_network_reason: str = NO_NETWORK_REASON,
+    units_are_jiedao: bool = True,
 ) -> pd.DataFrame:
     """One row per unit with the indicators of issue 4 and one ``meets_<indicator>``
     column per per-unit target of ``profile``.
@@ -537,7 +544,10 @@ def unit_table(
             table[column] = pd.array(values, dtype="Float64")  # NaN becomes NA
     for target in profile.unit_targets:
         unit_column = INDICATORS[target.indicator].unit_column
-        if unit_column is not None:  # always true: unit_targets only holds such targets
+        if target.indicator in JIEDAO_INDICATORS and not units_are_jiedao:
+            # Administrative coverage is a fact about 街道; a hexagon has no such target.
+            table[f"meets_{target.indicator}"] = pd.array([None] * len(table), dtype="boolean")
+        elif unit_column is not None:  # always true: unit_targets only holds such targets
             table[f"meets_{target.indicator}"] = _meets(target, agg[unit_column])
 
     skipped: dict[str, str] = {}
@@ -668,6 +678,7 @@ def district_summary(
     osm_used: bool = False,
     kindergartens_total: int | None = None,
     no_network_reason: str = NO_NETWORK_REASON,
+    units_are_jiedao: bool = True,
     extra_skipped: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """District-level indicators against the profile, JSON-ready (GUIDE §2).
@@ -736,6 +747,8 @@ def district_summary(
         reasons["puhui_jiedao_coverage"] = reasons["facility_jiedao_coverage"] = (
             "no units / 无统计单元"
         )
+    elif not units_are_jiedao:
+        reasons["puhui_jiedao_coverage"] = reasons["facility_jiedao_coverage"] = _NOT_JIEDAO
     if math.isnan(agg["slots"]):
         for key in ("slots_per_1000", "puhui_slot_share", "utilisation", "slots_total"):
             reasons[key] = slots_reason
@@ -782,6 +795,8 @@ def district_summary(
             float(has_puhui.fillna(False).sum()) / n_units * 100.0 if n_units else math.nan
         )
     jiedao_any = float((table["facilities"] > 0).sum()) / n_units * 100.0 if n_units else math.nan
+    if not units_are_jiedao:
+        jiedao_puhui = jiedao_any = math.nan
     if kindergartens_total:
         tuoban = agg["kindergartens"] / kindergartens_total * 100.0
     else:

@@ -9,6 +9,7 @@ skipped is printed and recorded in ``summary.json`` with the reason.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,13 +226,16 @@ def _load_facilities(layers: AreaLayers, progress: Progress) -> None:
             layers.network.node_x_m, layers.network.node_y_m, crs=layers.network.crs
         ).to_crs(WGS84)
         reference = np.column_stack([nodes.x.to_numpy(), nodes.y.to_numpy()])
+    value_map: dict[str, Mapping[object, object]] = {
+        name: dict(mapping) for name, mapping in section.value_map.items()
+    }
     with progress.step(f"facility registry {path.name}"):
         result = load_facilities(
             path,
             crs=section.crs,
             defaults=section.defaults or None,
             columns=section.columns or None,
-            value_map=section.value_map or None,
+            value_map=value_map or None,
             area_polygon=_area_polygon(layers),
             metric_crs=layers.metric_crs,
             reference_points_wgs84=reference,
@@ -518,6 +522,7 @@ def compute_indicators(
         speed_kmh=walk.speed_kmh,
         reach_matrix=matrix,
         no_network_reason=no_network,
+        units_are_jiedao=layers.units_kind == "jiedao",
     )
     summary = district_summary(
         layers.units,
@@ -535,6 +540,7 @@ def compute_indicators(
         settings=layers.settings,
         osm_used=layers.osm_used,
         no_network_reason=no_network,
+        units_are_jiedao=layers.units_kind == "jiedao",
         extra_skipped=layers.skipped,
     )
     if layers.warnings:
@@ -584,9 +590,9 @@ def write_outputs(
         )
     extra = {}
     if len(results.failing):
-        extra["failing"] = results.failing
+        extra["未达标街道"] = results.failing
     if len(results.shortfall):
-        extra["shortfall"] = results.shortfall
+        extra["托位缺口"] = results.shortfall
     with progress.step(f"writing reports to {out_dir}"):
         written = write_reports(
             out_dir,
