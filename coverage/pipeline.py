@@ -227,7 +227,7 @@ def _load_facilities(layers: AreaLayers, progress: Progress) -> None:
         ).to_crs(WGS84)
         reference = np.column_stack([nodes.x.to_numpy(), nodes.y.to_numpy()])
     value_map: dict[str, Mapping[object, object]] = {
-        name: {key: value for key, value in mapping.items()}  # noqa: C416 - widen key type
+        name: {key: value for key, value in mapping.items()}  # widen the key type
         for name, mapping in section.value_map.items()
     }
     with progress.step(f"facility registry {path.name}"):
