@@ -35,6 +35,16 @@ def _cmd_data_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from coverage.datadir import resolve_data_dir
+    from coverage.io.fetch import fetch_place
+    from coverage.progress import Progress
+    from coverage.settings import get_settings
+
+    fetch_place(args.place, args.name, resolve_data_dir(get_settings()), Progress())
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from coverage.pipeline import run_area
 
@@ -83,10 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     areas = sub.add_parser("areas", help="list the shipped study areas")
     areas.set_defaults(func=_cmd_areas)
 
-    data = sub.add_parser("data", help="external data: verify checksums")
+    data = sub.add_parser("data", help="external data: verify checksums, fetch OSM layers")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     verify = data_sub.add_parser("verify", help="check every registered file's sha256")
     verify.set_defaults(func=_cmd_data_verify)
+    fetch = data_sub.add_parser(
+        "fetch", help="download OSM walk network and outline for a place (osmnx, Overpass)"
+    )
+    fetch.add_argument("place", help='Nominatim query, e.g. "渝中区, 重庆市, 中国"')
+    fetch.add_argument("--name", required=True, help="folder / study-area name to create")
+    fetch.set_defaults(func=_cmd_data_fetch)
     return parser
 
 
