@@ -63,6 +63,8 @@ COLUMN_LABELS: Final[dict[str, tuple[str, str]]] = {
     "access_2sfca_point": ("可达托位指数（2SFCA）", "2SFCA access"),
     "facility_id": ("机构编号", "Facility"),
     "minutes": ("步行时间（分钟）", "Walking time (min)"),
+    "method": ("等时圈算法", "Isochrone method"),
+    "n_facilities": ("机构数（家）", "Facilities"),
     "assumed_fields": ("假定字段", "Assumed fields"),
 }
 """Column → (Chinese label, English label)."""
