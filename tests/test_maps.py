@@ -1,0 +1,603 @@
+"""The HTML maps without a browser: embedded data, both datums, labels, sizes, errors.
+
+Fixtures: a small synthetic city (real reach, isochrones and walk lookup) and the real
+Dongcheng layers (街道, kindergartens, population grid) with indicators from
+``coverage.indicators``. Dongcheng has no walking network, so the gap-map test uses a
+straight-line stand-in for walking distances (1.3 × straight line), named as such.
+The builders are shared with ``tests/test_maps_browser.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from scipy.spatial import cKDTree
+
+from coverage.chinacrs import convert
+from coverage.errors import CRSError, InputValidationError
+from coverage.maps import (
+    OSM_ATTRIBUTION,
+    build_dashboard_map,
+    build_facility_map,
+    build_gap_map,
+    facility_popup,
+    hexagon_people,
+    save_map,
+    uncovered_points,
+    walk_lookup_from_reaches,
+)
+from coverage.maps.basemaps import basemaps
+from coverage.maps.common import (
+    MAX_MAP_BYTES,
+    display_geometries,
+    dual_geojson,
+    dual_latlng,
+)
+from coverage.maps.dashboard_map import FAIL_OUTLINE, choose_indicator
+from coverage.network import WalkNetwork
+from coverage.reach_types import LocalReach
+from coverage.targets import Profile, Target, load_profile
+
+KINDS = [
+    "托幼一体",
+    "社区托育点",
+    "用人单位办托",
+    "社会力量办托",
+    "综合托育服务中心",
+    "家庭托育点",
+    "照护驿站",
+]
+N_SYNTH = 12
+SYNTH_MINUTES = (5, 10, 15)
+STAND_IN_DETOUR = 1.3
+"""Dongcheng has no walking network: walking distance stand-in = 1.3 × straight line."""
+GAP_THRESHOLD_M = 1000.0
+
+
+# --- shared builders (also used by the browser tests) ---------------------------------------
+
+
+@cache
+def synthetic_case() -> dict[str, Any]:
+    """12 facilities on a 600-node synthetic city with real isochrones and walk lookup."""
+    from coverage.graph import build_graph
+    from coverage.isochrones import facility_isochrones
+    from coverage.reach import all_facility_reach
+    from coverage.snap import snap_points
+    from coverage.synthetic import SYNTHETIC_CRS, random_facilities, synthetic_city
+
+    net = synthetic_city(600, seed=3)
+    graph = build_graph(net)
+    x, y = random_facilities(net, N_SYNTH, seed=4)
+    snapped = snap_points(graph, x, y, 300.0)
+    reaches = all_facility_reach(graph, snapped, 1000.0)
+    ids = [f"F{i:02d}" for i in range(N_SYNTH)]
+    iso = facility_isochrones(net, reaches, ids, SYNTH_MINUTES, 4.0, points=snapped)
+    lookup = walk_lookup_from_reaches(net, reaches, ids, 4.0)
+    facilities = gpd.GeoDataFrame(
+        {
+            "id": ids,
+            "name": [None if i == 5 else f"测试托育园{i}" for i in range(N_SYNTH)],
+            "address": [f"测试路{i}号" for i in range(N_SYNTH)],
+            "kind": [KINDS[i % len(KINDS)] for i in range(N_SYNTH)],
+            "puhui": pd.array(
+                [[True, False, None][i % 3] for i in range(N_SYNTH)], dtype="boolean"
+            ),
+            "ownership": ["公办" if i % 2 else "民办" for i in range(N_SYNTH)],
+            "slots_infant": pd.array([0 if i % 2 else 10 for i in range(N_SYNTH)], dtype="Int64"),
+            "slots_toddler": pd.array([20] * N_SYNTH, dtype="Int64"),
+            "slots_preschool": pd.array([None] * N_SYNTH, dtype="Int64"),
+            "slots": pd.array([None] * N_SYNTH, dtype="Int64"),
+            "service_modes": ["全日托、计时托"] * N_SYNTH,
+            "assumed_fields": ["ownership" if i == 0 else "" for i in range(N_SYNTH)],
+        },
+        geometry=shapely.points(x, y),
+        crs=SYNTHETIC_CRS,
+    )
+    return {"net": net, "facilities": facilities, "isochrones": iso, "lookup": lookup}
+
+
+@cache
+def dongcheng_case(data_dir: Path) -> dict[str, Any]:
+    """The real Dongcheng layers, indicators, and a straight-line gap stand-in."""
+    from coverage.area import load_area
+    from coverage.gaps import uncovered_areas
+    from coverage.indicators import district_summary, unit_table
+    from coverage.io.facilities import load_facilities
+    from coverage.io.units import load_units
+    from coverage.population import dasymetric_points, load_weight_points, read_unit_totals
+
+    area = load_area("beijing-dongcheng")
+    folder = data_dir / "beijing-dongcheng"
+    units = load_units(folder / "jiedao.geojson", crs="gcj02")
+    facilities = load_facilities(
+        folder / "kindergartens.geojson",
+        crs="gcj02",
+        defaults={"puhui": True},
+        value_map={"kind": {"幼儿园": "托幼一体"}},
+        metric_crs=units.crs,
+    ).facilities
+    weights = load_weight_points(
+        folder / "population_grid.geojson", crs="gcj02", metric_crs=units.crs
+    )
+    totals = read_unit_totals(folder / "jiedao_stats.csv", "code", "registered_population")
+    population = dasymetric_points(
+        weights, units, totals, district_total=708829, under3_share=0.015
+    )
+    profile = load_profile("beijing-2025-core")
+    kwargs: dict[str, Any] = {"profile": profile, "threshold_m": 1000.0, "speed_kmh": 4.0}
+    table = unit_table(units, facilities, population, None, None, **kwargs)
+    summary = district_summary(
+        units, facilities, population, None, None, table=table, area=area, **kwargs
+    )
+    unit_layer = units[["geometry"]].join(table)
+    tree = cKDTree(np.column_stack([facilities.geometry.x, facilities.geometry.y]))
+    dist, _ = tree.query(np.column_stack([population.geometry.x, population.geometry.y]))
+    population = population.assign(walk_m_all=STAND_IN_DETOUR * dist)
+    gaps = uncovered_areas(
+        population, population["walk_m_all"].to_numpy(), threshold_m=GAP_THRESHOLD_M
+    )
+    top = gaps.sort_values("population", ascending=False).head(3)
+    sites = gpd.GeoDataFrame(
+        {
+            "rank": [1, 2, 3],
+            "added_population": top["population"].to_numpy(),
+            "cumulative_share": np.cumsum(top["population"].to_numpy()) / gaps["population"].sum(),
+        },
+        geometry=top.geometry.representative_point().to_numpy(),
+        crs=units.crs,
+    )
+    # hand-made circles standing in for the sites' isochrones (5/10/15 min at 4 km/h)
+    site_iso = gpd.GeoDataFrame(
+        {
+            "rank": np.repeat([1, 2, 3], 3),
+            "minutes": np.tile([5.0, 10.0, 15.0], 3),
+        },
+        geometry=[p.buffer(r) for p in sites.geometry for r in (333.3, 666.7, 1000.0)],
+        crs=units.crs,
+    )
+    return {
+        "area": area,
+        "units": units,
+        "unit_layer": unit_layer,
+        "facilities": facilities,
+        "population": population,
+        "table": table,
+        "summary": summary,
+        "profile": profile,
+        "gaps": gaps,
+        "sites": sites,
+        "site_iso": site_iso,
+    }
+
+
+_DATA_RE = re.compile(r'<script type="application/json" id="tuoyu-data-[^"]+">(.*?)</script>', re.S)
+
+
+def page_config(html: str) -> dict[str, Any]:
+    """The configuration JSON embedded in a map page."""
+    found = _DATA_RE.findall(html)
+    assert len(found) == 1
+    return json.loads(found[0])
+
+
+def render(m: Any) -> str:
+    return m.get_root().render()
+
+
+def all_coords(geom: dict[str, Any]) -> np.ndarray:
+    """Every coordinate pair of a GeoJSON geometry, (n, 2)."""
+    return np.array(shapely.get_coordinates(shapely.from_geojson(json.dumps(geom))))
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth() -> dict[str, Any]:
+    return synthetic_case()
+
+
+@pytest.fixture(scope="module")
+def dongcheng(data_dir: Path) -> dict[str, Any]:
+    return dongcheng_case(data_dir)
+
+
+# --- display geometry -----------------------------------------------------------------------
+
+
+def test_dual_geojson_point_matches_chinacrs() -> None:
+    g = gpd.GeoDataFrame(geometry=[shapely.Point(116.397, 39.909)], crs=4326)
+    (wgs,), (gcj,) = dual_geojson(g)
+    assert wgs is not None and gcj is not None
+    lon, lat = convert(116.397, 39.909, "wgs84", "gcj02")
+    assert wgs["coordinates"] == [116.397, 39.909]
+    assert gcj["coordinates"] == [round(float(lon), 6), round(float(lat), 6)]
+    # the offset in Beijing is hundreds of metres, not nothing
+    assert abs(gcj["coordinates"][0] - 116.397) > 0.003
+
+
+def test_display_geometries_simplify_in_metres_and_round() -> None:
+    circle = gpd.GeoDataFrame(geometry=[shapely.Point(450000, 4420000).buffer(500, 64)], crs=32650)
+    full = display_geometries(circle, 0.0)
+    simple = display_geometries(circle, 20.0)
+    n_full = shapely.get_num_coordinates(full)[0]
+    n_simple = shapely.get_num_coordinates(simple)[0]
+    assert n_full == 257 and n_simple < n_full / 3
+    coords = shapely.get_coordinates(simple)
+    assert np.allclose(coords, np.round(coords, 6), rtol=0, atol=1e-12)
+    # the tolerance is in metres: the display shape stays within 20 m of the original
+    back = gpd.GeoSeries(simple, crs=4326).to_crs(32650)
+    assert shapely.hausdorff_distance(back.iloc[0], circle.geometry.iloc[0]) <= 20.5
+
+
+def test_dual_latlng_empty_and_missing_crs() -> None:
+    empty = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=4326))
+    assert dual_latlng(empty) == ([], [])
+    with pytest.raises(CRSError):
+        dual_latlng(gpd.GeoDataFrame(geometry=[shapely.Point(1, 2)]))
+
+
+# --- basemaps -------------------------------------------------------------------------------
+
+
+def test_basemaps_datums_and_tianditu_key() -> None:
+    assert [(b.key, b.datum) for b in basemaps()] == [("osm", "wgs84"), ("amap", "gcj02")]
+    with_key = basemaps("en", tianditu_key="KEY123")
+    tdt = with_key[-1]
+    assert tdt.key == "tianditu" and tdt.datum == "wgs84"
+    assert "tk=KEY123" in tdt.url and "LAYER=eva" in (tdt.label_url or "")
+    assert "lang=en" in with_key[1].url
+    assert "style=8" in basemaps()[1].url and "lang=zh_cn" in basemaps()[1].url
+
+
+# --- facility map ---------------------------------------------------------------------------
+
+
+def test_facility_map_embeds_both_datums(synth: dict[str, Any]) -> None:
+    fac = synth["facilities"]
+    html = render(build_facility_map(fac, synth["isochrones"], synth["lookup"]))
+    cfg = page_config(html)["facilities"]
+    assert cfg["ids"] == fac["id"].tolist()
+    wgs = fac.to_crs(4326)
+    expected_wgs = np.column_stack([wgs.geometry.y, wgs.geometry.x]).round(6)
+    assert np.allclose(cfg["wgs84"], expected_wgs, atol=1e-9)
+    glon, glat = convert(wgs.geometry.x.round(6), wgs.geometry.y.round(6), "wgs84", "gcj02")
+    assert np.allclose(cfg["gcj02"], np.column_stack([glat, glon]), atol=1.5e-6)
+    # GCJ-02 is offset by hundreds of metres from WGS84 (Chongqing zone of the synthetic city)
+    offset = np.abs(np.array(cfg["gcj02"]) - np.array(cfg["wgs84"])).max(axis=1)
+    assert (offset > 0.002).all()
+    assert cfg["puhui"] == [[1, 0, None][i % 3] for i in range(N_SYNTH)]
+    assert sum(item["count"] for item in cfg["legend"]) == N_SYNTH
+
+
+def test_facility_map_isochrones_per_facility(synth: dict[str, Any]) -> None:
+    iso = synth["isochrones"]
+    cfg = page_config(render(build_facility_map(synth["facilities"], iso)))["facilities"]
+    drawn = iso[~iso.geometry.is_empty]
+    assert sum(len(v) for v in cfg["iso"].values()) == len(drawn)
+    for index, rings in cfg["iso"].items():
+        fid = cfg["ids"][int(index)]
+        assert sorted(r[0] for r in rings) == sorted(drawn.loc[drawn.facility_id == fid, "minutes"])
+        for _minutes, g_wgs, g_gcj in rings:
+            assert g_wgs["type"] in ("Polygon", "MultiPolygon")
+            a, b = all_coords(g_wgs), all_coords(g_gcj)
+            assert a.shape == b.shape
+            lon, lat = convert(a[:, 0], a[:, 1], "wgs84", "gcj02")
+            assert np.allclose(b, np.column_stack([lon, lat]), atol=1.5e-6)
+    assert set(cfg["isoColors"]) == {"5", "10", "15"}
+
+
+def test_walk_lookup_round_trip(synth: dict[str, Any]) -> None:
+    lookup = synth["lookup"]
+    cfg = page_config(render(build_facility_map(synth["facilities"], None, lookup)))
+    walk = cfg["walk"]
+    assert walk["mode"] == "lookup" and walk["minutes"] == 15 and walk["speedKmh"] == 4
+    assert len(walk["lonE6"]) == len(lookup) == synth["net"].n_nodes
+    assert np.allclose(np.array(walk["lonE6"]) / 1e6, lookup["lon"], atol=1e-6)
+    ids = cfg["facilities"]["ids"]
+    n_pairs = 0
+    for flat, items in zip(walk["reach"], lookup["facilities"], strict=True):
+        decoded = [(ids[int(flat[k])], flat[k + 1]) for k in range(0, len(flat), 2)]
+        assert decoded == [(fid, round(t, 1)) for fid, t in items]
+        assert all(t <= 15 for _, t in decoded)
+        n_pairs += len(decoded)
+    assert n_pairs > N_SYNTH  # facilities reach many nodes each
+    gcj_lon = (np.array(walk["lonE6"]) + np.array(walk["dLonE6"])) / 1e6
+    gcj_lat = (np.array(walk["latE6"]) + np.array(walk["dLatE6"])) / 1e6
+    lon, lat = convert(lookup["lon"], lookup["lat"], "wgs84", "gcj02")
+    assert np.allclose(gcj_lon, lon, atol=1.5e-6) and np.allclose(gcj_lat, lat, atol=1.5e-6)
+
+
+def test_walk_lookup_from_reaches_by_hand() -> None:
+    """Three nodes on a line; facility A reaches nodes 0, 1; B reaches 1, 2."""
+    net = WalkNetwork(
+        node_id=np.arange(3),
+        node_x_m=np.array([500000.0, 500100.0, 500200.0]),
+        node_y_m=np.array([3300000.0] * 3),
+        edge_u=np.array([0, 1]),
+        edge_v=np.array([1, 2]),
+        edge_length_m=np.array([100.0, 100.0]),
+        edge_way_id=np.array([-1, -1]),
+        crs=gpd.GeoSeries([], crs=32648).crs,
+    )
+
+    def reach(src: int, node: list[int], dist: list[float]) -> LocalReach:
+        return LocalReach(src, 1000.0, np.array(node), np.array(dist), 0, 0.0, 0.0)
+
+    speed = 4.0  # 66.67 m per minute
+    lookup = walk_lookup_from_reaches(
+        net, [reach(0, [0, 1], [20.0, 120.0]), reach(1, [1, 2], [40.0, 1100.0])], ["A", "B"], speed
+    )
+    assert list(lookup.columns) == ["lon", "lat", "facilities"]
+    assert lookup["facilities"].tolist() == [[("A", 0.3)], [("B", 0.6), ("A", 1.8)], []]
+    back = gpd.GeoSeries(shapely.points(lookup["lon"], lookup["lat"]), crs=4326).to_crs(32648)
+    assert np.allclose(back.x, net.node_x_m, atol=0.01) and np.allclose(
+        back.y, net.node_y_m, atol=0.01
+    )
+    with pytest.raises(InputValidationError):
+        walk_lookup_from_reaches(net, [reach(0, [0], [1.0])], ["A", "B"], speed)
+
+
+def test_facility_popup_labels_and_assumed() -> None:
+    row = pd.Series(
+        {
+            "id": "X1",
+            "name": "阳光托育",
+            "kind": "社区托育点",
+            "puhui": True,
+            "slots_infant": 0,
+            "slots_toddler": 15,
+            "slots_preschool": pd.NA,
+            "slots": pd.NA,
+            "service_modes": "全日托、临时托",
+            "address": "某街1号",
+            "assumed_fields": "puhui",
+        }
+    )
+    zh = facility_popup(row, "zh")
+    assert "阳光托育" in zh and "社区托育点" in zh and "是（假定）" in zh
+    assert "托小班（12–24月龄）</th><td>15" in zh and "12–24 月龄" in zh
+    assert "全日托、临时托" in zh and "某街1号" in zh and "不详" in zh
+    en = facility_popup(row, "en")
+    assert "Community childcare point" in en and "yes (assumed)" in en
+    assert "full-day (全日托), temporary (临时托)" in en and "unknown" in en
+
+
+def test_facility_map_language_switch(synth: dict[str, Any]) -> None:
+    zh = render(build_facility_map(synth["facilities"]))
+    en = render(build_facility_map(synth["facilities"], language="en"))
+    cfg_zh, cfg_en = page_config(zh), page_config(en)
+    assert cfg_zh["strings"]["facilities"] == "托育机构"
+    assert cfg_en["strings"]["facilities"] == "Childcare facilities"
+    assert "<title>备案托育机构电子地图</title>" in zh
+    assert "<title>Registered childcare facilities</title>" in en
+    assert "机构类型" in cfg_zh["facilities"]["popups"][0]
+    assert "Kind" in cfg_en["facilities"]["popups"][0]
+    assert (
+        "高德地图（GCJ-02）" in cfg_zh["baseDatums"]
+        and "Amap 高德 (GCJ-02)" in cfg_en["baseDatums"]
+    )
+    with pytest.raises(InputValidationError):
+        build_facility_map(synth["facilities"], language="fr")
+
+
+def test_pages_are_standalone_with_osm_attribution(synth: dict[str, Any]) -> None:
+    html = render(build_facility_map(synth["facilities"], cluster_over=5))
+    assert "<script src=" not in html and 'rel="stylesheet"' not in html
+    assert "cdn.jsdelivr" not in html and "cdnjs" not in html
+    assert "Leaflet 1.9.4" in html and "L.markerClusterGroup" in html
+    assert page_config(html)["attributions"][0] == OSM_ATTRIBUTION
+    assert "OpenStreetMap</a> contributors" in OSM_ATTRIBUTION
+
+
+def test_facility_map_basemap_and_api_options(synth: dict[str, Any]) -> None:
+    fac = synth["facilities"]
+    cfg = page_config(render(build_facility_map(fac, basemap="amap", tianditu_key="K")))
+    assert cfg["initialDatum"] == "gcj02"
+    assert cfg["baseDatums"] == {
+        "OpenStreetMap": "wgs84",
+        "高德地图（GCJ-02）": "gcj02",
+        "天地图": "wgs84",
+    }
+    no_key = page_config(render(build_facility_map(fac)))
+    assert "天地图" not in no_key["baseDatums"]
+    with pytest.raises(InputValidationError, match="tianditu_key"):
+        build_facility_map(fac, basemap="tianditu")
+    api = page_config(render(build_facility_map(fac, api_base="/api", area="beijing-dongcheng")))
+    assert api["walk"]["mode"] == "api" and api["apiBase"] == "/api"
+    assert api["area"] == "beijing-dongcheng"
+    assert page_config(render(build_facility_map(fac)))["walk"]["mode"] == "none"
+    with pytest.raises(InputValidationError, match="area"):
+        build_facility_map(fac, api_base="/api")
+
+
+def test_facility_map_rejects_bad_input(synth: dict[str, Any]) -> None:
+    fac = synth["facilities"]
+    dup = fac.copy()
+    dup.loc[1, "id"] = dup.loc[0, "id"]
+    with pytest.raises(InputValidationError, match="duplicate"):
+        build_facility_map(dup)
+    with pytest.raises(CRSError):
+        build_facility_map(fac.set_crs(None, allow_override=True))
+    with pytest.raises(InputValidationError, match="id"):
+        build_facility_map(fac.drop(columns="id"))
+    iso = synth["isochrones"].copy()
+    iso.loc[0, "facility_id"] = "nope"
+    with pytest.raises(InputValidationError, match="nope"):
+        build_facility_map(fac, iso)
+    lookup = synth["lookup"].copy()
+    lookup.at[0, "facilities"] = [("ghost", 3.0)]
+    with pytest.raises(InputValidationError, match="ghost"):
+        build_facility_map(fac, None, lookup)
+
+
+def test_facility_map_empty_registry(synth: dict[str, Any]) -> None:
+    empty = synth["facilities"].iloc[:0]
+    cfg = page_config(render(build_facility_map(empty)))
+    assert cfg["facilities"]["ids"] == [] and cfg["facilities"]["wgs84"] == []
+    assert cfg["bounds"] is None
+
+
+def test_same_inputs_same_page(synth: dict[str, Any]) -> None:
+    fac, iso = synth["facilities"], synth["isochrones"]
+    first = render(build_facility_map(fac, iso, cluster_over=5))
+    assert render(build_facility_map(fac, iso, cluster_over=5)) == first
+    cfg = page_config(first)["facilities"]
+    # layers are referenced by their JavaScript names, which the page defines
+    assert f"var {cfg['container']} = L.markerClusterGroup(" in first
+    assert f"var {cfg['isoContainer']} = L.featureGroup(" in first
+
+
+def test_save_map_atomic(tmp_path: Path, synth: dict[str, Any]) -> None:
+    out = save_map(build_facility_map(synth["facilities"]), tmp_path / "sub" / "facilities.html")
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert [p.name for p in out.parent.iterdir()] == ["facilities.html"]
+
+
+# --- dashboard ------------------------------------------------------------------------------
+
+
+def test_dashboard_dongcheng_admin_coverage(dongcheng: dict[str, Any], tmp_path: Path) -> None:
+    layer, table = dongcheng["unit_layer"], dongcheng["table"]
+    m = build_dashboard_map(
+        layer, dongcheng["profile"], dongcheng["summary"], area_name="北京市东城区"
+    )
+    path = save_map(m, tmp_path / "dashboard.html")
+    assert path.stat().st_size < MAX_MAP_BYTES
+    cfg = page_config(path.read_text(encoding="utf-8"))
+    assert cfg["indicator"] == "puhui_jiedao_coverage"  # no network → administrative
+    assert cfg["passIndicator"] == "puhui_jiedao_coverage"
+    units_cfg = cfg["geojson"][0]
+    assert len(units_cfg["wgs84"]) == len(units_cfg["gcj02"]) == 17
+    failing = table.loc[table["meets_puhui_jiedao_coverage"].eq(False).fillna(False), "code"]
+    assert sorted(cfg["failing"]) == sorted(failing) and len(failing) >= 1
+    for props in units_cfg["props"]:
+        is_failing = props["code"] in cfg["failing"]
+        assert (props["_s"]["color"] == FAIL_OUTLINE) == is_failing
+    legend = next(c["html"] for c in cfg["controls"] if c["cls"] == "tuoyu-legend")
+    assert "≥ 100 %" in legend and "002_30e7b644e3d11434.txt" in legend and "二、工作目标" in legend
+    summary = next(c["html"] for c in cfg["controls"] if c["cls"] == "tuoyu-summary-panel")
+    assert "全区情况" in summary and "北京市东城区" in summary and "94.1%" in summary
+    # the GCJ-02 copy of each polygon is the chinacrs conversion of the WGS84 copy
+    a, b = all_coords(units_cfg["wgs84"][0]), all_coords(units_cfg["gcj02"][0])
+    lon, lat = convert(a[:, 0], a[:, 1], "wgs84", "gcj02")
+    assert np.allclose(b, np.column_stack([lon, lat]), atol=1.5e-6)
+
+
+def test_dashboard_coverage_mode_with_numeric_target() -> None:
+    x0, y0 = 450000, 4420000
+    units = gpd.GeoDataFrame(
+        {
+            "code": ["A", "B", "C"],
+            "name": ["甲", "乙", "丙"],
+            "coverage_pct": pd.array([95.0, 40.0, None], dtype="Float64"),
+            "has_puhui": pd.array([True, False, True], dtype="boolean"),
+        },
+        geometry=[shapely.box(x0 + x, y0, x0 + x + 500, y0 + 500) for x in (0, 500, 1000)],
+        crs=32650,
+    )
+    target = Target(
+        indicator="coverage_pct", value=80, unit="%", year=2025, source_file="test.txt",
+        clause="第一条", quote="覆盖率达到80%",
+    )  # fmt: skip
+    profile = Profile(name="t", title="测试目标", year=2025, source="test", targets=(target,))
+    assert choose_indicator(units) == "coverage_pct"
+    cfg = page_config(render(build_dashboard_map(units, profile, language="en")))
+    assert cfg["indicator"] == cfg["passIndicator"] == "coverage_pct"
+    assert cfg["failing"] == ["B"]
+    props = cfg["geojson"][0]["props"]
+    assert [p["pass"] for p in props] == [True, False, None]
+    assert props[2]["_s"]["fillColor"] == "#d9d9d9"  # unknown coverage → no-data grey
+    assert props[0]["_s"]["fillColor"] != props[1]["_s"]["fillColor"]
+    assert "Population within a 15-minute walk" in props[0]["_t"]
+    legend = next(c["html"] for c in cfg["controls"] if c["cls"] == "tuoyu-legend")
+    assert "≥ 80 %" in legend and "test.txt" in legend
+    with pytest.raises(InputValidationError, match="indicator"):
+        build_dashboard_map(units, profile, indicator="guidance_centres")
+
+
+# --- gap map ----------------------------------------------------------------------------------
+
+
+def test_uncovered_points_and_hexagons_by_hand() -> None:
+    pts = gpd.GeoDataFrame(
+        {
+            "population": [10.0, 5.0, 7.0, 3.0, 1.0],
+            "population_under3": [0.1, 0.05, 0.07, 0.03, 0.01],
+            "walk_m_all": [1500.0, np.inf, 1000.0, np.nan, 1200.0],
+        },
+        geometry=[shapely.Point(116.40, 39.90), shapely.Point(116.40001, 39.90001),
+                  shapely.Point(116.45, 39.95), shapely.Point(116.5, 39.9),
+                  shapely.Point(116.46, 39.91)],
+        crs=4326,
+    )  # fmt: skip
+    out = uncovered_points(pts, 1000.0)
+    assert out["population"].tolist() == [10.0, 5.0, 1.0]  # 1000 m is inside; NaN unknown
+    assert out.attrs["walk_unknown"] == 1
+    hexes = hexagon_people(out, 9)
+    assert len(hexes) == 2 and hexes["population"].tolist() == [15.0, 1.0]
+    assert hexes["points"].tolist() == [2, 1]
+    assert hexes["cell"].iloc[0] == h3.latlng_to_cell(39.90, 116.40, 9)
+    assert np.isclose(hexes["population_under3"].iloc[0], 0.15)
+
+
+def test_gap_map_dongcheng(dongcheng: dict[str, Any], tmp_path: Path) -> None:
+    pop, gaps = dongcheng["population"], dongcheng["gaps"]
+    m = build_gap_map(
+        pop, gaps, dongcheng["sites"], dongcheng["site_iso"], facilities=dongcheng["facilities"],
+        units=dongcheng["units"], threshold_m=GAP_THRESHOLD_M, area_name="北京市东城区",
+    )  # fmt: skip
+    path = save_map(m, tmp_path / "gaps.html")
+    assert path.stat().st_size < MAX_MAP_BYTES
+    cfg = page_config(path.read_text(encoding="utf-8"))
+    layers = {g["key"]: g for g in cfg["geojson"]}
+    uncovered = pop[pop["walk_m_all"] > GAP_THRESHOLD_M]
+    assert len(uncovered) > 0
+    wgs = uncovered.to_crs(4326)
+    cells = {
+        h3.latlng_to_cell(y, x, 9) for x, y in zip(wgs.geometry.x, wgs.geometry.y, strict=True)
+    }
+    assert len(layers["uncovered"]["wgs84"]) == len(cells) == cfg["counts"]["uncovered"]
+    people = sum(p["people"] for p in layers["uncovered"]["props"])
+    assert np.isclose(people, uncovered["population"].sum(), rtol=1e-6)
+    assert len(layers["gaps"]["wgs84"]) == len(gaps)
+    assert np.isclose(sum(p["people"] for p in layers["gaps"]["props"]), gaps["population"].sum())
+    assert len(layers["site_isochrones"]["wgs84"]) == 9
+    markers = {mk["key"]: mk for mk in cfg["markers"]}
+    assert len(markers["facilities"]["wgs84"]) == 64 and len(markers["sites"]["wgs84"]) == 3
+    assert "#1" in markers["sites"]["titles"][0]
+
+
+def test_gap_map_points_mode_and_optional_layers(dongcheng: dict[str, Any]) -> None:
+    pop = dongcheng["population"]
+    cfg = page_config(render(build_gap_map(pop, population_display="points", language="en")))
+    n = int((pop["walk_m_all"] > GAP_THRESHOLD_M).sum())
+    assert [g["key"] for g in cfg["geojson"]] == ["uncovered"]
+    assert len(cfg["geojson"][0]["wgs84"]) == n and cfg["geojson"][0]["wgs84"][0]["type"] == "Point"
+    assert cfg["markers"] == [] and cfg["strings"]["gaps"] == "Gap areas"
+    nothing = page_config(render(build_gap_map()))
+    assert nothing["geojson"] == [] and nothing["bounds"] is None
+    with pytest.raises(InputValidationError, match="walk_m_all"):
+        build_gap_map(pop.drop(columns="walk_m_all"))
+    with pytest.raises(InputValidationError):
+        build_gap_map(pop, population_display="dots")  # type: ignore[arg-type]
+
+
+def test_dongcheng_facility_map_size(dongcheng: dict[str, Any], tmp_path: Path) -> None:
+    m = build_facility_map(dongcheng["facilities"], area_name="北京市东城区")
+    path = save_map(m, tmp_path / "facilities.html")
+    assert path.stat().st_size < MAX_MAP_BYTES
+    cfg = page_config(path.read_text(encoding="utf-8"))
+    assert len(cfg["facilities"]["ids"]) == 64
+    assert "L.markerClusterGroup" in path.read_text(encoding="utf-8")  # 64 > 50: clustered

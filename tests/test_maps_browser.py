@@ -1,0 +1,426 @@
+"""The generated maps in real headless Chromium (Debian ``chromium``, driven by playwright).
+
+Each page is opened from disk with every request to the outside aborted (tiles fail to
+load, which is fine; vectors must draw). Checked: no JavaScript error in the console,
+drawn markers / polygons equal the data, clicking a facility shows its isochrones,
+filters and "walk from here" work, and switching basemaps moves every overlay to the
+basemap's datum (GCJ-02 on Amap, WGS84 on OpenStreetMap / 天地图). Screenshots go to
+``tests/_artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+
+from coverage.chinacrs import convert
+from coverage.maps import build_dashboard_map, build_facility_map, build_gap_map, save_map
+from tests.test_maps import GAP_THRESHOLD_M, dongcheng_case, page_config, synthetic_case
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).parent / "_artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TILE_HOSTS = ("tile.openstreetmap.org", "is.autonavi.com", "tianditu.gov.cn")
+
+
+def _chromium() -> str | None:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium not found (install it with: bash scripts/system-deps.sh)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class MapPage:
+    """A map page in Chromium with its console errors and outside requests."""
+
+    def __init__(self, browser: Any, path: Path, api: dict[str, Any] | None = None) -> None:
+        self.page = browser.new_page(viewport={"width": 1200, "height": 800})
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.api_calls: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        self.api = api
+        self.page.route("**/*", self._route)
+        self.page.goto(path.as_uri())
+        self.page.wait_for_function("() => window.tuoyu && tuoyu.last && tuoyu.last.ready")
+
+    def _console(self, msg: Any) -> None:
+        # a tile that cannot load logs "Failed to load resource": expected offline
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            self.errors.append(msg.text)
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "data:")):
+            route.continue_()
+            return
+        if self.api is not None and url.startswith(self.api["prefix"]):
+            self.api_calls.append(url)
+            route.fulfill(
+                status=200, content_type="application/json", body=json.dumps(self.api["body"])
+            )
+            return
+        self.outside.append(url)
+        route.abort()
+
+    def js(self, expression: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expression, arg)
+
+    def switch_basemap(self, text: str) -> None:
+        self.page.locator(".leaflet-control-layers-base label", has_text=text).click()
+
+    def check_clean(self) -> None:
+        assert self.errors == []
+        hosts = {urlparse(u).hostname or "" for u in self.outside}
+        assert all(h.endswith(TILE_HOSTS) for h in hosts), hosts  # tiles only, no CDN
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        out = ARTIFACTS / name
+        self.page.screenshot(path=str(out))
+        return out
+
+    def close(self) -> None:
+        self.page.close()
+
+
+MARKER_LATLNG = (
+    "([i]) => { const ll = tuoyu.last.facMarkers[i].getLatLng(); return [ll.lat, ll.lng]; }"
+)
+ISO_FIRST_VERTEX = """() => {
+  const layers = tuoyu.last.isoGroup.getLayers();
+  const gj = layers[0].toGeoJSON().features[0].geometry;
+  const ring = gj.type === 'Polygon' ? gj.coordinates[0] : gj.coordinates[0][0];
+  return [layers[0].tuoyuMinutes, ring[0]];
+}"""
+
+
+def _expected_rows(cfg: dict[str, Any], node: int) -> list[str]:
+    flat = cfg["walk"]["reach"][node]
+    return [cfg["facilities"]["names"][int(flat[k])] for k in range(0, len(flat), 2)]
+
+
+def _pick_node(cfg: dict[str, Any], taken: set[int]) -> int:
+    """A node reached by ≥ 2 facilities, none of them near the 15-minute edge."""
+    for j, flat in enumerate(cfg["walk"]["reach"]):
+        times = flat[1::2]
+        if (
+            j not in taken
+            and len(times) >= 2
+            and max(times) < 14.5
+            and len(set(times)) == len(times)
+        ):
+            return j
+    raise AssertionError("no suitable lookup node")
+
+
+def _walk_names(mp: MapPage) -> list[str]:
+    return mp.js(
+        "() => Array.from(document.querySelectorAll('.tuoyu-walk-list li a')).map(a => a.textContent)"
+    )
+
+
+def _walk_query(mp: MapPage, text: str, n_expected: int) -> list[str]:
+    mp.page.fill("input.tuoyu-lonlat", text)
+    mp.page.click(".tuoyu-walk-form button")
+    mp.page.wait_for_function(
+        "(n) => document.querySelectorAll('.tuoyu-walk-list li').length === n", arg=n_expected
+    )
+    return _walk_names(mp)
+
+
+# --- the public facility map, synthetic city with isochrones and walk lookup ----------------
+
+
+@pytest.mark.slow
+def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
+    case = synthetic_case()
+    fac = case["facilities"]
+    m = build_facility_map(
+        fac, case["isochrones"], case["lookup"], cluster_over=8, tianditu_key="TESTKEY",
+        area_name="合成城市 synthetic",
+    )  # fmt: skip
+    path = save_map(m, tmp_path / "facilities.html")
+    cfg = page_config(path.read_text(encoding="utf-8"))
+    mp = MapPage(browser, path)
+    try:
+        n = len(fac)
+        assert mp.js("() => tuoyu.last.facContainer.getLayers().length") == n
+        assert mp.js("() => tuoyu.last.facShown") == n
+        assert mp.js("() => document.querySelectorAll('.leaflet-marker-icon').length") > 0
+        attribution = mp.js(
+            "() => document.querySelector('.leaflet-control-attribution').innerText"
+        )
+        assert "© OpenStreetMap contributors" in attribution
+
+        # click a facility: its popup opens and its isochrones are drawn
+        i = 3
+        fid = cfg["facilities"]["ids"][i]
+        rings = len(cfg["facilities"]["iso"][str(i)])
+        assert rings == 3
+        paths_before = mp.js("() => document.querySelectorAll('.leaflet-overlay-pane path').length")
+        mp.js(
+            "([i]) => new Promise(r => tuoyu.last.facContainer.zoomToShowLayer(tuoyu.last.facMarkers[i], r))",
+            [i],
+        )
+        mp.page.click(f'[data-fid="{fid}"]')
+        mp.page.wait_for_function("(n) => tuoyu.last.isoDrawn === n", arg=rings)
+        assert mp.js("() => tuoyu.last.isoGroup.getLayers().length") == rings
+        paths_after = mp.js("() => document.querySelectorAll('.leaflet-overlay-pane path').length")
+        assert paths_after - paths_before == rings
+        assert cfg["facilities"]["names"][i] in mp.page.inner_text(".leaflet-popup-content")
+        mp.screenshot("facilities_synthetic_isochrones.png")
+
+        # WGS84 on OpenStreetMap, GCJ-02 on Amap, back again, WGS84 on 天地图
+        wgs = fac.to_crs(4326).geometry
+        lon6, lat6 = round(float(wgs.x.iloc[i]), 6), round(float(wgs.y.iloc[i]), 6)
+        glon, glat = convert(lon6, lat6, "wgs84", "gcj02")
+        assert np.allclose(mp.js(MARKER_LATLNG, [i]), [lat6, lon6], atol=1e-9)
+        minutes_w, vertex_w = mp.js(ISO_FIRST_VERTEX)
+        mp.switch_basemap("高德地图")
+        mp.page.wait_for_function("() => tuoyu.last.datum === 'gcj02'")
+        assert np.allclose(mp.js(MARKER_LATLNG, [i]), [float(glat), float(glon)], atol=1.5e-6)
+        assert mp.js("() => tuoyu.last.facContainer.getLayers().length") == n
+        minutes_g, vertex_g = mp.js(ISO_FIRST_VERTEX)
+        vlon, vlat = convert(vertex_w[0], vertex_w[1], "wgs84", "gcj02")
+        assert minutes_g == minutes_w == 15
+        assert np.allclose(vertex_g, [float(vlon), float(vlat)], atol=2e-6)
+        assert mp.js("() => tuoyu.last.isoGroup.getLayers().length") == rings
+        mp.switch_basemap("OpenStreetMap")
+        mp.page.wait_for_function("() => tuoyu.last.datum === 'wgs84'")
+        assert np.allclose(mp.js(MARKER_LATLNG, [i]), [lat6, lon6], atol=1e-9)
+        mp.switch_basemap("天地图")
+        mp.page.wait_for_function(
+            "() => tuoyu.last.map.getContainer().dataset.tuoyuDatum === 'wgs84'"
+        )
+        assert np.allclose(mp.js(MARKER_LATLNG, [i]), [lat6, lon6], atol=1e-9)
+
+        # filters by kind and 普惠
+        kinds = cfg["facilities"]["kinds"]
+        mp.page.locator("input.tuoyu-kind[value='托幼一体']").uncheck()
+        assert mp.js("() => tuoyu.last.facContainer.getLayers().length") == n - kinds.count(
+            "托幼一体"
+        )
+        mp.page.locator("input.tuoyu-kind[value='托幼一体']").check()
+        mp.page.select_option("select.tuoyu-puhui", "yes")
+        assert mp.js("() => tuoyu.last.facContainer.getLayers().length") == cfg["facilities"][
+            "puhui"
+        ].count(1)
+        mp.page.select_option("select.tuoyu-puhui", "no")
+        assert mp.js("() => tuoyu.last.facContainer.getLayers().length") == cfg["facilities"][
+            "puhui"
+        ].count(0)
+        mp.page.select_option("select.tuoyu-puhui", "all")
+
+        # walk from here: typed WGS84 point on OSM, typed GCJ-02 point on Amap, a map click
+        mp.switch_basemap("OpenStreetMap")
+        walk = cfg["walk"]
+        node = _pick_node(cfg, set())
+        lon, lat = walk["lonE6"][node] / 1e6, walk["latE6"][node] / 1e6
+        expected = _expected_rows(cfg, node)
+        assert _walk_query(mp, f"{lon:.6f},{lat:.6f}", len(expected)) == expected
+        mp.switch_basemap("高德地图")
+        glon_n = (walk["lonE6"][node] + walk["dLonE6"][node]) / 1e6
+        glat_n = (walk["latE6"][node] + walk["dLatE6"][node]) / 1e6
+        mp.page.fill("input.tuoyu-lonlat", "")
+        assert _walk_query(mp, f"{glon_n:.6f}，{glat_n:.6f}", len(expected)) == expected
+        mp.page.fill("input.tuoyu-lonlat", "not a point")
+        mp.page.click(".tuoyu-walk-form button")
+        assert "116.40,39.91" in mp.page.inner_text(".tuoyu-walk-out")
+
+        mp.switch_basemap("OpenStreetMap")
+        clicked = None
+        taken: set[int] = {node}
+        for _ in range(20):
+            other = _pick_node(cfg, taken)
+            taken.add(other)
+            ll = [walk["latE6"][other] / 1e6, walk["lonE6"][other] / 1e6]
+            xy = mp.js(
+                """async ([ll]) => { const m = tuoyu.last.map; m.setView(ll, 18, {animate: false});
+                   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+                   const p = m.latLngToContainerPoint(ll); const r = m.getContainer().getBoundingClientRect();
+                   const el = document.elementFromPoint(r.left + p.x, r.top + p.y);
+                   const free = m.getContainer().contains(el) &&
+                     !el.closest('.leaflet-marker-icon, .leaflet-control, .leaflet-popup');
+                   return [r.left + p.x, r.top + p.y, free]; }""",
+                [ll],
+            )
+            if xy[2]:
+                clicked = (other, xy)
+                break
+        assert clicked is not None, "no free map spot over a lookup node"
+        other, xy = clicked
+        mp.page.mouse.click(xy[0], xy[1])
+        expected_click = _expected_rows(cfg, other)
+        mp.page.wait_for_function(
+            "(n) => document.querySelectorAll('.tuoyu-walk-list li').length === n",
+            arg=len(expected_click),
+        )
+        assert _walk_names(mp) == expected_click
+        mp.screenshot("facilities_synthetic_walk.png")
+        mp.check_clean()
+    finally:
+        mp.close()
+
+
+def test_facility_map_served_by_api(browser: Any, tmp_path: Path) -> None:
+    case = synthetic_case()
+    fac = case["facilities"]
+    m = build_facility_map(fac, api_base="http://tuoyu.test/api", area="synth", basemap="amap")
+    path = save_map(m, tmp_path / "facilities_api.html")
+    answer = [{"facility_id": "F02", "walk_min": 2.5}, {"facility_id": "F07", "walk_min": 9.0}]
+    mp = MapPage(
+        browser, path, api={"prefix": "http://tuoyu.test/api/", "body": {"facilities": answer}}
+    )
+    try:
+        assert (
+            mp.js("() => tuoyu.last.map.getContainer().dataset.apiBase") == "http://tuoyu.test/api"
+        )
+        # Amap shown first: markers start at their GCJ-02 positions
+        assert mp.js("() => tuoyu.last.datum") == "gcj02"
+        wgs = fac.to_crs(4326).geometry
+        glon, glat = convert(
+            round(float(wgs.x.iloc[0]), 6), round(float(wgs.y.iloc[0]), 6), "wgs84", "gcj02"
+        )
+        assert np.allclose(mp.js(MARKER_LATLNG, [0]), [float(glat), float(glon)], atol=1.5e-6)
+        names = _walk_query(mp, "106.41,29.45", 2)
+        assert names == [fac.loc[2, "name"], fac.loc[7, "name"]]
+        assert "9.0" in mp.page.inner_text(".tuoyu-walk-list")
+        url = urlparse(mp.api_calls[-1])
+        assert url.path == "/api/areas/synth/nearest"
+        assert parse_qs(url.query) == {
+            "lon": ["106.410000"], "lat": ["29.450000"], "crs": ["gcj02"], "minutes": ["15"],
+        }  # fmt: skip
+        mp.switch_basemap("OpenStreetMap")
+        mp.page.wait_for_function("() => tuoyu.last.datum === 'wgs84'")
+        _walk_query(mp, "106.42,29.46", 2)
+        assert parse_qs(urlparse(mp.api_calls[-1]).query)["crs"] == ["wgs84"]
+        mp.check_clean()
+    finally:
+        mp.close()
+
+
+# --- the real Dongcheng layers ----------------------------------------------------------------
+
+
+def test_facility_map_dongcheng(browser: Any, data_dir: Path, tmp_path: Path) -> None:
+    case = dongcheng_case(data_dir)
+    fac = case["facilities"]
+    path = save_map(build_facility_map(fac, area_name="北京市东城区"), tmp_path / "facilities.html")
+    raw = json.loads((data_dir / "beijing-dongcheng" / "kindergartens.geojson").read_text("utf-8"))
+    file_gcj = np.array([f["geometry"]["coordinates"][:2] for f in raw["features"]], dtype=float)
+    mp = MapPage(browser, path)
+    try:
+        assert mp.js("() => tuoyu.last.facContainer.getLayers().length") == len(fac) == 64
+        all_latlng = "() => tuoyu.last.facMarkers.map(m => [m.getLatLng().lng, m.getLatLng().lat])"
+        on_osm = np.array(mp.js(all_latlng))
+        assert np.allclose(on_osm, fac[["lon", "lat"]].to_numpy(dtype=float), atol=1e-6)
+        mp.screenshot("facilities_dongcheng_osm.png")
+        mp.switch_basemap("高德地图")
+        mp.page.wait_for_function("() => tuoyu.last.datum === 'gcj02'")
+        on_amap = np.array(mp.js(all_latlng))
+        # the file's own GCJ-02 coordinates: GCJ-02 → WGS84 (loader) → GCJ-02 (map) round trip
+        nearest = np.abs(on_amap[:, None, :] - file_gcj[None, :, :]).max(axis=2).min(axis=1)
+        assert nearest.max() < 2e-6
+        assert np.abs(on_amap - on_osm).max() > 0.005  # Amap really moved them (~600 m)
+        mp.screenshot("facilities_dongcheng_amap.png")
+        mp.check_clean()
+    finally:
+        mp.close()
+
+
+def test_dashboard_dongcheng(browser: Any, data_dir: Path, tmp_path: Path) -> None:
+    case = dongcheng_case(data_dir)
+    m = build_dashboard_map(
+        case["unit_layer"], case["profile"], case["summary"], area_name="北京市东城区"
+    )
+    path = save_map(m, tmp_path / "dashboard.html")
+    cfg = page_config(path.read_text(encoding="utf-8"))
+    mp = MapPage(browser, path)
+    try:
+        paths = "() => document.querySelectorAll('.leaflet-overlay-pane path.leaflet-interactive').length"
+        assert mp.js(paths) == 17
+        red = mp.page.locator('.leaflet-overlay-pane path[stroke="#d7191c"]')
+        assert red.count() == len(cfg["failing"]) >= 1
+        failing_name = case["table"].set_index("code").loc[cfg["failing"][0], "name"]
+        box = red.first.bounding_box()
+        mp.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        mp.page.wait_for_selector(".leaflet-tooltip")
+        assert failing_name in mp.page.inner_text(".leaflet-tooltip")
+        assert "全区情况" in mp.page.inner_text(".tuoyu-summary")
+        assert "002_30e7b644e3d11434.txt" in mp.page.inner_text(".tuoyu-legend")
+        mp.screenshot("dashboard_dongcheng.png")
+        first = "() => { const l = tuoyu.last.layers.units.layer.getLayers()[0]; const r = l.getLatLngs()[0]; const p = Array.isArray(r[0]) ? r[0][0] : r[0]; return [p.lng, p.lat]; }"
+        wgs_first = mp.js(first)
+        mp.switch_basemap("高德地图")
+        mp.page.wait_for_function("() => tuoyu.last.datum === 'gcj02'")
+        glon, glat = convert(wgs_first[0], wgs_first[1], "wgs84", "gcj02")
+        assert np.allclose(mp.js(first), [float(glon), float(glat)], atol=2e-6)
+        assert mp.js(paths) == 17
+        mp.check_clean()
+    finally:
+        mp.close()
+
+
+def test_gap_map_dongcheng(browser: Any, data_dir: Path, tmp_path: Path) -> None:
+    case = dongcheng_case(data_dir)
+    m = build_gap_map(
+        case["population"], case["gaps"], case["sites"], case["site_iso"],
+        facilities=case["facilities"], units=case["units"], threshold_m=GAP_THRESHOLD_M,
+        area_name="北京市东城区",
+    )  # fmt: skip
+    path = save_map(m, tmp_path / "gaps.html")
+    counts = page_config(path.read_text(encoding="utf-8"))["counts"]
+    mp = MapPage(browser, path)
+    try:
+        layer_count = "(k) => tuoyu.last.layers[k].layer.getLayers().length"
+        for key in ("units", "uncovered", "gaps", "site_isochrones"):
+            assert mp.js(layer_count, key) == counts[key], key
+        all_paths = "() => document.querySelectorAll('.leaflet-overlay-pane path').length"
+        expected_paths = (
+            counts["units"] + counts["uncovered"] + counts["gaps"] + counts["site_isochrones"]
+        )
+        assert mp.js(all_paths) == expected_paths
+        assert mp.js("() => document.querySelectorAll('.tuoyu-site').length") == 3 + 1  # + legend
+        assert (
+            mp.js("() => document.querySelectorAll('.leaflet-marker-icon .tuoyu-dot').length") == 64
+        )
+        mp.screenshot("gaps_dongcheng.png")
+        site = "() => { const ll = tuoyu.last.layers.sites.markers[0].getLatLng(); return [ll.lng, ll.lat]; }"
+        wgs_site = mp.js(site)
+        mp.switch_basemap("高德地图")
+        mp.page.wait_for_function("() => tuoyu.last.datum === 'gcj02'")
+        glon, glat = convert(wgs_site[0], wgs_site[1], "wgs84", "gcj02")
+        assert np.allclose(mp.js(site), [float(glon), float(glat)], atol=2e-6)
+        assert mp.js(all_paths) == expected_paths
+        mp.check_clean()
+    finally:
+        mp.close()
