@@ -48,7 +48,7 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from coverage.pipeline import run_area
 
-    run_area(args.area, out_dir=args.out, month=args.month)
+    run_area(args.area, out_dir=args.out, month=args.month, maps_dir=args.maps)
     return 0
 
 
@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"study-area name under data/areas/ or path to a .toml (default {DEFAULT_AREA})",
     )
     run.add_argument("--out", type=Path, default=None, help="output folder (default out/<area>)")
+    run.add_argument(
+        "--maps", type=Path, default=None, help="folder of the HTML maps (default maps/<area>)"
+    )
     run.add_argument(
         "--month",
         default=None,

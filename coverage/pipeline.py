@@ -50,7 +50,7 @@ from coverage.reach import (
     point_times,
     reach_matrix,
 )
-from coverage.reach_types import SnappedPoints
+from coverage.reach_types import LocalReach, SnappedPoints
 from coverage.reports import write_reports
 from coverage.settings import PROJECT_ROOT, Settings, get_settings
 from coverage.snap import snap_points
@@ -96,6 +96,7 @@ class ReachResults:
     facilities_snapped: SnappedPoints | None = None
     population_snapped: SnappedPoints | None = None
     isochrones: gpd.GeoDataFrame | None = None
+    facility_reaches: list[LocalReach] | None = None
 
 
 @dataclass
@@ -406,10 +407,10 @@ def compute_reach(layers: AreaLayers, progress: Progress | None = None) -> Reach
         matrix = reach_matrix(graph, fac_snap, pop_snap, threshold_m)
 
     isochrones = None
-    if n_fac:
+    max_reach: list[LocalReach] | None = None
+    if facilities is not None and n_fac:
         with progress.step(f"isochrones {walk.minutes} min for {n_fac} facilities"):
             max_reach = all_facility_reach(graph, fac_snap, threshold_m)
-            assert facilities is not None
             isochrones = facility_isochrones(
                 layers.network,
                 max_reach,
@@ -429,6 +430,7 @@ def compute_reach(layers: AreaLayers, progress: Progress | None = None) -> Reach
         facilities_snapped=fac_snap,
         population_snapped=pop_snap,
         isochrones=isochrones,
+        facility_reaches=max_reach,
     )
 
 
@@ -577,11 +579,7 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write tables, GeoJSON, GeoPackage, the progress sheet and rejects into ``out_dir``."""
     progress = progress or Progress()
-    population = layers.population
-    if population is not None and reach is not None and reach.walk_m_all is not None:
-        population = population.copy()
-        population["walk_m_all"] = reach.walk_m_all
-        population["walk_m_puhui"] = reach.walk_m_puhui
+    population = _population_with_walk(layers, reach)
     isochrones = reach.isochrones if reach is not None else None
     if isochrones is None and layers.network is not None:
         isochrones = gpd.GeoDataFrame(
@@ -612,6 +610,105 @@ def write_outputs(
     return written
 
 
+def _population_with_walk(
+    layers: AreaLayers, reach: ReachResults | None
+) -> gpd.GeoDataFrame | None:
+    population = layers.population
+    if population is not None and reach is not None and reach.walk_m_all is not None:
+        population = population.copy()
+        population["walk_m_all"] = reach.walk_m_all
+        population["walk_m_puhui"] = reach.walk_m_puhui
+    return population
+
+
+def write_maps(
+    layers: AreaLayers,
+    reach: ReachResults | None,
+    results: IndicatorResults,
+    profile: Profile,
+    maps_dir: Path,
+    *,
+    sites: gpd.GeoDataFrame | None = None,
+    site_isochrones: gpd.GeoDataFrame | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """Write the public facility map, the committee dashboard and the planner's gap map."""
+    from coverage.maps import (
+        build_dashboard_map,
+        build_facility_map,
+        build_gap_map,
+        save_map,
+    )
+    from coverage.maps.facility_map import walk_lookup_from_reaches
+
+    progress = progress or Progress()
+    settings = layers.settings
+    walk = layers.area.walk
+    threshold_m = walk.metres_for(walk.max_minutes)
+    language, tianditu_key = settings.language, settings.tianditu_key
+    written: dict[str, Path] = {}
+    with progress.step(f"maps into {maps_dir}"):
+        facilities = layers.facilities
+        if facilities is not None and len(facilities):
+            lookup = None
+            if (
+                reach is not None
+                and reach.facility_reaches is not None
+                and layers.network is not None
+            ):
+                lookup = walk_lookup_from_reaches(
+                    layers.network,
+                    reach.facility_reaches,
+                    facilities["id"].astype(str).tolist(),
+                    walk.speed_kmh,
+                    walk.max_minutes,
+                )
+            fmap = build_facility_map(
+                facilities,
+                reach.isochrones if reach is not None else None,
+                lookup,
+                area_name=layers.area.area.name,
+                speed_kmh=walk.speed_kmh,
+                walk_minutes=walk.max_minutes,
+                max_snap_m=walk.max_snap_m,
+                language=language,
+                tianditu_key=tianditu_key,
+            )
+            written["facilities.html"] = save_map(fmap, maps_dir / "facilities.html")
+        else:
+            layers.skipped["facility map"] = "no registered facilities to show"
+        if layers.units is not None:
+            units = gpd.GeoDataFrame(
+                results.table.reset_index(drop=True),
+                geometry=layers.units.geometry.reset_index(drop=True),
+                crs=layers.units.crs,
+            )
+            dmap = build_dashboard_map(
+                units,
+                profile,
+                results.summary,
+                area_name=layers.area.area.name,
+                language=language,
+                tianditu_key=tianditu_key,
+            )
+            written["dashboard.html"] = save_map(dmap, maps_dir / "dashboard.html")
+        population = _population_with_walk(layers, reach)
+        gmap = build_gap_map(
+            population if reach is not None else None,
+            results.gaps,
+            sites,
+            site_isochrones,
+            facilities=facilities,
+            units=layers.units,
+            threshold_m=threshold_m,
+            area_name=layers.area.area.name,
+            language=language,
+            tianditu_key=tianditu_key,
+        )
+        written["gaps.html"] = save_map(gmap, maps_dir / "gaps.html")
+    return written
+
+
 def run_area(
     name_or_path: str | Path,
     out_dir: Path | None = None,
@@ -619,8 +716,13 @@ def run_area(
     progress: Progress | None = None,
     *,
     month: str | None = None,
+    maps_dir: Path | None = None,
 ) -> Path:
-    """Run the analysis of one study area end to end; return the output folder."""
+    """Run the analysis of one study area end to end; return the output folder.
+
+    Tables and layers go to ``out_dir`` (default ``out/<area>``), the three maps to
+    ``maps_dir`` (default ``maps/<area>``).
+    """
     settings = settings or get_settings()
     progress = progress or Progress()
     area = load_area(name_or_path, settings.project_data_dir)
@@ -638,6 +740,15 @@ def run_area(
     reach = compute_reach(layers, progress)
     results = compute_indicators(layers, reach, profile)
     written = write_outputs(layers, reach, results, out, month=month, progress=progress)
+    maps_out = Path(maps_dir) if maps_dir is not None else PROJECT_ROOT / "maps" / area.slug
+    written.update(
+        {
+            f"maps/{k}": v
+            for k, v in write_maps(
+                layers, reach, results, profile, maps_out, progress=progress
+            ).items()
+        }
+    )
     for what, reason in layers.skipped.items():
         progress.info(f"skipped {what}: {reason}")
     progress.info(f"wrote {len(written)} files to {out}:")
