@@ -45,6 +45,31 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_token(args: argparse.Namespace) -> int:
+    from api.tokens import create_token_cli, revoke_token_cli
+    from coverage.settings import get_settings
+
+    if args.token_command == "create":
+        token = create_token_cli(args.name, get_settings())
+        print(token)
+        print(
+            f"token '{args.name}' created; it is shown once — keep it (only its hash is stored)",
+            file=sys.stderr,
+        )
+    else:
+        revoke_token_cli(args.name, get_settings())
+        print(f"token '{args.name}' revoked", file=sys.stderr)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    print(f"serving on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
+    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from coverage.pipeline import run_area
 
@@ -106,6 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("place", help='Nominatim query, e.g. "渝中区, 重庆市, 中国"')
     fetch.add_argument("--name", required=True, help="folder / study-area name to create")
     fetch.set_defaults(func=_cmd_data_fetch)
+    token = sub.add_parser("token", help="API write tokens: create or revoke")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    for verb, text in (
+        ("create", "create a token and print it once"),
+        ("revoke", "revoke a token"),
+    ):
+        cmd = token_sub.add_parser(verb, help=text)
+        cmd.add_argument("name", help="who holds the token (recorded in the audit log)")
+        cmd.set_defaults(func=_cmd_token)
+
+    serve = sub.add_parser("serve", help="start the FastAPI service with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 
