@@ -25,13 +25,16 @@ def test_shipped_areas_parse() -> None:
 
 
 def test_unknown_area_names_known_ones() -> None:
-    with pytest.raises(AreaConfigError, match="known: .*beijing-dongcheng"):
+    with pytest.raises(AreaConfigError, match=r"known: .*beijing-dongcheng"):
         load_area("atlantis")
 
 
 def test_bad_crs_in_area_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text('[area]\nname="x"\ncode="1"\ntarget_profile="chongqing-2025"\n[units]\npath="a"\ncrs="mars2000"\n', "utf-8")
+    path.write_text(
+        '[area]\nname="x"\ncode="1"\ntarget_profile="chongqing-2025"\n[units]\npath="a"\ncrs="mars2000"\n',
+        "utf-8",
+    )
     with pytest.raises(AreaConfigError, match=r"units\.crs.*mars2000"):
         load_area(path)
 
