@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tuoyu run
+	$(BIN)/tuoyu demo
 
 system-deps:
 	@bash scripts/system-deps.sh

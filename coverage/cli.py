@@ -70,6 +70,39 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_site(args: argparse.Namespace) -> int:
+    from coverage.pipeline import report_written
+    from coverage.progress import Progress
+    from coverage.siting.plan import run_site
+
+    progress = Progress()
+    run, _plan = run_site(
+        args.area,
+        args.p,
+        args.out,
+        progress=progress,
+        solver=args.solver,
+        weight=args.weight,
+        candidates_file=args.candidates,
+        candidates_crs=args.candidates_crs,
+        spacing_m=args.spacing_m,
+        require_puhui_per_jiedao=args.require_jiedao,
+        min_spacing_m=args.min_spacing_m,
+        time_limit_s=args.time_limit_s,
+        month=args.month,
+        maps_dir=args.maps,
+    )
+    report_written(run, progress)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from coverage.demo import run_demo
+
+    run_demo(args.out, p=args.p)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from coverage.pipeline import run_area
 
@@ -114,6 +147,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="reporting month YYYY-MM of the progress sheet (default: the current month)",
     )
     run.set_defaults(func=_cmd_run)
+
+    site = sub.add_parser(
+        "site", help="recommend sites for the next N 普惠 facilities (maximal covering)"
+    )
+    site.add_argument("area", help="study-area name under data/areas/ or path to a .toml")
+    site.add_argument("--p", type=int, default=10, help="number of new sites (default 10)")
+    site.add_argument("--out", type=Path, default=None, help="output folder (default out/<area>)")
+    site.add_argument("--maps", type=Path, default=None, help="maps folder (default maps/<area>)")
+    site.add_argument(
+        "--solver",
+        choices=["exact", "greedy"],
+        default="exact",
+        help="exact HiGHS MILP (default) or lazy greedy with 1-swap improvement",
+    )
+    site.add_argument(
+        "--weight",
+        choices=["under3", "population"],
+        default="under3",
+        help="maximise under-3 children (default) or all residents",
+    )
+    site.add_argument("--candidates", type=Path, default=None, help="candidate places file")
+    site.add_argument("--candidates-crs", default="wgs84", help="crs of the candidates file")
+    site.add_argument(
+        "--spacing-m", type=float, default=150.0, help="spacing of network-sampled candidates"
+    )
+    site.add_argument(
+        "--require-jiedao",
+        action="store_true",
+        help="every 街道 without a 普惠 facility must receive a site",
+    )
+    site.add_argument("--min-spacing-m", type=float, default=None, help="minimum site spacing")
+    site.add_argument("--time-limit-s", type=float, default=60.0, help="exact solver limit")
+    site.add_argument("--month", default=None, help="reporting month YYYY-MM")
+    site.set_defaults(func=_cmd_site)
+
+    demo = sub.add_parser(
+        "demo", help="the whole product on the shared data: Dongcheng 街道 + Yuzhong sites"
+    )
+    demo.add_argument("--out", type=Path, default=None, help="output root (default out/)")
+    demo.add_argument("--p", type=int, default=5, help="sites to recommend in Yuzhong")
+    demo.set_defaults(func=_cmd_demo)
 
     profiles = sub.add_parser("profiles", help="list the target profiles with their sources")
     profiles.set_defaults(func=_cmd_profiles)

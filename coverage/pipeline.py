@@ -579,7 +579,7 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write tables, GeoJSON, GeoPackage, the progress sheet and rejects into ``out_dir``."""
     progress = progress or Progress()
-    population = _population_with_walk(layers, reach)
+    population = population_with_walk(layers, reach)
     isochrones = reach.isochrones if reach is not None else None
     if isochrones is None and layers.network is not None:
         isochrones = gpd.GeoDataFrame(
@@ -610,9 +610,8 @@ def write_outputs(
     return written
 
 
-def _population_with_walk(
-    layers: AreaLayers, reach: ReachResults | None
-) -> gpd.GeoDataFrame | None:
+def population_with_walk(layers: AreaLayers, reach: ReachResults | None) -> gpd.GeoDataFrame | None:
+    """Population points with their walking distances (``walk_m_all``, ``walk_m_puhui``)."""
     population = layers.population
     if population is not None and reach is not None and reach.walk_m_all is not None:
         population = population.copy()
@@ -692,7 +691,7 @@ def write_maps(
                 tianditu_key=tianditu_key,
             )
             written["dashboard.html"] = save_map(dmap, maps_dir / "dashboard.html")
-        population = _population_with_walk(layers, reach)
+        population = population_with_walk(layers, reach)
         gmap = build_gap_map(
             population if reach is not None else None,
             results.gaps,
@@ -709,7 +708,20 @@ def write_maps(
     return written
 
 
-def run_area(
+@dataclass
+class AreaRun:
+    """Everything one analysis of a study area produced (see :func:`analyse_area`)."""
+
+    layers: AreaLayers
+    reach: ReachResults | None
+    results: IndicatorResults
+    profile: Profile
+    out_dir: Path
+    maps_dir: Path
+    written: dict[str, Path] = field(default_factory=dict)
+
+
+def analyse_area(
     name_or_path: str | Path,
     out_dir: Path | None = None,
     settings: Settings | None = None,
@@ -717,8 +729,9 @@ def run_area(
     *,
     month: str | None = None,
     maps_dir: Path | None = None,
-) -> Path:
-    """Run the analysis of one study area end to end; return the output folder.
+    write_map_files: bool = True,
+) -> AreaRun:
+    """Load, route, compute indicators and write every output of one study area.
 
     Tables and layers go to ``out_dir`` (default ``out/<area>``), the three maps to
     ``maps_dir`` (default ``maps/<area>``).
@@ -727,6 +740,7 @@ def run_area(
     progress = progress or Progress()
     area = load_area(name_or_path, settings.project_data_dir)
     out = Path(out_dir) if out_dir is not None else PROJECT_ROOT / "out" / area.slug
+    maps_out = Path(maps_dir) if maps_dir is not None else PROJECT_ROOT / "maps" / area.slug
     progress.info(f"study area: {area.area.name} ({area.area.code}) — {area.source_path}")
     progress.info(f"data directory: {resolve_data_dir(settings)}")
     progress.info(
@@ -740,18 +754,32 @@ def run_area(
     reach = compute_reach(layers, progress)
     results = compute_indicators(layers, reach, profile)
     written = write_outputs(layers, reach, results, out, month=month, progress=progress)
-    maps_out = Path(maps_dir) if maps_dir is not None else PROJECT_ROOT / "maps" / area.slug
-    written.update(
-        {
-            f"maps/{k}": v
-            for k, v in write_maps(
-                layers, reach, results, profile, maps_out, progress=progress
-            ).items()
-        }
-    )
+    if write_map_files:
+        maps = write_maps(layers, reach, results, profile, maps_out, progress=progress)
+        written.update({f"maps/{k}": v for k, v in maps.items()})
     for what, reason in layers.skipped.items():
         progress.info(f"skipped {what}: {reason}")
-    progress.info(f"wrote {len(written)} files to {out}:")
-    for name, path in sorted(written.items()):
+    return AreaRun(layers, reach, results, profile, out, maps_out, written)
+
+
+def report_written(run: AreaRun, progress: Progress) -> None:
+    """Print where each output file went."""
+    progress.info(f"wrote {len(run.written)} files:")
+    for name, path in sorted(run.written.items()):
         progress.info(f"  {name}: {path}")
-    return out
+
+
+def run_area(
+    name_or_path: str | Path,
+    out_dir: Path | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    *,
+    month: str | None = None,
+    maps_dir: Path | None = None,
+) -> Path:
+    """Run the analysis of one study area end to end; return the output folder."""
+    progress = progress or Progress()
+    run = analyse_area(name_or_path, out_dir, settings, progress, month=month, maps_dir=maps_dir)
+    report_written(run, progress)
+    return run.out_dir
