@@ -89,6 +89,7 @@ def _cmd_site(args: argparse.Namespace) -> int:
         require_puhui_per_jiedao=args.require_jiedao,
         min_spacing_m=args.min_spacing_m,
         time_limit_s=args.time_limit_s,
+        goal_share=args.goal,
         month=args.month,
         maps_dir=args.maps,
     )
@@ -179,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     site.add_argument("--min-spacing-m", type=float, default=None, help="minimum site spacing")
     site.add_argument("--time-limit-s", type=float, default=60.0, help="exact solver limit")
+    site.add_argument(
+        "--goal",
+        type=float,
+        default=None,
+        help="inverse question: fewest sites so this share (e.g. 0.9) is within 15 min",
+    )
     site.add_argument("--month", default=None, help="reporting month YYYY-MM")
     site.set_defaults(func=_cmd_site)
 

@@ -75,3 +75,16 @@ def test_cli_site_without_network_is_a_clear_error(tmp_path: Path, capsys) -> No
     code = main(["site", "beijing-dongcheng", "--out", str(tmp_path), "--maps", str(tmp_path)])
     assert code == 2
     assert "siting needs a walking network" in capsys.readouterr().err
+
+
+def test_fewest_sites_for_a_coverage_goal(yuzhong) -> None:
+    layers, reach, candidates = yuzhong
+    profile = load_profile("chongqing-2025")
+    plan = plan_sites(
+        layers, reach, profile, 0, candidates=candidates, solver="greedy", goal_share=0.6
+    )
+    weights = layers.population["population_under3"].to_numpy()
+    covered = plan.result.cumulative_weight[-1] / weights.sum()
+    assert covered >= 0.6 - 1e-9
+    # one site fewer cannot reach the goal by the greedy's own lower bound
+    assert plan.result.sites_lower_bound is None or plan.result.sites_lower_bound <= len(plan.sites)

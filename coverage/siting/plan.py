@@ -37,6 +37,7 @@ from coverage.settings import Settings
 from coverage.siting import (
     SitingProblem,
     SitingResult,
+    min_sites_for_coverage,
     required_groups_from_labels,
     solve_mclp,
 )
@@ -226,6 +227,7 @@ def plan_sites(
     min_spacing_m: float | None = None,
     time_limit_s: float = 60.0,
     local_search: bool = True,
+    goal_share: float | None = None,
     progress: Progress = SILENT,
 ) -> SitingPlan:
     """Choose up to ``p`` new 普惠 sites that bring the most people inside the circle.
@@ -249,6 +251,9 @@ def plan_sites(
         Every 街道 without a 普惠 facility must receive a site (administrative target).
     min_spacing_m
         No two new sites closer than this.
+    goal_share
+        The inverse question: instead of ``p`` sites, the fewest sites so that this
+        share (0–1) of all weight (people already covered included) is within reach.
 
     Returns
     -------
@@ -307,10 +312,19 @@ def plan_sites(
         required_group_names=group_names,
         min_spacing_m=min_spacing_m,
     )
-    with progress.step(f"siting: {p} sites among {len(candidates)} candidates ({solver})"):
-        result = solve_mclp(
-            problem, p, solver=solver, time_limit_s=time_limit_s, local_search=local_search
-        )
+    if goal_share is not None:
+        with progress.step(
+            f"siting: fewest sites for {goal_share:.0%} coverage among {len(candidates)} "
+            f"candidates ({solver})"
+        ):
+            result = min_sites_for_coverage(
+                problem, goal_share, solver=solver, time_limit_s=time_limit_s
+            )
+    else:
+        with progress.step(f"siting: {p} sites among {len(candidates)} candidates ({solver})"):
+            result = solve_mclp(
+                problem, p, solver=solver, time_limit_s=time_limit_s, local_search=local_search
+            )
     chosen = result.chosen.astype(np.int64)
     population = layers.population["population"].to_numpy(dtype=float)
     under3 = layers.population["population_under3"].to_numpy(dtype=float)
@@ -472,6 +486,7 @@ def run_site(
     require_puhui_per_jiedao: bool = False,
     min_spacing_m: float | None = None,
     time_limit_s: float = 60.0,
+    goal_share: float | None = None,
     month: str | None = None,
     maps_dir: Path | None = None,
 ) -> tuple[AreaRun, SitingPlan]:
@@ -509,6 +524,7 @@ def run_site(
         require_puhui_per_jiedao=require_puhui_per_jiedao,
         min_spacing_m=min_spacing_m,
         time_limit_s=time_limit_s,
+        goal_share=goal_share,
         progress=progress,
     )
     run.written.update(
