@@ -1,0 +1,62 @@
+"""Dongcheng end to end: no network → 15-minute columns empty with the reason; the
+explicit straight-line stand-in is computed and labelled approximate everywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from coverage.area import areas_dir
+from coverage.pipeline import analyse_area
+from coverage.progress import SILENT
+from coverage.settings import Settings
+
+
+def test_dongcheng_without_network(tmp_path: Path, settings: Settings) -> None:
+    run = analyse_area(
+        "beijing-dongcheng", tmp_path / "out", settings, SILENT, month="2026-11",
+        maps_dir=tmp_path / "maps",
+    )  # fmt: skip
+    table = run.results.table
+    assert len(table) == 17
+    assert table["coverage_pct"].isna().all()
+    assert table["slots_per_1000"].isna().all()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
+    reason = summary["indicators"]["coverage_pct"]["reason"]
+    assert "no walking network" in reason
+    assert summary["indicators"]["puhui_jiedao_coverage"]["pass"] is False
+    for name in ("jiedao.csv", "jiedao.xlsx", "coverage.gpkg", "progress_2026-11.xlsx"):
+        assert (tmp_path / "out" / name).is_file()
+    for name in ("facilities.html", "dashboard.html", "gaps.html"):
+        assert (tmp_path / "maps" / name).is_file()
+    # a rerun gives byte-identical tables
+    first = (tmp_path / "out" / "jiedao.csv").read_bytes()
+    analyse_area(
+        "beijing-dongcheng", tmp_path / "out", settings, SILENT, month="2026-11",
+        maps_dir=tmp_path / "maps",
+    )  # fmt: skip
+    assert (tmp_path / "out" / "jiedao.csv").read_bytes() == first
+
+
+def test_dongcheng_straight_line_is_labelled_approximate(
+    tmp_path: Path, settings: Settings
+) -> None:
+    text = (areas_dir() / "beijing-dongcheng.toml").read_text("utf-8")
+    text += '\n[network]\nmode = "straight_line"\ndetour_factor = 1.3\n'
+    area_file = tmp_path / "dongcheng-straight.toml"
+    area_file.write_text(text, "utf-8")
+    run = analyse_area(area_file, tmp_path / "out", settings, SILENT, month="2026-11",
+                       maps_dir=tmp_path / "maps")  # fmt: skip
+    table = run.results.table
+    assert table["coverage_pct"].notna().all()
+    assert (table["coverage_pct"] > 0).any()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
+    assert summary["approximate"] is True
+    assert "detour factor 1.3" in summary["approximate_note"]
+    gaps = json.loads((tmp_path / "out" / "gaps.geojson").read_text("utf-8"))
+    assert any("detour" in note for note in gaps.get("notes", []))
+    # people within 1,000 m / 1.3 straight line of a kindergarten are covered
+    pop = run.layers.population
+    assert pd.notna(pop["population"]).all()
