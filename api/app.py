@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -16,7 +17,7 @@ from api.db import open_database
 from api.deps import install_state
 from api.errors import install_error_handlers
 from api.registry import RegistryHook
-from api.routers import areas, facilities, health
+from api.routers import analysis, areas, facilities, health
 from api.settings import as_api_settings, resolve_database_url
 from api.validation import loader_validator
 from coverage import __version__
@@ -29,6 +30,9 @@ DESCRIPTION = """
   (`tuoyu token create NAME`), are validated like the file loader and kept in an audit log.
 * Coordinates in responses are WGS84 (GeoJSON); writes accept WGS84, GCJ-02 (高德/腾讯)
   or BD-09 (百度) with `crs`.
+* Analysis (`/nearest`, `/units`, `/summary`, `/gaps`, `/maps`, isochrones, `/scenarios`)
+  runs on a live per-area analysis built from the registry on first use; registry writes
+  update it incrementally, so results reflect a write at once. Run one worker process.
 * Errors: `{"error": {"code": ..., "message": ..., "field": ...}}` with 400/401/403/404/409/422.
 """
 
@@ -58,6 +62,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app.state.tuoyu
+        for slug in api_settings.preload_areas:
+            # Build before serving, off the event loop (about a second per district).
+            await anyio.to_thread.run_sync(state.analyses.get, state.area(slug))
         yield
         database.dispose()
 
@@ -80,4 +88,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(areas.router)
     app.include_router(facilities.router)
+    app.include_router(analysis.router)
     return app

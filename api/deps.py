@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
+from api.analysis_service import AnalysisService
 from api.area_polygon import study_area_polygon
 from api.db import Database
 from api.registry import RegistryHook
 from api.settings import ApiSettings
 from api.tokens import verify_token
+from coverage.analysis import AreaAnalysis
 from coverage.area import StudyArea, list_areas, load_area
 from coverage.errors import NotFoundError
 
@@ -36,6 +39,10 @@ class AppState:
     on_registry_change: RegistryHook | None = None
     areas: dict[str, StudyArea] = field(default_factory=dict)
     area_polygons: dict[str, BaseGeometry | None] = field(default_factory=dict)
+    analyses: AnalysisService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.analyses = AnalysisService(self.settings, self.database, self.area_polygon)
 
     def area(self, slug: str) -> StudyArea:
         """The study area ``slug`` (loaded once).
@@ -69,15 +76,47 @@ def install_state(
     database: Database,
     on_registry_change: RegistryHook | None = None,
 ) -> AppState:
-    """Attach the shared state to ``app`` and return it."""
-    state = AppState(settings=settings, database=database, on_registry_change=on_registry_change)
+    """Attach the shared state to ``app`` and return it.
+
+    The registry hook is the analyses' incremental update
+    (:meth:`api.analysis_service.AnalysisService.on_registry_change`) followed by
+    ``on_registry_change`` when one is given.
+    """
+    state = AppState(settings=settings, database=database)
+    state.on_registry_change = chain_hooks(state.analyses.on_registry_change, on_registry_change)
     app.state.tuoyu = state
     return state
 
 
-def set_registry_hook(app: FastAPI, hook: RegistryHook | None) -> None:
-    """Plug (or unplug) the ``on_registry_change(area, action, before, after)`` hook."""
-    app.state.tuoyu.on_registry_change = hook
+def chain_hooks(*hooks: RegistryHook | None) -> RegistryHook | None:
+    """One registry hook calling ``hooks`` in order (``None`` entries skipped)."""
+    active = [h for h in hooks if h is not None]
+    if not active:
+        return None
+    if len(active) == 1:
+        return active[0]
+
+    def chained(
+        area: str, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> None:
+        for hook in active:
+            hook(area, action, before, after)
+
+    return chained
+
+
+def set_registry_hook(
+    app: FastAPI, hook: RegistryHook | None, *, keep_analysis: bool = True
+) -> None:
+    """Plug (or unplug) the ``on_registry_change(area, action, before, after)`` hook.
+
+    With ``keep_analysis`` (default) the analyses' incremental update runs first, so
+    ``/nearest`` and ``/units`` keep following the registry; ``keep_analysis=False``
+    replaces it too.
+    """
+    state: AppState = app.state.tuoyu
+    first = state.analyses.on_registry_change if keep_analysis else None
+    state.on_registry_change = chain_hooks(first, hook)
 
 
 def set_area_polygon(app: FastAPI, slug: str, polygon: BaseGeometry | None) -> None:
@@ -130,6 +169,59 @@ def get_area(
 
 
 AreaDep = Annotated[StudyArea, Depends(get_area)]
+
+
+def get_analyses(state: StateDep) -> AnalysisService:
+    """The per-area analyses."""
+    return state.analyses
+
+
+def get_analysis(area: AreaDep, state: StateDep) -> AreaAnalysis:
+    """The live analysis of the area in the path (built on first use)."""
+    return state.analyses.get(area)
+
+
+AnalysesDep = Annotated[AnalysisService, Depends(get_analyses)]
+AnalysisDep = Annotated[AreaAnalysis, Depends(get_analysis)]
+
+
+# Async twins for the hot read path (``/nearest``): FastAPI runs a sync dependency in a
+# worker thread, one thread hop per dependency per request; these run on the event loop
+# (dictionary look-ups once the area is loaded) and hand only a first-use build to a
+# thread.
+
+
+async def get_area_async(
+    area: Annotated[
+        str,
+        PathParam(
+            description="study-area slug / 研究区 (file name under data/areas/)",
+            examples=["chongqing-yuzhong"],
+        ),
+    ],
+    request: Request,
+) -> StudyArea:
+    """:func:`get_area` without a thread hop once the area is loaded."""
+    state = get_state(request)
+    cached = state.areas.get(area)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(state.area, area)
+
+
+AreaAsyncDep = Annotated[StudyArea, Depends(get_area_async)]
+
+
+async def get_analysis_async(area: AreaAsyncDep, request: Request) -> AreaAnalysis:
+    """:func:`get_analysis` without a thread hop once the analysis is built."""
+    state = get_state(request)
+    analysis = state.analyses.peek(area.slug)
+    if analysis is not None:
+        return analysis
+    return await run_in_threadpool(state.analyses.get, area)
+
+
+AnalysisAsyncDep = Annotated[AreaAnalysis, Depends(get_analysis_async)]
 
 bearer_scheme = HTTPBearer(
     auto_error=False,

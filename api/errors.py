@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.tokens import InvalidTokenError, RevokedTokenError
+from coverage.analysis import NoNetworkError
 from coverage.errors import (
     AreaConfigError,
     ConflictError,
@@ -42,6 +43,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (InputValidationError, 422, "validation_error"),
     (CRSError, 422, "invalid_crs"),
     (OffNetworkError, 422, "off_network"),
+    (NoNetworkError, 400, "no_network"),
     (AreaConfigError, 400, "area_config_error"),
     (DataNotFoundError, 400, "data_not_found"),
     (TuoyuError, 400, "bad_request"),

@@ -291,3 +291,186 @@ class ErrorResponse(BaseModel):
     """``{"error": {"code": ..., "message": ...}}``."""
 
     error: ErrorDetail
+
+
+# --- analysis endpoints -------------------------------------------------------------------
+
+UNIT_CODE_PATTERN = r"^[0-9A-Za-z_.-]{1,32}$"
+"""Unit codes: 9-digit 街道 codes or H3 cell ids."""
+
+
+class NearestFacility(BaseModel):
+    """A facility within the walk, with its walking distance and time."""
+
+    facility_id: str = Field(examples=["YZ-TY-0001"])
+    name: str | None = Field(default=None, examples=["渝中区解放碑社区托育服务中心"])
+    kind: str | None = Field(default=None, examples=["综合托育服务中心"])
+    kind_en: str | None = None
+    puhui: bool | None = Field(default=None, description="普惠; null = unknown")
+    walk_m: float = Field(description="walking distance in metres (network path)")
+    walk_min: float = Field(description="walking time in minutes at the area's speed")
+    lon: float = Field(description="facility longitude, WGS84")
+    lat: float = Field(description="facility latitude, WGS84")
+    approximate: bool = Field(description="true for straight-line × detour estimates")
+
+
+class QueryPoint(BaseModel):
+    """The query point as given and in WGS84."""
+
+    lon: float
+    lat: float
+    crs: InputCRS
+    lon_wgs84: float
+    lat_wgs84: float
+
+
+class NearestResponse(BaseModel):
+    """Facilities within a walk of the point, nearest first (步行可达的托育机构)."""
+
+    area: str
+    point: QueryPoint
+    minutes: float
+    speed_kmh: float
+    walk_limit_m: float = Field(description="minutes × speed: the walking budget in metres")
+    method: Literal["network", "straight_line"]
+    facilities: list[NearestFacility]
+    attribution: str
+
+
+class IsochroneProperties(BaseModel):
+    """What an isochrone polygon means."""
+
+    facility_id: str
+    name: str | None = None
+    minutes: float
+    walk_m: float
+    speed_kmh: float
+    method: str = Field(description="edge_buffer (exact) or straight_line_circle (approximate)")
+    buffer_m: float | None = None
+    area_m2: float
+    off_network: bool
+    approximate: bool
+    attribution: str | None = None
+
+
+class IsochroneFeature(BaseModel):
+    """A facility's walking isochrone as a GeoJSON Feature (WGS84)."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, WGS84")
+    properties: IsochroneProperties
+
+
+class ColumnLabel(BaseModel):
+    """A table column with its Chinese and English labels."""
+
+    name: str = Field(examples=["coverage_pct"])
+    label_zh: str = Field(examples=["15分钟步行覆盖率（%，全部机构）"])
+    label_en: str = Field(examples=["15-min walk coverage, all (%)"])
+
+
+class UnitsResponse(BaseModel):
+    """The per-unit (街道 or H3 hexagon) indicator table."""
+
+    area: str
+    units_kind: Literal["jiedao", "h3", "none"]
+    version: int = Field(description="facility changes applied since the analysis was built")
+    columns: list[ColumnLabel]
+    units: list[dict[str, Any]] = Field(description="one object per unit; null = unknown")
+    unusable: dict[str, Any] = Field(description="records that could not be used, by reason")
+    skipped: dict[str, Any] = Field(description="columns left empty, with the reason")
+    attribution: str | None = None
+
+
+class UnitResponse(BaseModel):
+    """One unit's row of the indicator table."""
+
+    area: str
+    units_kind: Literal["jiedao", "h3", "none"]
+    version: int
+    columns: list[ColumnLabel]
+    unit: dict[str, Any]
+
+
+class GapProperties(BaseModel):
+    """People outside the service circle in one connected area."""
+
+    gap_id: int
+    population: float | None = None
+    population_under3: float | None = None
+    points: int | None = None
+    unit_codes: str | None = None
+    area_m2: float | None = None
+
+
+class GapFeature(BaseModel):
+    """A gap area (GeoJSON Feature, WGS84)."""
+
+    type: Literal["Feature"] = "Feature"
+    geometry: dict[str, Any] | None
+    properties: GapProperties
+
+
+class GapCollection(BaseModel):
+    """Populated areas outside the 15-minute circle (GeoJSON FeatureCollection, WGS84)."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    area: str
+    version: int
+    threshold_m: float
+    features: list[GapFeature]
+    columns: list[ColumnLabel]
+    skipped: str | None = Field(default=None, description="why no gaps were computed")
+    points_walk_unknown: int | None = None
+    attribution: str
+
+
+SCENARIO_EXAMPLE: dict[str, Any] = {
+    "add": [
+        {
+            "name": "规划新增社区托育点",
+            "lon": 106.5520,
+            "lat": 29.5560,
+            "kind": "社区托育点",
+            "puhui": True,
+            "slots": 40,
+        }
+    ],
+    "remove": [],
+}
+
+
+class ScenarioIn(BaseModel):
+    """A what-if: facilities to add (same fields as a registry write) and ids to remove."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SCENARIO_EXAMPLE]})
+
+    add: list[FacilityIn] = Field(
+        default_factory=list, max_length=500, description="facilities to add (ids optional)"
+    )
+    remove: list[FacilityId] = Field(
+        default_factory=list, max_length=10_000, description="ids of facilities to leave out"
+    )
+
+
+class IndicatorChange(BaseModel):
+    """A district indicator now and in the scenario."""
+
+    current: float | None
+    scenario: float | None
+
+
+class ScenarioOut(BaseModel):
+    """The district summary and per-unit table of the scenario (registry unchanged)."""
+
+    area: str
+    version: int = Field(description="version of the state the scenario started from")
+    added: list[str]
+    removed: list[str]
+    comparison: dict[str, IndicatorChange] = Field(
+        description="district indicators, current vs scenario"
+    )
+    summary: dict[str, Any]
+    columns: list[ColumnLabel]
+    units: list[dict[str, Any]]

@@ -28,6 +28,11 @@ class ApiSettings(Settings):
     max_page_size: int = Field(
         default=10_000, gt=0, le=100_000, description="Largest page of facilities returned."
     )
+    preload_areas: list[str] = Field(
+        default_factory=list,
+        description="Study areas whose analysis is built at start-up (JSON list), instead "
+        "of on first use, e.g. TUOYU_PRELOAD_AREAS='[\"chongqing-yuzhong\"]'.",
+    )
     upgrade_database_on_start: bool = Field(
         default=True, description="Run the Alembic migrations when the app is created."
     )

@@ -34,7 +34,7 @@ import datetime as dt
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -68,6 +68,7 @@ from coverage.pipeline import (
     compute_indicators,
     compute_reach,
     load_layers,
+    population_with_walk,
 )
 from coverage.progress import SILENT, Progress
 from coverage.projection import WGS84
@@ -282,7 +283,13 @@ class _Context:
     facility_source: str
 
     def project(self, lon: float, lat: float) -> tuple[float, float]:
+        """WGS84 lon/lat → metric x/y; refuses points the metric CRS cannot hold."""
         x, y = self.to_metric.transform(lon, lat)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise InputValidationError(
+                f"lon={lon}, lat={lat} cannot be placed in {self.layers.metric_crs.name}",
+                field="lon",
+            )
         return float(x), float(y)
 
 
@@ -1063,8 +1070,7 @@ class AreaAnalysis:
             No id, or unusable coordinates.
         """
         with self._write_lock:
-            self._set.add(record)
-            return self._publish()
+            return self._apply(lambda fs: fs.add(record))
 
     def update_facility(self, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> int:
         """Replace a facility's record (same id); returns the version.
@@ -1084,8 +1090,7 @@ class AreaAnalysis:
                 field="id",
             )
         with self._write_lock:
-            self._set.update(after)
-            return self._publish()
+            return self._apply(lambda fs: fs.update(after))
 
     def remove_facility(self, facility_id: str) -> int:
         """Remove a facility; returns the version.
@@ -1096,12 +1101,20 @@ class AreaAnalysis:
             The facility is not in the analysis.
         """
         with self._write_lock:
-            self._set.remove(str(facility_id))
-            return self._publish()
+            return self._apply(lambda fs: fs.remove(str(facility_id)))
 
-    def _publish(self) -> int:
+    def _apply(self, change: Callable[[_FacilitySet], None]) -> int:
+        """Apply ``change`` to a copy of the facility set and publish it (atomic).
+
+        A change that raises leaves the state as it was. The copy costs a few arrays of
+        graph size (the per-node distances), small next to the searches of a change.
+        """
+        changed = self._set.fork()
+        change(changed)
+        view = changed.snapshot(self._version + 1)
+        self._set = changed
         self._version += 1
-        self._view = self._set.snapshot(self._version)
+        self._view = view
         return self._version
 
     # -- what-if ------------------------------------------------------------------------------
@@ -1282,11 +1295,7 @@ class AreaAnalysis:
             )
             return str(dmap.get_root().render())
         reach = view.reach()
-        population = layers.population
-        if population is not None and reach is not None and reach.walk_m_all is not None:
-            population = population.copy()
-            population["walk_m_all"] = reach.walk_m_all
-            population["walk_m_puhui"] = reach.walk_m_puhui
+        population = population_with_walk(layers, reach)
         gmap = build_gap_map(
             population if reach is not None else None,
             results.gaps,

@@ -10,7 +10,8 @@ from api.schemas import ErrorResponse
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given error statuses."""
     text = {
-        400: "Unreadable request body (e.g. not UTF-8) / 请求无法解析",
+        400: "Bad request: unreadable body, or the area lacks the data the request needs "
+        "(e.g. `no_network`: no walking network) / 请求无法处理",
         401: "Missing or unknown bearer token / 缺少或无效的令牌",
         403: "Token revoked / 令牌已撤销",
         404: "Unknown area or facility / 未找到",

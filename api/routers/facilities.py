@@ -176,9 +176,13 @@ def post_facility(
     state: StateDep,
     response: Response,
 ) -> FacilityFeature:
-    """Add a facility; validated like the file loader, audited, passed to the hook."""
+    """Add a facility; validated like the file loader, audited, passed to the hook.
+
+    The area's live analysis follows at once (``/nearest``, ``/units``).
+    """
     record = validate_facility_write(body, area, area_polygon=state.area_polygon(area.slug))
-    stored = create_facility(session, area.slug, record, actor=actor, on_change=hook)
+    with state.analyses.writing(area):
+        stored = create_facility(session, area.slug, record, actor=actor, on_change=hook)
     response.headers["Location"] = f"/areas/{area.slug}/facilities/{stored['id']}"
     return to_feature(stored)
 
@@ -200,7 +204,10 @@ def put_facility(
 ) -> FacilityFeature:
     """Replace every field of a facility (fields left out become unknown or default)."""
     record = validate_facility_write(body, area, area_polygon=state.area_polygon(area.slug))
-    stored = update_facility(session, area.slug, facility_id, record, actor=actor, on_change=hook)
+    with state.analyses.writing(area):
+        stored = update_facility(
+            session, area.slug, facility_id, record, actor=actor, on_change=hook
+        )
     return to_feature(stored)
 
 
@@ -209,7 +216,7 @@ def put_facility(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Remove a facility / 删除托育机构 (token)",
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422),
 )
 def remove_facility(
     area: AreaDep,
@@ -217,9 +224,11 @@ def remove_facility(
     actor: ActorDep,
     session: SessionDep,
     hook: HookDep,
+    state: StateDep,
 ) -> Response:
     """Remove a facility (the audit log keeps its last record)."""
-    delete_facility(session, area.slug, facility_id, actor=actor, on_change=hook)
+    with state.analyses.writing(area):
+        delete_facility(session, area.slug, facility_id, actor=actor, on_change=hook)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

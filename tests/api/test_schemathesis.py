@@ -1,6 +1,8 @@
 """Property-based run of schemathesis against the OpenAPI schema: no server errors.
 
-Every operation gets generated valid and invalid requests (with a valid bearer token);
+Every operation — the registry and the analysis endpoints (``/nearest``, isochrones,
+``/units``, ``/summary``, ``/gaps``, ``/maps``, ``/scenarios``) — gets generated valid and
+invalid requests (with a valid bearer token);
 schemathesis checks each response: no 5xx, status codes, headers and bodies as
 documented. The app is built when this module is collected (schemathesis needs the
 schema then; its fixture-based loader does not work with pytest 9), on a temporary
@@ -53,6 +55,25 @@ full_schema = _schema("coverage")
 # points outside the study-area polygon, duplicate ids); those get a documented 409/422,
 # which the remaining checks verify.
 EXCLUDED = [schemathesis.checks.positive_data_acceptance]
+
+
+ANALYSIS_OPERATIONS = {
+    ("GET", "/areas/{area}/nearest"),
+    ("GET", "/areas/{area}/facilities/{facility_id}/isochrone"),
+    ("GET", "/areas/{area}/units"),
+    ("GET", "/areas/{area}/units/{code}"),
+    ("GET", "/areas/{area}/summary"),
+    ("GET", "/areas/{area}/gaps"),
+    ("GET", "/areas/{area}/maps/{name}"),
+    ("POST", "/areas/{area}/scenarios"),
+}
+
+
+def test_schema_covers_the_analysis_endpoints() -> None:
+    """The generated cases include the analysis operations (they are in the schema)."""
+    spec = app.openapi()
+    operations = {(m.upper(), p) for p, item in spec["paths"].items() for m in item}
+    assert ANALYSIS_OPERATIONS <= operations
 
 
 @pytest.fixture(scope="module", autouse=True)
