@@ -474,3 +474,34 @@ class ScenarioOut(BaseModel):
     summary: dict[str, Any]
     columns: list[ColumnLabel]
     units: list[dict[str, Any]]
+
+
+class SitesIn(BaseModel):
+    """Ask for the next ``p`` 普惠 sites that bring the most people inside 15 minutes."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"p": 5, "solver": "exact"}]}
+    )
+
+    p: int = Field(ge=1, le=100, description="number of new sites")
+    solver: Literal["exact", "greedy"] = Field(
+        default="exact", description="exact HiGHS MILP or lazy greedy (+1-swap)"
+    )
+    weight: Literal["under3", "population"] = Field(
+        default="under3", description="maximise under-3 children or all residents"
+    )
+    require_jiedao: bool = Field(
+        default=False, description="every 街道 without a 普惠 facility must receive a site"
+    )
+    min_spacing_m: float | None = Field(default=None, gt=0, le=10_000)
+
+
+class SitesOut(BaseModel):
+    """Recommended sites (GeoJSON, WGS84) and the indicators with them added."""
+
+    area: str
+    sites: dict[str, Any]
+    siting: dict[str, Any]
+    summary: dict[str, Any]
+    columns: list[ColumnLabel]
+    units: list[dict[str, Any]]

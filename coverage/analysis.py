@@ -1119,6 +1119,70 @@ class AreaAnalysis:
 
     # -- what-if ------------------------------------------------------------------------------
 
+    def recommend_sites(
+        self,
+        p: int,
+        *,
+        solver: Literal["greedy", "exact"] = "exact",
+        weight: Literal["under3", "population"] = "under3",
+        require_puhui_per_jiedao: bool = False,
+        min_spacing_m: float | None = None,
+        time_limit_s: float = 30.0,
+    ) -> dict[str, Any]:
+        """Recommend ``p`` new 普惠 sites from the current facilities (registry unchanged).
+
+        Candidates are OSM features and points sampled along the network (see
+        :func:`coverage.siting.plan.candidate_sites`); the answer says which solver ran
+        and whether it is proven optimal.
+
+        Returns
+        -------
+        dict
+            ``sites`` (GeoJSON FeatureCollection, WGS84), ``siting`` (solver, optimal,
+            gap, gains), ``summary`` and ``units`` with the sites added.
+        """
+        from coverage.siting.plan import candidate_sites, plan_sites, siting_summary
+
+        view = self._view
+        reach = view.reach()
+        if self._ctx.mode != "network" or reach is None:
+            raise NoNetworkError(no_network_message(self.area))
+        if not 1 <= p <= 100:
+            raise InputValidationError(f"p must be between 1 and 100, got {p}", field="p")
+        layers = view.layers()
+        candidates = candidate_sites(layers)
+        plan = plan_sites(
+            layers,
+            reach,
+            self.profile,
+            p,
+            candidates=candidates,
+            solver=solver,
+            weight=weight,
+            require_puhui_per_jiedao=require_puhui_per_jiedao,
+            min_spacing_m=min_spacing_m,
+            time_limit_s=time_limit_s,
+        )
+        sites = plan.sites.to_crs(WGS84)
+        features = [
+            {
+                "type": "Feature",
+                "geometry": mapping(geom),
+                "properties": json_ready({k: v for k, v in row.items() if k != "geometry"}),
+            }
+            for geom, (_, row) in zip(sites.geometry, sites.iterrows(), strict=True)
+        ]
+        return {
+            "sites": {
+                "type": "FeatureCollection",
+                "features": features,
+                "attribution": OSM_ATTRIBUTION,
+            },
+            "siting": json_ready(siting_summary(plan, layers)),
+            "summary": json_ready(plan.after.summary),
+            "units": plan.after.table,
+        }
+
     def scenario(
         self,
         add: Sequence[Mapping[str, Any]] = (),

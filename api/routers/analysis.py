@@ -41,6 +41,8 @@ from api.schemas import (
     NearestResponse,
     ScenarioIn,
     ScenarioOut,
+    SitesIn,
+    SitesOut,
     UnitResponse,
     UnitsResponse,
 )
@@ -466,6 +468,34 @@ def post_scenario(
         removed=result["removed"],
         comparison=comparison,
         summary=summary,
+        columns=_columns([str(c) for c in table.columns]),
+        units=table_records(table),
+    )
+
+
+@router.post(
+    "/areas/{area}/sites",
+    response_model=SitesOut,
+    summary="Recommend new 普惠 sites (maximal covering) / 新增普惠托育点选址",
+    responses=error_responses(400, 404, 422),
+)
+def post_sites(area: AreaDep, analysis: AnalysisDep, body: SitesIn) -> SitesOut:
+    """The next ``p`` 普惠 sites that bring the most under-3 children (or residents)
+    within the 15-minute walk, current facilities kept; with the per-unit table and
+    district summary after adding them. The registry is not changed."""
+    result = analysis.recommend_sites(
+        body.p,
+        solver=body.solver,
+        weight=body.weight,
+        require_puhui_per_jiedao=body.require_jiedao,
+        min_spacing_m=body.min_spacing_m,
+    )
+    table: pd.DataFrame = result["units"]
+    return SitesOut(
+        area=area.slug,
+        sites=result["sites"],
+        siting=result["siting"],
+        summary=_public_summary(result["summary"]),
         columns=_columns([str(c) for c in table.columns]),
         units=table_records(table),
     )

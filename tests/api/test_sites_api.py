@@ -1,0 +1,64 @@
+"""``POST /areas/{area}/sites``: siting through the API on the live analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.app import create_app
+from api.schemas import SAMPLE_FACILITY
+from api.settings import get_api_settings
+from api.tokens import create_token
+from coverage.settings import Settings
+from tests.api.conftest import TestClient
+
+
+@pytest.fixture()
+def client(tmp_path: Path, settings: Settings):
+    app = create_app(
+        get_api_settings(
+            data_dir=settings.data_dir,
+            cache_dir=settings.cache_dir,
+            state_dir=tmp_path / "state",
+            database_url=f"sqlite:///{tmp_path / 'registry.sqlite'}",
+        )
+    )
+    with TestClient(app) as c:
+        with app.state.tuoyu.database.session() as session:
+            yield c, {"Authorization": f"Bearer {create_token(session, 'planner')}"}
+
+
+def test_sites_recommended_on_yuzhong(client) -> None:
+    c, auth = client
+    response = c.post("/areas/chongqing-yuzhong/sites", json={"p": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["sites"]["features"]) == 3
+    assert body["sites"]["attribution"] == "© OpenStreetMap contributors"
+    assert body["siting"]["optimal"] is True and body["siting"]["solver"] == "exact"
+    gains = [f["properties"]["added_under3"] for f in body["sites"]["features"]]
+    assert all(g > 0 for g in gains)
+    after = body["summary"]["indicators"]["coverage_pct"]["value"]
+    assert after > 0
+    # a registered 普惠 facility changes what the next site can add; the registry is unchanged
+    assert (
+        c.post(
+            "/areas/chongqing-yuzhong/facilities", json=SAMPLE_FACILITY, headers=auth
+        ).status_code
+        == 201
+    )
+    again = c.post("/areas/chongqing-yuzhong/sites", json={"p": 3}).json()
+    total_before = sum(gains)
+    total_after = sum(f["properties"]["added_under3"] for f in again["sites"]["features"])
+    assert total_after <= total_before + 1e-6
+    listed = c.get("/areas/chongqing-yuzhong/facilities").json()["features"]
+    assert len(listed) == 1
+
+
+def test_sites_errors(client) -> None:
+    c, _ = client
+    assert c.post("/areas/chongqing-yuzhong/sites", json={"p": 0}).status_code == 422
+    response = c.post("/areas/beijing-dongcheng/sites", json={"p": 2})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "no_network"
