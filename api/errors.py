@@ -21,13 +21,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.tokens import InvalidTokenError, RevokedTokenError
-from coverage.analysis import NoNetworkError
 from coverage.errors import (
     AreaConfigError,
     ConflictError,
     CRSError,
     DataNotFoundError,
     InputValidationError,
+    NoNetworkError,
     NotFoundError,
     OffNetworkError,
     TuoyuError,

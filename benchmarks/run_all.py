@@ -21,6 +21,8 @@ STEPS: list[tuple[str, list[str]]] = [
     ("siting", ["-m", "benchmarks.siting", "--demand", "10000", "--candidates", "1000",
                 "--p", "20", "--json", "--write"]),
     ("siting_yuzhong", ["-m", "benchmarks.siting", "--yuzhong", "--write"]),
+    ("api_load", ["-m", "benchmarks.api_load", "--rate", "200", "--seconds", "20", "--json",
+                  "--write"]),
 ]  # fmt: skip
 
 ISOCHRONE_CASES: list[list[str]] = [

@@ -55,9 +55,9 @@ from coverage.errors import (
     AreaConfigError,
     ConflictError,
     InputValidationError,
+    NoNetworkError,
     NotFoundError,
     OffNetworkError,
-    TuoyuError,
 )
 from coverage.graph import WalkGraph, build_graph
 from coverage.isochrones import facility_isochrones, isochrone_polygons
@@ -103,10 +103,6 @@ ISOCHRONE_CACHE_SIZE: Final = 256
 MAP_NAMES: Final[tuple[str, ...]] = ("facilities", "dashboard", "gaps")
 """Maps :meth:`AreaAnalysis.map_html` builds."""
 OSM_ATTRIBUTION: Final = "© OpenStreetMap contributors"
-
-
-class NoNetworkError(TuoyuError):
-    """The study area has no walking network, so walking times cannot be computed."""
 
 
 def no_network_message(area: StudyArea) -> str:

@@ -82,3 +82,7 @@ class ConflictError(TuoyuError):
 
 class OffNetworkError(TuoyuError):
     """A point lies farther than the snapping limit from every walkable edge."""
+
+
+class NoNetworkError(TuoyuError):
+    """The study area has no walking network, so walking times cannot be computed."""
