@@ -60,6 +60,7 @@ from coverage.errors import (
     OffNetworkError,
 )
 from coverage.graph import WalkGraph, build_graph
+from coverage.io.facilities import records_frame
 from coverage.isochrones import facility_isochrones, isochrone_polygons
 from coverage.pipeline import (
     AreaLayers,
@@ -237,25 +238,7 @@ def facilities_frame(records: Sequence[Mapping[str, Any]], metric_crs: CRS) -> g
             assumed = ",".join(str(a) for a in assumed)
         row[ASSUMED_COLUMN] = _plain(assumed) or ""
         rows.append(row)
-    df = pd.DataFrame.from_records(rows, columns=[*FACILITY_FIELDS, ASSUMED_COLUMN])
-    # The dtype conversion of coverage.io.facilities (kept in step with its _frame).
-    for name, (dtype, _zh, _en) in FACILITY_FIELDS.items():
-        column = df[name]
-        if dtype == "int":
-            df[name] = pd.array(column.tolist(), dtype="Int64")
-        elif dtype == "float":
-            df[name] = column.astype("float64")
-        elif dtype == "bool":
-            df[name] = pd.array(column.tolist(), dtype="boolean")
-        elif dtype == "date":
-            df[name] = pd.to_datetime(pd.Series(column.tolist(), dtype=object)).astype(
-                "datetime64[s]"
-            )
-        else:
-            df[name] = column.astype("str").where(column.notna(), None)
-    df[ASSUMED_COLUMN] = df[ASSUMED_COLUMN].astype("str")
-    geometry = gpd.GeoSeries(shapely.points(df["lon"].to_numpy(), df["lat"].to_numpy()), crs=WGS84)
-    return gpd.GeoDataFrame(df, geometry=geometry).to_crs(metric_crs)
+    return records_frame(rows, metric_crs)
 
 
 # --- the facility set and its reach ------------------------------------------------------

@@ -1002,7 +1002,12 @@ def _metric_crs(metric_crs: CRS | str | int | None) -> CRS | None:
     return crs
 
 
-def _frame(rows: list[dict[str, object]], crs: CRS | None) -> gpd.GeoDataFrame:
+def records_frame(rows: Sequence[Mapping[str, object]], crs: CRS | None) -> gpd.GeoDataFrame:
+    """Clean facility records (WGS84 ``lon``/``lat``) as the loader's typed GeoDataFrame.
+
+    Shared by the file loader and the service (registry rows), so both give the same
+    columns and dtypes. Points are projected to ``crs`` when given.
+    """
     df = pd.DataFrame.from_records(rows, columns=[*FIELDS, ASSUMED_COLUMN])
     for name, (dtype, _zh, _en) in FACILITY_FIELDS.items():
         column = df[name]
@@ -1126,7 +1131,7 @@ def load_facilities(
         out_crs = utm_crs_for(area.centroid.x, area.centroid.y)
     if not usable:
         warnings.append(f"{path}: no usable facility record (无可用记录); see the rejects")
-    facilities = _frame([_finish_record(r) for r in usable], out_crs)
+    facilities = records_frame([_finish_record(r) for r in usable], out_crs)
     rejects = rejects_frame([rej for r in records for rej in r.rejects])
     return FacilityLoadResult(facilities, rejects, warnings)
 
