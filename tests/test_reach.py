@@ -17,7 +17,6 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
-from pyproj import CRS
 
 import coverage.reach as reach_module
 from coverage.errors import InputValidationError, NotFoundError
@@ -37,32 +36,9 @@ from coverage.reach_types import SnappedPoints
 from coverage.settings import Settings
 from coverage.snap import snap_points
 from coverage.synthetic import random_facilities, synthetic_city
+from tests.handmade import X0, Y0, network
 
-X0, Y0 = 500_000.0, 3_300_000.0
 TOL_M = 1e-6
-
-
-def network(
-    xy: list[tuple[float, float]],
-    edges: list[tuple[int, int]],
-    lengths: list[float] | None = None,
-) -> WalkNetwork:
-    x = np.array([p[0] for p in xy], dtype=float) + X0
-    y = np.array([p[1] for p in xy], dtype=float) + Y0
-    u = np.array([e[0] for e in edges], dtype=np.int64)
-    v = np.array([e[1] for e in edges], dtype=np.int64)
-    length = np.hypot(x[v] - x[u], y[v] - y[u]) if lengths is None else np.asarray(lengths, float)
-    return WalkNetwork(
-        node_id=np.arange(len(xy), dtype=np.int64),
-        node_x_m=x,
-        node_y_m=y,
-        edge_u=u,
-        edge_v=v,
-        edge_length_m=length,
-        edge_way_id=np.full(len(edges), -1, dtype=np.int64),
-        crs=CRS.from_epsg(32648),
-        source="hand-made test network",
-    )
 
 
 def snap(g: WalkGraph, pts: list[tuple[float, float]], max_snap_m: float = 300.0) -> SnappedPoints:
