@@ -480,7 +480,7 @@ class SitesIn(BaseModel):
     """Ask for the next ``p`` 普惠 sites that bring the most people inside 15 minutes."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"p": 5, "solver": "exact"}]}
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"p": 5, "solver": "exact"}]}
     )
 
     p: int = Field(ge=1, le=100, description="number of new sites")

@@ -171,7 +171,17 @@ def test_served_map_walks_from_here_through_the_server(live: LiveServer) -> None
             request_route.abort()  # map tiles: offline
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path=exe,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         try:
             page = browser.new_page()
             page.on("pageerror", lambda exc: errors.append(str(exc)))
