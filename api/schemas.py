@@ -493,7 +493,9 @@ class SitesIn(BaseModel):
     require_jiedao: bool = Field(
         default=False, description="every 街道 without a 普惠 facility must receive a site"
     )
-    min_spacing_m: float | None = Field(default=None, gt=0, le=10_000)
+    min_spacing_m: float | None = Field(
+        default=None, gt=0, le=3_000, description="no two new sites closer than this (m)"
+    )
 
 
 class SitesOut(BaseModel):

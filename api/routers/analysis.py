@@ -473,6 +473,10 @@ def post_scenario(
     )
 
 
+SITES_TIME_LIMIT_S = 10.0
+"""Solver time limit of one ``/sites`` request (the answer says whether it is optimal)."""
+
+
 @router.post(
     "/areas/{area}/sites",
     response_model=SitesOut,
@@ -489,6 +493,7 @@ def post_sites(area: AreaDep, analysis: AnalysisDep, body: SitesIn) -> SitesOut:
         weight=body.weight,
         require_puhui_per_jiedao=body.require_jiedao,
         min_spacing_m=body.min_spacing_m,
+        time_limit_s=SITES_TIME_LIMIT_S,
     )
     table: pd.DataFrame = result["units"]
     return SitesOut(
