@@ -61,7 +61,8 @@ from coverage.errors import (
 )
 from coverage.graph import WalkGraph, build_graph
 from coverage.io.facilities import records_frame
-from coverage.isochrones import facility_isochrones, isochrone_polygons
+from coverage.isochrones import isochrone_polygons
+from coverage.isogrid import area_isochrones
 from coverage.pipeline import (
     AreaLayers,
     IndicatorResults,
@@ -1294,15 +1295,7 @@ class AreaAnalysis:
                 slots = np.array([view.slot_of[i] for i in view.ids], dtype=np.int64)
                 sub = _subset_points(view.points, slots)
                 reaches = all_facility_reach(graph, sub, ctx.cutoff_m)
-                isochrones = facility_isochrones(
-                    graph.network,
-                    reaches,
-                    view.ids,
-                    walk.minutes,
-                    walk.speed_kmh,
-                    walk.isochrone_buffer_m,
-                    points=sub,
-                )
+                isochrones = area_isochrones(graph.network, reaches, view.ids, walk, points=sub)
             fmap = build_facility_map(
                 frame,
                 isochrones,

@@ -47,6 +47,14 @@ class WalkSection(_Section):
     minutes: list[float] = Field(default_factory=lambda: [5.0, 10.0, 15.0])
     max_snap_m: float = Field(default=300.0, gt=0)
     isochrone_buffer_m: float = Field(default=25.0, gt=0)
+    isochrone_method: Literal["exact", "grid"] = Field(
+        default="exact",
+        description="exact: GEOS union of the buffered pieces; grid: the same region traced "
+        "on a lattice (coverage.isogrid, ~30× faster, ≈2 % area error).",
+    )
+    isochrone_cell_m: float | None = Field(
+        default=None, gt=0, description="Lattice of grid isochrones (default buffer / 2)."
+    )
 
     @field_validator("minutes")
     @classmethod

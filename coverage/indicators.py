@@ -908,6 +908,7 @@ def district_summary(
         "walk_minutes": list(walk.minutes) if walk is not None else None,
         "max_snap_m": walk.max_snap_m if walk is not None else None,
         "isochrone_buffer_m": walk.isochrone_buffer_m if walk is not None else None,
+        "isochrone_method": walk.isochrone_method if walk is not None else None,
         "network_mode": network.mode
         if network is not None
         else ("network" if walk_all is not None else None),

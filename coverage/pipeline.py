@@ -33,7 +33,7 @@ from coverage.io.osm_features import load_osm_buildings
 from coverage.io.osm_network import load_walk_network
 from coverage.io.rejects import write_rejects
 from coverage.io.units import load_units
-from coverage.isochrones import facility_isochrones
+from coverage.isogrid import area_isochrones
 from coverage.network import WalkNetwork
 from coverage.population import (
     assign_units,
@@ -411,13 +411,11 @@ def compute_reach(layers: AreaLayers, progress: Progress | None = None) -> Reach
     if facilities is not None and n_fac:
         with progress.step(f"isochrones {walk.minutes} min for {n_fac} facilities"):
             max_reach = all_facility_reach(graph, fac_snap, threshold_m)
-            isochrones = facility_isochrones(
+            isochrones = area_isochrones(
                 layers.network,
                 max_reach,
                 facilities["id"].astype(str).tolist(),
-                walk.minutes,
-                walk.speed_kmh,
-                walk.isochrone_buffer_m,
+                walk,
                 points=fac_snap,
             )
     return ReachResults(
