@@ -222,7 +222,10 @@ def _add_interval(
     )
 
 
-@njit(cache=True, error_model="numpy", boundscheck=False)
+# fastmath (measured ~35 % faster here: fused multiply-adds, cheaper min/max) is safe in
+# this one kernel: every value is finite (piece coordinates, a finite "far" constant,
+# square roots of non-negative numbers).
+@njit(cache=True, error_model="numpy", boundscheck=False, fastmath=True)
 def _signed_field(
     pieces: npt.NDArray[np.float64],
     n: int,
@@ -242,11 +245,9 @@ def _signed_field(
     # Exact distances wherever interpolation may look: a lattice neighbour (cell_m away)
     # of an inside point (distance < buffer_m) is nearer than buffer_m + cell_m.
     reach_m = buffer_m + 1.01 * cell_m
-    pad_m = buffer_m + 2.5 * cell_m  # an all-negative frame closes every ring
-    xmin = np.inf
-    ymin = np.inf
-    xmax = -np.inf
-    ymax = -np.inf
+    pad_m = buffer_m + cell_m  # the frame of the window lies outside: every ring closes
+    xmin = xmax = pieces[0, 0]  # n ≥ 1 (callers skip empty sources)
+    ymin = ymax = pieces[0, 1]
     for k in range(n):
         xmin = min(xmin, pieces[k, 0], pieces[k, 2])
         xmax = max(xmax, pieces[k, 0], pieces[k, 2])
@@ -346,9 +347,9 @@ def _trace(
     cell_m: float,
     ox: float,
     oy: float,
-    nxt: npt.NDArray[np.int64],
-    scratch_exits: npt.NDArray[np.int64],
-    cxy: npt.NDArray[np.float64],
+    slot: npt.NDArray[np.int32],
+    ex_next: npt.NDArray[np.int64],
+    ex_xy: npt.NDArray[np.float64],
     scratch_sign: npt.NDArray[np.uint8],
 ) -> tuple[
     npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64], int
@@ -356,13 +357,15 @@ def _trace(
     """Marching squares on ``psi > 0``; closed rings, shells first within each polygon.
 
     Returns ring coordinates (closed), ring offsets, the polygon (0-based, local) of
-    each ring, and the number of polygons. ``nxt`` is scratch of at least
-    ``2 · nx · ny`` entries, all ``-1``; it is left that way. ``scratch_exits`` and ``cxy``
-    (crossing coordinates) have as many rows.
+    each ring, and the number of polygons. Scratch, each of at least ``2 · nx · ny``
+    entries: ``slot`` (lattice edge → crossing number), ``ex_next`` (crossing → next
+    lattice edge of its ring), ``ex_xy`` (crossing coordinates), ``scratch_sign``. The
+    crossings are stored in the order they are found, so the large lattice-edge-indexed
+    array is only one int32 per edge (measured: the tracer ran 2× slower with
+    coordinates stored per lattice edge, from cache misses).
     """
     ny, nx = psi.shape
     nh = ny * (nx - 1)
-    exits = scratch_exits
     n_exit = 0
     sg = scratch_sign[: ny * nx].reshape((ny, nx))
     for j in range(ny):
@@ -408,11 +411,10 @@ def _trace(
                         kk = (k + 1) % 4  # saddle, diagonal joined: the following entry
                     else:
                         kk = (k + 3) % 4  # saddle, corners apart: the preceding entry
-                    nxt[cid[k]] = cid[kk]
-                    exits[n_exit] = cid[k]
-                    n_exit += 1
-                    # Where the zero line crosses this lattice edge (computed once, here
-                    # where it is an exit), walking the square counter-clockwise.
+                    # Crossing number n_exit: this lattice edge, the edge the ring goes
+                    # on to, and (below) where the zero line crosses it.
+                    slot[cid[k]] = n_exit
+                    ex_next[n_exit] = cid[kk]
                     a = val_a[k]
                     t = min(1.0 - _EPS_T, max(_EPS_T, a / (a - val_b[k])))
                     if k == 0:
@@ -423,32 +425,32 @@ def _trace(
                         gx, gy = i + 1.0 - t, j + 1.0
                     else:
                         gx, gy = float(i), j + 1.0 - t
-                    cxy[cid[k], 0] = ox + (i0 + gx) * cell_m
-                    cxy[cid[k], 1] = oy + (j0 + gy) * cell_m
+                    ex_xy[n_exit, 0] = ox + (i0 + gx) * cell_m
+                    ex_xy[n_exit, 1] = oy + (j0 + gy) * cell_m
+                    n_exit += 1
     # Follow the links into rings.
     xy = np.empty((n_exit + n_exit // 4 + 4, 2))  # a ring has ≥ 4 vertices + closure
     n_xy = 0
     ring_ptr = np.empty(n_exit + 1, dtype=np.int64)
     n_ring = 0
     ring_ptr[0] = 0
-    for s in range(n_exit):
-        start = exits[s]
-        if nxt[start] < 0:
+    seen = np.zeros(n_exit, dtype=np.uint8)
+    for start in range(n_exit):
+        if seen[start]:
             continue
         cur = start
         first = n_xy
         while True:
-            x = cxy[cur, 0]
-            y = cxy[cur, 1]
+            x = ex_xy[cur, 0]
+            y = ex_xy[cur, 1]
             if n_xy - first >= 2 and _collinear(xy, n_xy, x, y):
                 n_xy -= 1  # the middle vertex lies on the straight line: drop it
             xy[n_xy, 0] = x
             xy[n_xy, 1] = y
             n_xy += 1
-            nn = nxt[cur]
-            nxt[cur] = -1
-            cur = nn
-            if cur == start or cur < 0:
+            seen[cur] = 1
+            cur = slot[ex_next[cur]]
+            if cur == start:
                 break
         xy[n_xy, 0] = xy[first, 0]
         xy[n_xy, 1] = xy[first, 1]
@@ -483,33 +485,41 @@ def _trace(
                 best = sh
                 best_area = area[sh]
         owner[q] = best
-    # Emit: for each shell, the shell then its holes.
-    out_xy = np.empty((n_xy, 2))
-    out_ptr = np.empty(n_ring + 1, dtype=np.int64)
-    out_poly = np.empty(n_ring, dtype=np.int64)
-    out_ptr[0] = 0
+    # Emit: for each shell, the shell then its holes. Usually the tracing order is
+    # already that (one shell, found first from the bottom row), and nothing is copied.
+    order = np.empty(n_ring, dtype=np.int64)
+    poly_of = np.empty(n_ring, dtype=np.int64)
     n_out = 0
-    n_pt = 0
     for w in range(n_shell):
         sh = shell_ids[w]
-        lo = ring_ptr[sh]
-        hi = ring_ptr[sh + 1]
-        out_xy[n_pt : n_pt + hi - lo] = xy[lo:hi]
-        n_pt += hi - lo
-        out_poly[n_out] = w
+        order[n_out] = sh
+        poly_of[n_out] = w
         n_out += 1
-        out_ptr[n_out] = n_pt
         for q in range(n_ring):
-            if area[q] > 0.0 or owner[q] != sh:
-                continue
-            lo = ring_ptr[q]
-            hi = ring_ptr[q + 1]
-            out_xy[n_pt : n_pt + hi - lo] = xy[lo:hi]
-            n_pt += hi - lo
-            out_poly[n_out] = w
-            n_out += 1
-            out_ptr[n_out] = n_pt
-    return out_xy[:n_pt], out_ptr[: n_out + 1], out_poly[:n_out], n_shell
+            if area[q] <= 0.0 and owner[q] == sh:
+                order[n_out] = q
+                poly_of[n_out] = w
+                n_out += 1
+    same = n_out == n_ring
+    for q in range(n_out):
+        if order[q] != q:
+            same = False
+            break
+    if same:
+        return xy[:n_xy], ring_ptr[: n_ring + 1], poly_of, n_shell
+    out_xy = np.empty((n_xy, 2))
+    out_ptr = np.empty(n_out + 1, dtype=np.int64)
+    out_ptr[0] = 0
+    n_pt = 0
+    for q in range(n_out):
+        lo = ring_ptr[order[q]]
+        hi = ring_ptr[order[q] + 1]
+        for r in range(lo, hi):
+            out_xy[n_pt, 0] = xy[r, 0]
+            out_xy[n_pt, 1] = xy[r, 1]
+            n_pt += 1
+        out_ptr[q + 1] = n_pt
+    return out_xy[:n_pt], out_ptr, poly_of[:n_out], n_shell
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)
@@ -630,6 +640,7 @@ def bounded_dijkstra(
 @njit(cache=True, error_model="numpy", boundscheck=False)
 def _emit_source(
     s: int,
+    n_src: int,
     nodes: npt.NDArray[np.int64],
     dist: npt.NDArray[np.float64],
     thresholds_m: npt.NDArray[np.float64],
@@ -656,7 +667,7 @@ def _emit_source(
     ring_poly: npt.NDArray[np.int64],
     poly_owner: npt.NDArray[np.int64],
     pieces: npt.NDArray[np.float64],
-    nxt: npt.NDArray[np.int64],
+    nxt: npt.NDArray[np.int32],
     exits: npt.NDArray[np.int64],
     cxy: npt.NDArray[np.float64],
     sign: npt.NDArray[np.uint8],
@@ -703,15 +714,21 @@ def _emit_source(
         fbuf, psi, i0, j0 = _signed_field(pieces, n, buffer_m, cell_m, ox, oy, fbuf)
         need = 2 * psi.shape[0] * psi.shape[1]
         if nxt.shape[0] < need:
-            nxt = np.full(need, -1, dtype=np.int64)
+            nxt = np.empty(need, dtype=np.int32)
             exits = np.empty(need, dtype=np.int64)
             cxy = np.empty((need, 2))
             sign = np.empty(need, dtype=np.uint8)
         rxy, rptr, rpoly, n_shell = _trace(psi, i0, j0, cell_m, ox, oy, nxt, exits, cxy, sign)
         m = rptr.shape[0] - 1
         n_xy, n_ring, n_poly = counts[0], counts[1], counts[2]
-        xy = _grow2(xy, n_xy + rxy.shape[0])
-        xy[n_xy : n_xy + rxy.shape[0]] = rxy
+        if xy.shape[0] < n_xy + rxy.shape[0]:
+            # Grow to what the sources so far project for all of them: one or two
+            # copies instead of a doubling series (fresh pages are costly here).
+            hint = int((n_xy + rxy.shape[0]) / (s + 1) * n_src * 1.1)
+            xy = _grow2(xy, max(n_xy + rxy.shape[0], hint))
+        for r in range(rxy.shape[0]):
+            xy[n_xy + r, 0] = rxy[r, 0]
+            xy[n_xy + r, 1] = rxy[r, 1]
         ring_ptr = _grow1(ring_ptr, n_ring + m + 1)
         ring_poly = _grow1(ring_poly, n_ring + m)
         for q in range(m):
@@ -770,7 +787,7 @@ def grid_isochrones_kernel(
     cutoff_m = thresholds_m.max() if thresholds_m.shape[0] else 0.0
     dist = np.full(node_x.shape[0], np.inf)
     pieces = np.empty((1024, 4))
-    nxt = np.full(1 << 16, -1, dtype=np.int64)
+    nxt = np.empty(1 << 16, dtype=np.int32)
     exits = np.empty(1 << 16, dtype=np.int64)
     cxy = np.empty((1 << 16, 2))
     sign = np.empty(1 << 16, dtype=np.uint8)
@@ -816,6 +833,7 @@ def grid_isochrones_kernel(
                 dist[nodes[q]] = r_dist[r_ptr[s] + q]
         xy, ring_ptr, ring_poly, poly_owner, pieces, nxt, exits, cxy, sign, fbuf = _emit_source(
             s,
+            n_src,
             nodes,
             dist,
             thresholds_m,

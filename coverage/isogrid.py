@@ -324,9 +324,10 @@ def _run(
         return _assemble(*out, (hi - lo) * n_t)
 
     # The kernel releases the GIL (and shapely mostly does): chunks of sources run on
-    # every core at once, a few chunks per thread so that none waits for the last one.
+    # every core at once, two per thread so that neither waits long for the other
+    # (each chunk fills a node-sized scratch array, so not more).
     n_threads = max(1, min(_workers(workers), n_src // _MIN_SOURCES_PER_THREAD))
-    n_chunks = 1 if n_threads == 1 else 4 * n_threads
+    n_chunks = 1 if n_threads == 1 else 2 * n_threads
     bounds = np.linspace(0, n_src, n_chunks + 1).astype(np.int64).tolist()
     if n_threads == 1:
         parts = [chunk(0, n_src)]
