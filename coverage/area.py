@@ -50,7 +50,7 @@ class WalkSection(_Section):
     isochrone_method: Literal["exact", "grid"] = Field(
         default="exact",
         description="exact: GEOS union of the buffered pieces; grid: the same region traced "
-        "on a lattice (coverage.isogrid, ~30× faster, ≈2 % area error).",
+        "on a lattice (coverage.isogrid, tens of times faster, ≈2 % area error).",
     )
     isochrone_cell_m: float | None = Field(
         default=None, gt=0, description="Lattice of grid isochrones (default buffer / 2)."
