@@ -678,7 +678,7 @@ def _emit_source(
     npt.NDArray[np.int64],
     npt.NDArray[np.int64],
     npt.NDArray[np.float64],
-    npt.NDArray[np.int64],
+    npt.NDArray[np.int32],
     npt.NDArray[np.int64],
     npt.NDArray[np.float64],
     npt.NDArray[np.uint8],
