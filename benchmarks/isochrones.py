@@ -20,7 +20,7 @@ What is measured, on the same network and the same facilities:
   gridded polygon (the same edge-buffer region traced on a ``--cell-m`` lattice,
   default half the buffer) in one compiled pass over all facilities, on one thread
   (``ours_grid_1_thread_s``) and on every core (``ours_grid_s``); best of
-  ``--repeat`` runs, after a first call that compiles the kernel (or loads numba's
+  ``--repeat`` rounds that time the peer and both of these in turn, after a first call that compiles the kernel (or loads numba's
   cache), reported apart (``ours_grid_first_call_s``). Its area error against the
   exact polygons is ``area_error.grid_ours``.
 * **peer**: the osmnx isochrone example ("isolines and isochrones" notebook):
@@ -76,16 +76,6 @@ def _network(args: argparse.Namespace) -> Any:
     from coverage.synthetic import synthetic_city
 
     return synthetic_city(args.nodes, seed=args.seed)
-
-
-def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Shortest wall time of ``repeat`` calls (timeit's rule: the others were disturbed),
-    and the last result."""
-    best, out = timed(fn)
-    for _ in range(max(0, repeat - 1)):
-        t, out = timed(fn)
-        best = min(best, t)
-    return best, out
 
 
 def _osmnx_graph(split: Any) -> Any:
@@ -173,8 +163,8 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
             net, fac, [cutoff_m], args.buffer_m, args.cell_m, builder=builder, workers=1
         )
     )
-    grid_1_s, grid_polys = best_of(args.repeat, lambda: grid(1))
-    grid_n_s, grid_polys_n = best_of(args.repeat, lambda: grid(cores))
+    grid_polys = grid(1)  # timed below, interleaved with the peer
+    grid_polys_n = grid(cores)
     grid_same = all(a.equals(b) for a, b in zip(grid_polys[:50], grid_polys_n[:50], strict=False))
     grid_valid = int(np.count_nonzero(shapely.is_valid(np.array(grid_polys, dtype=object))))
 
@@ -233,10 +223,19 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
     peer_build_s, (split, g) = timed(
         lambda: (lambda s: (s, _osmnx_graph(s)))(split_graph(net, fac))
     )
-    peer_sample_s, hulls = best_of(
-        args.repeat,
-        lambda: [_osmnx_recipe(g, int(split.point_node[on[j]]), cutoff_m) for j in sample],
-    )
+    # Timed in alternation, best of --repeat rounds each, so that a slow spell of the
+    # machine cannot favour one side (the ratios quoted are from the same rounds).
+    peer_times, grid_1_times, grid_n_times = [], [], []
+    hulls: list[Any] = []
+    for _ in range(max(1, args.repeat)):
+        t, hulls = timed(
+            lambda: [_osmnx_recipe(g, int(split.point_node[on[j]]), cutoff_m) for j in sample]
+        )
+        peer_times.append(t)
+        grid_1_times.append(timed(lambda: grid(1))[0])
+        grid_n_times.append(timed(lambda: grid(cores))[0])
+    peer_sample_s = min(peer_times)
+    grid_1_s, grid_n_s = min(grid_1_times), min(grid_n_times)
     peer_s = peer_sample_s / max(1, k) * on.shape[0]
     exact_sample = [polys[j] for j in sample]
     ours_s = reach_s + poly_s
@@ -248,7 +247,8 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         "peer: osmnx isochrone example on an osmnx-style MultiDiGraph with every facility "
         "inserted as a node (same reached nodes as ours)",
         f"quad_segs={args.quad_segs}, buffer_m={args.buffer_m}, concave ratio={args.ratio}",
-        f"ours_grid_s, ours_grid_1_thread_s and peer_sample_s: best of {args.repeat} runs each; "
+        f"ours_grid_s, ours_grid_1_thread_s and peer_sample_s: best of {args.repeat} rounds, "
+        "the three timed in turn within each round; "
         "ours_grid_s: coverage.isogrid.grid_facility_polygons (routing + gridded polygon, one "
         f"compiled pass, cell_m={args.cell_m or args.buffer_m / 2.0}) over every facility on {cores} threads; "
         "ours_grid_1_thread_s the same on one thread; ours_grid_first_call_s is the first "
@@ -292,6 +292,11 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         "grid_same_result_any_workers": bool(grid_same),
         "ratio_grid": peer_s / grid_n_s if grid_n_s > 0 else None,
         "ratio_grid_1_thread": peer_s / grid_1_s if grid_1_s > 0 else None,
+        "rounds_s": {
+            "peer_sample": peer_times,
+            "ours_grid_1_thread": grid_1_times,
+            "ours_grid": grid_n_times,
+        },
         "ratio_concave": peer_s / (reach_s + concave_s) if reach_s + concave_s > 0 else None,
         "ratio_polygons_only": peer_s / poly_s if poly_s > 0 else None,
         "naive_union_s_per_facility": naive_s / naive_n if naive_n else None,
