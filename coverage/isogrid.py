@@ -7,8 +7,8 @@ sampling its signed distance on a square lattice of ``cell_m`` spacing and traci
 zero line (marching squares with linear interpolation, :mod:`coverage.grid_kernels`),
 for a whole batch of facilities in one compiled pass that also does the routing
 (``benchmarks/results/isochrones.json``: 1,000 facilities on a 10⁶-node synthetic city
-in 0.23 s on 2 cores, 0.42 s on one, where osmnx's ego-graph + convex-hull recipe takes
-18.9 s and our exact polygons 11.6 s).
+in 0.35 s on 2 cores, 0.45 s on one, where osmnx's ego-graph + convex-hull recipe takes
+18.5 s and our exact polygons 14.6 s).
 
 Accuracy, measured against the exact polygons (``tests/test_isogrid.py`` and the
 benchmark): along straight buffer sides the traced line is exact (the signed distance
