@@ -62,7 +62,7 @@ def _install_numba_shim() -> None:
                 spec.loader = _HiddenCoverageLoader(spec.loader)  # type: ignore[arg-type]
             return spec
 
-    if target not in sys.modules and not any(isinstance(f, _Finder) for f in sys.meta_path):
+    if target not in sys.modules:
         sys.meta_path.insert(0, _Finder())
 
 

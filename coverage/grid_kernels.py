@@ -613,10 +613,7 @@ def bounded_dijkstra(
         if d > cutoff_m or d >= dist[node]:
             continue
         if not np.isfinite(dist[node]):
-            if n_touched >= touched.shape[0]:
-                t2 = np.empty(2 * touched.shape[0], dtype=np.int64)
-                t2[:n_touched] = touched[:n_touched]
-                touched = t2
+            touched = _grow1(touched, n_touched + 1)
             touched[n_touched] = node
             n_touched += 1
         dist[node] = d
@@ -632,10 +629,7 @@ def bounded_dijkstra(
             if nd > cutoff_m or nd >= dist[other]:
                 continue
             if not np.isfinite(dist[other]):
-                if n_touched >= touched.shape[0]:
-                    t2 = np.empty(2 * touched.shape[0], dtype=np.int64)
-                    t2[:n_touched] = touched[:n_touched]
-                    touched = t2
+                touched = _grow1(touched, n_touched + 1)
                 touched[n_touched] = other
                 n_touched += 1
             dist[other] = nd
@@ -673,9 +667,9 @@ def _emit_source(
     ring_poly: npt.NDArray[np.int64],
     poly_owner: npt.NDArray[np.int64],
     pieces: npt.NDArray[np.float64],
-    nxt: npt.NDArray[np.int32],
-    exits: npt.NDArray[np.int64],
-    cxy: npt.NDArray[np.float64],
+    slot: npt.NDArray[np.int32],
+    ex_next: npt.NDArray[np.int64],
+    ex_xy: npt.NDArray[np.float64],
     sign: npt.NDArray[np.uint8],
     fbuf: npt.NDArray[np.float64],
 ) -> tuple[
@@ -719,11 +713,11 @@ def _emit_source(
             continue
         fbuf, sign, psi, i0, j0 = _signed_field(pieces, n, buffer_m, cell_m, ox, oy, fbuf, sign)
         need = 2 * psi.shape[0] * psi.shape[1]
-        if nxt.shape[0] < need:
-            nxt = np.empty(need, dtype=np.int32)
-            exits = np.empty(need, dtype=np.int64)
-            cxy = np.empty((need, 2))
-        rxy, rptr, rpoly, n_shell = _trace(psi, i0, j0, cell_m, ox, oy, nxt, exits, cxy, sign)
+        if slot.shape[0] < need:
+            slot = np.empty(need, dtype=np.int32)
+            ex_next = np.empty(need, dtype=np.int64)
+            ex_xy = np.empty((need, 2))
+        rxy, rptr, rpoly, n_shell = _trace(psi, i0, j0, cell_m, ox, oy, slot, ex_next, ex_xy, sign)
         m = rptr.shape[0] - 1
         n_xy, n_ring, n_poly = counts[0], counts[1], counts[2]
         if xy.shape[0] < n_xy + rxy.shape[0]:
@@ -745,7 +739,7 @@ def _emit_source(
         counts[0] = n_xy + rxy.shape[0]
         counts[1] = n_ring + m
         counts[2] = n_poly + n_shell
-    return xy, ring_ptr, ring_poly, poly_owner, pieces, nxt, exits, cxy, sign, fbuf
+    return xy, ring_ptr, ring_poly, poly_owner, pieces, slot, ex_next, ex_xy, sign, fbuf
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
@@ -792,9 +786,9 @@ def grid_isochrones_kernel(
     cutoff_m = thresholds_m.max() if thresholds_m.shape[0] else 0.0
     dist = np.full(node_x.shape[0], np.inf)
     pieces = np.empty((1024, 4))
-    nxt = np.empty(1 << 16, dtype=np.int32)
-    exits = np.empty(1 << 16, dtype=np.int64)
-    cxy = np.empty((1 << 16, 2))
+    slot = np.empty(1 << 16, dtype=np.int32)
+    ex_next = np.empty(1 << 16, dtype=np.int64)
+    ex_xy = np.empty((1 << 16, 2))
     sign = np.empty(1 << 16, dtype=np.uint8)
     fbuf = np.empty(1 << 15)
     xy = np.empty((1 << 16, 2))
@@ -836,40 +830,42 @@ def grid_isochrones_kernel(
             nodes = r_node[r_ptr[s] : r_ptr[s + 1]]
             for q in range(nodes.shape[0]):
                 dist[nodes[q]] = r_dist[r_ptr[s] + q]
-        xy, ring_ptr, ring_poly, poly_owner, pieces, nxt, exits, cxy, sign, fbuf = _emit_source(
-            s,
-            n_src,
-            nodes,
-            dist,
-            thresholds_m,
-            e,
-            start_frac[s],
-            access_m[s],
-            has_src[s],
-            src_x[s],
-            src_y[s],
-            node_x,
-            node_y,
-            edge_u,
-            edge_v,
-            edge_len,
-            inc_ptr,
-            inc_edge,
-            buffer_m,
-            cell_m,
-            ox,
-            oy,
-            counts,
-            xy,
-            ring_ptr,
-            ring_poly,
-            poly_owner,
-            pieces,
-            nxt,
-            exits,
-            cxy,
-            sign,
-            fbuf,
+        xy, ring_ptr, ring_poly, poly_owner, pieces, slot, ex_next, ex_xy, sign, fbuf = (
+            _emit_source(
+                s,
+                n_src,
+                nodes,
+                dist,
+                thresholds_m,
+                e,
+                start_frac[s],
+                access_m[s],
+                has_src[s],
+                src_x[s],
+                src_y[s],
+                node_x,
+                node_y,
+                edge_u,
+                edge_v,
+                edge_len,
+                inc_ptr,
+                inc_edge,
+                buffer_m,
+                cell_m,
+                ox,
+                oy,
+                counts,
+                xy,
+                ring_ptr,
+                ring_poly,
+                poly_owner,
+                pieces,
+                slot,
+                ex_next,
+                ex_xy,
+                sign,
+                fbuf,
+            )
         )
         for q in range(nodes.shape[0]):
             dist[nodes[q]] = np.inf

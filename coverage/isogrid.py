@@ -162,9 +162,9 @@ def grid_isochrone_polygons(
     """
     _check_buffer(buffer_m, 8)
     cell = _check_cell(cell_m, buffer_m)
-    t = _thresholds(thresholds_m)
+    # One check against the smallest cut-off covers every reach.
+    t = _check_thresholds(thresholds_m, min((r.cutoff_m for r in reaches), default=np.inf))
     for r in reaches:
-        _check_thresholds(t, r.cutoff_m)
         _check_reach(network, r)
     n_src = len(reaches)
     if n_src == 0:
@@ -242,7 +242,7 @@ def grid_facility_polygons(
     """
     _check_buffer(buffer_m, 8)
     cell = _check_cell(cell_m, buffer_m)
-    t = _thresholds(thresholds_m)
+    t = _check_thresholds(thresholds_m, np.inf)  # routed here: no cut-off to respect
     n_src = len(facilities)
     if facilities.edge.shape[0] and int(np.max(facilities.edge)) >= network.n_edges:
         raise InputValidationError(
@@ -269,11 +269,6 @@ class _Sources:
     access_m: FloatArray
     has_src: npt.NDArray[np.bool_]
     src_xy: FloatArray
-
-
-def _thresholds(thresholds_m: Sequence[float] | FloatArray) -> FloatArray:
-    t = np.asarray(thresholds_m, dtype=np.float64).reshape(-1)
-    return _check_thresholds(t, float(np.max(t)) if t.shape[0] and np.isfinite(t).all() else np.inf)
 
 
 def _run(
