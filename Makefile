@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit system-deps bench lock clean
+.PHONY: demo test check lint typecheck unit system-deps bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The whole suite (slow, browser and PostgreSQL tests included) with doctests, measuring
+# test coverage of tuoyu and tuoyu_api (coverage.py; printed at the end).
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -p no:cacheprovider --cov --cov-report=term:skip-covered --cov-report=xml:.cache/coverage.xml
+
+# Fast loop while developing: lint, types and the tests not marked slow/browser/postgres.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -x -m "not slow and not browser and not postgres"
 
 test: $(STAMP) system-deps lint typecheck unit
 

@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
 
-from coverage.io.atomic import write_text_atomic
+from tuoyu.outputs.atomic import write_text_atomic
 
 T = TypeVar("T")
 

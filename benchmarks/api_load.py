@@ -6,8 +6,8 @@
 
 What it does, all on the loopback interface (127.0.0.1) and bounded in count and time:
 
-1. starts the real server (``uvicorn --factory api.app:create_app``, one worker — the
-   service keeps one live analysis per area, see ``api/analysis_service.py``) in a
+1. starts the real server (``uvicorn --factory tuoyu_api.app:create_app``, one worker — the
+   service keeps one live analysis per area, see ``api/tuoyu_api/analysis_service.py``) in a
    subprocess on a free port, with a throw-away SQLite registry and Yuzhong preloaded;
 2. registers ``--facilities`` (default 50) facilities at random points of the district
    through ``POST /areas/chongqing-yuzhong/facilities`` with a token;
@@ -95,7 +95,7 @@ def start_server(state_dir: Path, *, access_log: bool = False) -> Server:
         "-m",
         "uvicorn",
         "--factory",
-        "api.app:create_app",
+        "tuoyu_api.app:create_app",
         "--host",
         "127.0.0.1",
         "--port",
@@ -133,9 +133,9 @@ def start_server(state_dir: Path, *, access_log: bool = False) -> Server:
 
 
 def _token(state_dir: Path) -> str:
-    from api.db import open_database
-    from api.settings import get_api_settings, resolve_database_url
-    from api.tokens import create_token
+    from tuoyu_api.db import open_database
+    from tuoyu_api.settings import get_api_settings, resolve_database_url
+    from tuoyu_api.tokens import create_token
 
     settings = get_api_settings(state_dir=state_dir, database_url=None)
     database = open_database(resolve_database_url(settings), upgrade=False)
@@ -148,9 +148,9 @@ def _token(state_dir: Path) -> str:
 
 def district_outline() -> BaseGeometry:
     """Yuzhong's outline in WGS84 (the study area's polygon)."""
-    from api.area_polygon import study_area_polygon
-    from coverage.area import load_area
-    from coverage.settings import get_settings
+    from tuoyu.config.settings import get_settings
+    from tuoyu.config.study_area import load_area
+    from tuoyu_api.area_polygon import study_area_polygon
 
     polygon = study_area_polygon(load_area(AREA), get_settings())
     if polygon is None:
@@ -472,7 +472,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "api_load",
         "command": "python -m benchmarks.api_load " + shlex.join(sys.argv[1:]),
         "endpoint": f"GET /areas/{AREA}/nearest?lon=&lat= (minutes=15, crs=wgs84)",
-        "server": "uvicorn --factory api.app:create_app, 1 worker, 127.0.0.1, SQLite registry",
+        "server": "uvicorn --factory tuoyu_api.app:create_app, 1 worker, 127.0.0.1, SQLite registry",
         "client": "asyncio keep-alive HTTP/1.1 connections (RawHttpPool), open loop: request i "
         "sent at t0 + i/rate, latency from the scheduled time (queueing included); same "
         "machine as the server",

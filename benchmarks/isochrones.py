@@ -9,14 +9,14 @@ One case (prints one JSON object)::
 
 What is measured, on the same network and the same facilities:
 
-* **ours**: ``coverage.reach.facility_reach`` per facility (routing), then
-  ``coverage.isochrones.isochrone_polygons`` (exact edge-buffer polygon: reached
+* **ours**: ``tuoyu.reach.engine.facility_reach`` per facility (routing), then
+  ``tuoyu.isochrones.exact.isochrone_polygons`` (exact edge-buffer polygon: reached
   edges cut at the exact remaining distance, buffered by ``--buffer-m``); timed
   separately (``ours_reach_s``, ``ours_polygons_s``) and in total (``ours_s``). The
   one-off network preparation (``IsochroneBuilder.clean``) is reported apart as
   ``ours_prepare_s``, like the peer's graph construction. ``ours_concave_s`` times the
   approximate variant (``concave_hull_polygons``) on the same reaches.
-* **ours, gridded**: ``coverage.isogrid.grid_facility_polygons``: routing and the
+* **ours, gridded**: ``tuoyu.isochrones.grid.grid_facility_polygons``: routing and the
   gridded polygon (the same edge-buffer region traced on a ``--cell-m`` lattice,
   default half the buffer) in one compiled pass over all facilities, on one thread
   (``ours_grid_1_thread_s``) and on every core (``ours_grid_s``); best of
@@ -36,7 +36,7 @@ What is measured, on the same network and the same facilities:
   union of per-segment buffers is also timed on ``--naive-sample`` facilities
   (``naive_union_s_per_facility``) to show what the face construction saves.
 
-Networks are synthetic cities (``coverage.synthetic.synthetic_city``: jittered street
+Networks are synthetic cities (``tuoyu.synthetic.synthetic_city``: jittered street
 grid, 50–150 m blocks, clearly synthetic) or the real Yuzhong OSM extract. Facilities
 are random points near the streets (``random_facilities``), snapped with a 300 m limit.
 """
@@ -66,14 +66,14 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def _network(args: argparse.Namespace) -> Any:
     if args.yuzhong:
-        from coverage.datadir import resolve_data_file
-        from coverage.io.osm_network import load_walk_network
-        from coverage.settings import get_settings
+        from tuoyu.config.data_registry import resolve_data_file
+        from tuoyu.config.settings import get_settings
+        from tuoyu.layers.osm_network import load_walk_network
 
         settings = get_settings()
         path = resolve_data_file("chongqing-yuzhong/yuzhong.osm.pbf", settings)
         return load_walk_network(path, settings=settings)
-    from coverage.synthetic import synthetic_city
+    from tuoyu.synthetic import synthetic_city
 
     return synthetic_city(args.nodes, seed=args.seed)
 
@@ -129,13 +129,13 @@ def _errors(approx: list[Any], exact: list[Any]) -> dict[str, float | None]:
 def run_case(args: argparse.Namespace) -> dict[str, Any]:
     """Run ours and the osmnx recipe on one case; returns the result object."""
     import shapely
+    from tuoyu.isochrones.exact import IsochroneBuilder, concave_hull_polygons, isochrone_polygons
+    from tuoyu.network.graph import build_graph
+    from tuoyu.network.snap import snap_points
+    from tuoyu.reach.engine import facility_reach
+    from tuoyu.synthetic import random_facilities
 
     from benchmarks.peers import split_graph
-    from coverage.graph import build_graph
-    from coverage.isochrones import IsochroneBuilder, concave_hull_polygons, isochrone_polygons
-    from coverage.reach import facility_reach
-    from coverage.snap import snap_points
-    from coverage.synthetic import random_facilities
 
     cutoff_m = args.minutes * args.speed_kmh * 1000.0 / 60.0
     network_s, net = timed(lambda: _network(args))
@@ -148,7 +148,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
 
     # ---- ours, gridded (routing included, one compiled pass): first call compiles or
     # loads numba's cache; timed apart, then the measured runs.
-    from coverage.isogrid import grid_facility_polygons
+    from tuoyu.isochrones.grid import grid_facility_polygons
 
     cores = os.cpu_count() or 1
 
@@ -197,7 +197,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
     rss_ours = peak_rss_mb()
 
     # ---- a literal union of per-segment buffers, on a few facilities (reference)
-    from coverage.isochrones import covered_pieces
+    from tuoyu.isochrones.exact import covered_pieces
 
     naive_n = min(args.naive_sample, len(reaches))
 
@@ -245,7 +245,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         f"quad_segs={args.quad_segs}, buffer_m={args.buffer_m}, concave ratio={args.ratio}",
         f"ours_grid_s, ours_grid_1_thread_s and peer_sample_s: best of {args.repeat} rounds, "
         "the three timed in turn within each round; "
-        "ours_grid_s: coverage.isogrid.grid_facility_polygons (routing + gridded polygon, one "
+        "ours_grid_s: tuoyu.isochrones.grid.grid_facility_polygons (routing + gridded polygon, one "
         f"compiled pass, cell_m={args.cell_m or args.buffer_m / 2.0}) over every facility on {cores} threads; "
         "ours_grid_1_thread_s the same on one thread; ours_grid_first_call_s is the first "
         "call (numba compiles the kernel or loads it from its cache), not in the ratios",

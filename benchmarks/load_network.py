@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import osmnx as ox
+from tuoyu.config.data_registry import resolve_data_file
+from tuoyu.config.settings import get_settings
+from tuoyu.layers.osm_network import WALK_FILTER, WALK_FILTER_KEYS, is_walkable, load_walk_network
 
 from benchmarks._common import machine_description, run_isolated, write_result
-from coverage.datadir import resolve_data_file
-from coverage.io.osm_network import WALK_FILTER, WALK_FILTER_KEYS, is_walkable, load_walk_network
-from coverage.settings import get_settings
 
 try:  # optional comparison
     import pyrosm

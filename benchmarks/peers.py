@@ -10,7 +10,7 @@ peers' answers are exactly comparable with ours.
   radius, distance="length")`` per facility, then the convex hull of the reached nodes;
 * pandana: ``Network`` (contraction hierarchies) + ``set_pois`` + ``nearest_pois``;
 * a hand-written heap-based bounded Dijkstra over our CSR arrays, to compare with the
-  KD-tree local-subgraph search used by :mod:`coverage.reach`.
+  KD-tree local-subgraph search used by :mod:`tuoyu.reach.engine`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 import shapely
-
-from coverage.graph import WalkGraph
-from coverage.network import WalkNetwork
-from coverage.reach_types import SnappedPoints
+from tuoyu.network.graph import WalkGraph
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.types import SnappedPoints
 
 
 @dataclass(frozen=True)
@@ -190,7 +189,7 @@ def heap_bounded_dijkstra(
     """Bounded Dijkstra with :mod:`heapq` over the CSR arrays, from start (node, metres).
 
     A deliberately plain pure-Python alternative to the KD-tree local subgraph + scipy
-    search in :mod:`coverage.reach`; only dictionaries of the visited nodes are kept.
+    search in :mod:`tuoyu.reach.engine`; only dictionaries of the visited nodes are kept.
     """
     indptr = graph.csr.indptr
     indices = graph.csr.indices

@@ -13,7 +13,7 @@ prints exactly one JSON object. The full matrix (Yuzhong, and synthetic cities o
 Every case runs each implementation in its own subprocess (``--worker``), so that each
 peak RSS (``ru_maxrss``) belongs to one implementation only; the answers are written to
 a temporary folder and compared in the parent. Networks are synthetic cities
-(:func:`coverage.synthetic.synthetic_city`: jittered street grid, 50–150 m blocks) or the
+(:func:`tuoyu.synthetic.synthetic_city`: jittered street grid, 50–150 m blocks) or the
 real Yuzhong OSM extract; facilities are random points near the streets, snapped with a
 300 m limit. What is timed is listed in the ``notes`` of every result.
 
@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tuoyu.outputs.atomic import write_text_atomic
 
 from benchmarks._common import RESULTS_DIR, machine_description, measure, peak_rss_mb
-from coverage.io.atomic import write_text_atomic
 
 RESULTS = RESULTS_DIR / "reach.json"
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,14 +87,14 @@ def machine() -> dict[str, Any]:
 
 def _setup(args: argparse.Namespace) -> dict[str, Any]:
     """Network, graph and snapped facilities of the case (same in every worker)."""
-    from coverage.graph import build_graph
-    from coverage.snap import snap_points
-    from coverage.synthetic import random_facilities, synthetic_city
+    from tuoyu.network.graph import build_graph
+    from tuoyu.network.snap import snap_points
+    from tuoyu.synthetic import random_facilities, synthetic_city
 
     if args.yuzhong:
-        from coverage.datadir import resolve_data_file
-        from coverage.io.osm_network import load_walk_network
-        from coverage.settings import get_settings
+        from tuoyu.config.data_registry import resolve_data_file
+        from tuoyu.config.settings import get_settings
+        from tuoyu.layers.osm_network import load_walk_network
 
         settings = get_settings()
         path = resolve_data_file("chongqing-yuzhong/yuzhong.osm.pbf", settings)
@@ -118,8 +118,9 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _worker_ours(args: argparse.Namespace, case: dict[str, Any]) -> dict[str, Any]:
+    from tuoyu.reach.engine import all_facility_reach, facility_reach, nearest_facility_times
+
     from benchmarks.peers import heap_bounded_dijkstra
-    from coverage.reach import all_facility_reach, facility_reach, nearest_facility_times
 
     graph, fac = case["graph"], case["fac"]
     cutoff = args.cutoff_m

@@ -16,7 +16,7 @@ One run, one instance, three solvers:
   full-size run (in a child process, stopped after ``--spopt-timeout-s``).
 
 Instance (``--layout``): ``synthetic`` (default) puts demand and candidates near the
-streets of ``coverage.synthetic.synthetic_city`` (a jittered street grid ~``--side-m``
+streets of ``tuoyu.synthetic.synthetic_city`` (a jittered street grid ~``--side-m``
 wide); ``clustered`` / ``uniform`` draw points on a plane. Weights are lognormal (people
 per point). Coverage is straight-line distance ≤ ``--radius-m`` (the same for every
 solver; the walking-network reach engine is benchmarked on its own).
@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
+from tuoyu.siting import SitingProblem, solve_mclp
 
 from benchmarks._common import RESULTS_DIR, machine_description, peak_rss_mb, write_result
-from coverage.siting import SitingProblem, solve_mclp
 
 RESULTS = RESULTS_DIR / "siting.json"
 PACKAGES = ("numpy", "scipy", "highspy", "pulp", "spopt")
@@ -58,7 +58,7 @@ def make_instance(
     """Demand points, candidate points (metres) and demand weights."""
     rng = np.random.default_rng(seed)
     if layout == "synthetic":
-        from coverage.synthetic import random_facilities, synthetic_city
+        from tuoyu.synthetic import random_facilities, synthetic_city
 
         n_nodes = max(4, int((side_m / 100.0) ** 2))  # blocks of 50–150 m
         net = synthetic_city(n_nodes, seed=seed)
@@ -204,16 +204,15 @@ def yuzhong_gaps(spacing_m: float, ps: list[int], time_limit_s: float) -> dict[s
     every ``spacing_m``, coverage = walking distance ≤ 1,000 m (15 min at 4 km/h).
     """
     import geopandas as gpd
-
-    from coverage.datadir import resolve_data_file
-    from coverage.graph import build_graph
-    from coverage.io.osm_features import load_osm_buildings
-    from coverage.io.osm_network import load_walk_network
-    from coverage.population import building_points
-    from coverage.reach import reach_matrix
-    from coverage.settings import get_settings
-    from coverage.siting.candidates import sample_on_network, to_snapped_points
-    from coverage.snap import snap_points
+    from tuoyu.config.data_registry import resolve_data_file
+    from tuoyu.config.settings import get_settings
+    from tuoyu.layers.osm_features import load_osm_buildings
+    from tuoyu.layers.osm_network import load_walk_network
+    from tuoyu.layers.population import building_points
+    from tuoyu.network.graph import build_graph
+    from tuoyu.network.snap import snap_points
+    from tuoyu.reach.engine import reach_matrix
+    from tuoyu.siting.candidates import sample_on_network, to_snapped_points
 
     settings = get_settings()
     pbf = resolve_data_file("chongqing-yuzhong/yuzhong.osm.pbf", settings)

@@ -1,7 +1,7 @@
 """Shared fixtures: settings, the data directory lookup and the real shared areas.
 
 Tests that need the shared data use the same lookup as the library
-(``coverage.datadir.resolve_data_dir``) and are skipped, with the reason, when it finds
+(``tuoyu.config.data_registry.resolve_data_dir``) and are skipped, with the reason, when it finds
 nothing.
 """
 
@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from coverage.datadir import resolve_data_dir
-from coverage.errors import DataNotFoundError
-from coverage.settings import Settings, get_settings
+from tuoyu.config.data_registry import resolve_data_dir
+from tuoyu.config.settings import Settings, get_settings
+from tuoyu.errors import DataNotFoundError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from pyproj import CRS
-
-from coverage.network import WalkNetwork
+from tuoyu.network.walk_network import WalkNetwork
 
 X0, Y0 = 500_000.0, 3_300_000.0
 

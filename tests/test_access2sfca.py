@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-
-from coverage.access2sfca import (
+from tuoyu.errors import InputValidationError
+from tuoyu.indicators.access2sfca import (
     gaussian_decay,
     two_step_fca,
     two_step_fca_frame,
     unit_mean_access,
 )
-from coverage.errors import InputValidationError
 
 OFF = 1e-9
 

@@ -28,31 +28,30 @@ import pandas as pd
 import pytest
 import shapely
 from pyproj import CRS, Transformer
-
-from coverage.analysis import (
+from tuoyu.config.settings import Settings
+from tuoyu.config.study_area import NetworkSection, StudyArea, load_area
+from tuoyu.crs.china import convert
+from tuoyu.errors import ConflictError, InputValidationError, NotFoundError, OffNetworkError
+from tuoyu.indicators.targets import load_profile
+from tuoyu.network.graph import build_graph
+from tuoyu.network.snap import snap_points
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.progress import SILENT
+from tuoyu.reach.engine import ReachState, nearest_facility_times, point_times, reach_matrix
+from tuoyu.workflow.analysis import (
     AreaAnalysis,
     NoNetworkError,
     facilities_frame,
     json_ready,
     table_records,
 )
-from coverage.area import NetworkSection, StudyArea, load_area
-from coverage.chinacrs import convert
-from coverage.errors import ConflictError, InputValidationError, NotFoundError, OffNetworkError
-from coverage.graph import build_graph
-from coverage.network import WalkNetwork
-from coverage.pipeline import (
+from tuoyu.workflow.pipeline import (
     AreaLayers,
     ReachResults,
     compute_indicators,
     compute_reach,
     load_layers,
 )
-from coverage.progress import SILENT
-from coverage.reach import ReachState, nearest_facility_times, point_times, reach_matrix
-from coverage.settings import Settings
-from coverage.snap import snap_points
-from coverage.targets import load_profile
 
 X0, Y0 = 500_000.0, 3_270_000.0
 METRIC = CRS.from_epsg(32648)

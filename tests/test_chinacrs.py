@@ -1,4 +1,4 @@
-"""Property tests of coverage.chinacrs against an independent implementation (prcoords).
+"""Property tests of tuoyu.crs.china against an independent implementation (prcoords).
 
 ``prcoords`` (PyPI, CC0/GPL, by Mingye Wang) is a scalar pure-Python implementation of
 the published GCJ-02 and BD-09 formulas, written independently of ours; it is a test-only
@@ -17,9 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from pyproj import Geod
-
-from coverage.chinacrs import convert, outside_china, parse_crs_name
-from coverage.errors import CRSError
+from tuoyu.crs.china import convert, outside_china, parse_crs_name
+from tuoyu.errors import CRSError
 
 try:
     import prcoords  # test-only dependency: the independent reference

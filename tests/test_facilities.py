@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-
-from coverage.chinacrs import convert
-from coverage.datadir import resolve_data_file
-from coverage.errors import CRSError, DataNotFoundError, EmptyInputError, InputValidationError
-from coverage.io.facilities import (
+from tuoyu.config.data_registry import resolve_data_file
+from tuoyu.config.settings import Settings
+from tuoyu.crs.china import convert
+from tuoyu.errors import CRSError, DataNotFoundError, EmptyInputError, InputValidationError
+from tuoyu.layers.facilities import (
     FacilityLoadResult,
     detect_gcj02_declared_wgs84,
     field_for_header,
@@ -22,10 +22,9 @@ from coverage.io.facilities import (
     load_facilities,
     validate_facility_record,
 )
-from coverage.io.rejects import REJECTS_FILE, Reject, rejects_frame, write_rejects
-from coverage.io.units import load_units
-from coverage.schema import ASSUMED_COLUMN, FACILITY_FIELDS, REJECTS_COLUMNS
-from coverage.settings import Settings
+from tuoyu.layers.rejects import REJECTS_FILE, Reject, rejects_frame, write_rejects
+from tuoyu.layers.schema import ASSUMED_COLUMN, FACILITY_FIELDS, REJECTS_COLUMNS
+from tuoyu.layers.units import load_units
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facilities"
 UTF8_CSV = FIXTURES / "registry_utf8.csv"

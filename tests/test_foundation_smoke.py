@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from coverage.area import list_areas, load_area
-from coverage.cli import main
-from coverage.datadir import resolve_data_dir, resolve_data_file, verify_all
-from coverage.errors import AreaConfigError, ChecksumMismatchError, DataNotFoundError
-from coverage.settings import get_settings
+from tuoyu.cli import main
+from tuoyu.config.data_registry import resolve_data_dir, resolve_data_file, verify_all
+from tuoyu.config.settings import get_settings
+from tuoyu.config.study_area import list_areas, load_area
+from tuoyu.errors import AreaConfigError, ChecksumMismatchError, DataNotFoundError
 
 
 def test_shipped_areas_parse() -> None:

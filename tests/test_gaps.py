@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-
-from coverage.errors import InputValidationError
-from coverage.gaps import (
+from tuoyu.errors import InputValidationError
+from tuoyu.indicators.gaps import (
     GAP_COLUMNS,
     failing_units,
     median_spacing_m,
     slot_shortfall_table,
     uncovered_areas,
 )
-from coverage.indicators import unit_table
-from coverage.targets import load_profile
+from tuoyu.indicators.summary import unit_table
+from tuoyu.indicators.targets import load_profile
+
 from tests.test_indicators import TEST_PROFILE, build_fixture
 
 X0, Y0 = 500_000.0, 3_270_000.0

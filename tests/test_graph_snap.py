@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
+from tuoyu.errors import InputValidationError
+from tuoyu.network.graph import build_graph
+from tuoyu.network.snap import empty_snapped, snap_points
+from tuoyu.synthetic import random_facilities, synthetic_city
 
-from coverage.errors import InputValidationError
-from coverage.graph import build_graph
-from coverage.snap import empty_snapped, snap_points
-from coverage.synthetic import random_facilities, synthetic_city
 from tests.handmade import X0, Y0, network
 
 # A 3 × 3 grid, 100 m spacing: node r*3+c at (100c, 100r).

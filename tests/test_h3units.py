@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import shapely
 from shapely.geometry import Point, box
-
-from coverage.errors import CRSError, InputValidationError
-from coverage.h3units import h3_units
-from coverage.population import assign_units, building_points
-from coverage.projection import utm_crs_for
+from tuoyu.crs.projection import utm_crs_for
+from tuoyu.errors import CRSError, InputValidationError
+from tuoyu.layers.h3units import h3_units
+from tuoyu.layers.population import assign_units, building_points
 
 CRS48 = utm_crs_for(106.57, 29.56)
 
@@ -105,7 +104,7 @@ def test_yuzhong_building_points_in_one_cell(
     data_dir: Path, yuzhong_outline: gpd.GeoDataFrame
 ) -> None:
     osm_features = pytest.importorskip(
-        "coverage.io.osm_features", reason="building loader not written yet"
+        "tuoyu.layers.osm_features", reason="building loader not written yet"
     )
     buildings = osm_features.load_osm_buildings(
         data_dir / "chongqing-yuzhong" / "yuzhong.osm.pbf", CRS48

@@ -38,10 +38,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import shapely
-
-from coverage.errors import CRSError, InputValidationError
-from coverage.indicators import UNIT_COLUMNS, district_summary, unit_table, weighted_median
-from coverage.targets import load_profile
+from tuoyu.errors import CRSError, InputValidationError
+from tuoyu.indicators.summary import UNIT_COLUMNS, district_summary, unit_table, weighted_median
+from tuoyu.indicators.targets import load_profile
 
 X0, Y0 = 500_000.0, 3_270_000.0
 CRS = "EPSG:32648"
@@ -490,7 +489,7 @@ def test_weighted_median_groups() -> None:
 def test_dongcheng_real_units_and_kindergartens(data_dir: Path) -> None:
     """Issue 4: facility counts and has_puhui per 街道 match the kindergartens' own 街道
     field when all are taken as 普惠; 崇文门外街道 has none; slots_per_1000 empty."""
-    from coverage.projection import estimate_metric_crs, gdf_to_wgs84
+    from tuoyu.crs.projection import estimate_metric_crs, gdf_to_wgs84
 
     folder = data_dir / "beijing-dongcheng"
     units = gdf_to_wgs84(gpd.read_file(folder / "jiedao.geojson"), "gcj02")

@@ -1,7 +1,7 @@
 """Isochrone polygons: hand-checkable shapes, exact cuts, nesting, validity, tables.
 
 Hand-made networks get their reach from an independent networkx Dijkstra (``nx_reach``),
-the synthetic city and Yuzhong from the reach engine (``coverage.reach``). Areas are
+the synthetic city and Yuzhong from the reach engine (``tuoyu.reach.engine``). Areas are
 compared with closed forms that use GEOS's polygonal arcs: a buffered point with
 ``quad_segs = q`` is a regular 4q-gon of area ``2·q·b²·sin(π / 2q)``.
 """
@@ -19,9 +19,8 @@ import pytest
 import shapely
 from pyproj import CRS
 from shapely.geometry import Point, Polygon
-
-from coverage.errors import InputValidationError
-from coverage.isochrones import (
+from tuoyu.errors import InputValidationError
+from tuoyu.isochrones.exact import (
     ISOCHRONE_COLUMNS,
     METHOD_CONCAVE_HULL,
     METHOD_EDGE_BUFFER,
@@ -35,8 +34,8 @@ from coverage.isochrones import (
     minutes_to_m,
     union_isochrones,
 )
-from coverage.network import WalkNetwork
-from coverage.reach_types import LocalReach, SnappedPoints
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.types import LocalReach, SnappedPoints
 
 CRS_M = CRS.from_epsg(32648)
 X0, Y0 = 640_000.0, 3_260_000.0  # realistic UTM magnitudes: rounding must not show
@@ -395,10 +394,10 @@ def test_bad_input_is_refused_with_the_field() -> None:
 
 @pytest.fixture(scope="module")
 def city() -> tuple[object, object, list[LocalReach]]:
-    from coverage.graph import build_graph
-    from coverage.reach import facility_reach
-    from coverage.snap import snap_points
-    from coverage.synthetic import random_facilities, synthetic_city
+    from tuoyu.network.graph import build_graph
+    from tuoyu.network.snap import snap_points
+    from tuoyu.reach.engine import facility_reach
+    from tuoyu.synthetic import random_facilities, synthetic_city
 
     net = synthetic_city(6_000, seed=7)
     graph = build_graph(net)
@@ -409,9 +408,9 @@ def city() -> tuple[object, object, list[LocalReach]]:
 
 
 def test_reach_engine_and_networkx_reach_give_the_same_polygon() -> None:
-    from coverage.graph import build_graph
-    from coverage.reach import facility_reach
-    from coverage.snap import snap_points
+    from tuoyu.network.graph import build_graph
+    from tuoyu.network.snap import snap_points
+    from tuoyu.reach.engine import facility_reach
 
     net = grid_net(7)
     graph = build_graph(net)
@@ -470,12 +469,12 @@ def test_hulls_against_the_edge_buffer_truth(city) -> None:
 @pytest.mark.slow
 def test_yuzhong_real_network(settings) -> None:
     """Real OSM: bridges and tunnels cross streets without shared nodes."""
-    from coverage.datadir import resolve_data_file
-    from coverage.graph import build_graph
-    from coverage.io.osm_network import load_walk_network
-    from coverage.reach import facility_reach
-    from coverage.snap import snap_points
-    from coverage.synthetic import random_facilities
+    from tuoyu.config.data_registry import resolve_data_file
+    from tuoyu.layers.osm_network import load_walk_network
+    from tuoyu.network.graph import build_graph
+    from tuoyu.network.snap import snap_points
+    from tuoyu.reach.engine import facility_reach
+    from tuoyu.synthetic import random_facilities
 
     path: Path = resolve_data_file("chongqing-yuzhong/yuzhong.osm.pbf", settings)
     net = load_walk_network(path, settings=settings)

@@ -1,9 +1,9 @@
 """Gridded isochrones: same pieces and walking distances as the exact engine, polygons
 within a stated tolerance of the exact edge-buffer polygons, always valid.
 
-The compiled kernels (:mod:`coverage.grid_kernels`) are checked piece by piece against
+The compiled kernels (:mod:`tuoyu.isochrones._grid_kernels`) are checked piece by piece against
 the exact module (covered pieces) and the reach engine (bounded Dijkstra), then the
-polygons against the exact polygons of :mod:`coverage.isochrones` on hand-made
+polygons against the exact polygons of :mod:`tuoyu.isochrones.exact` on hand-made
 networks with closed-form areas, a synthetic city and the real Yuzhong network.
 """
 
@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
-
-from coverage.errors import InputValidationError
-from coverage.graph import build_graph
-from coverage.grid_kernels import bounded_dijkstra, covered_pieces_kernel
-from coverage.isochrones import (
+from tuoyu.errors import InputValidationError
+from tuoyu.isochrones._grid_kernels import bounded_dijkstra, covered_pieces_kernel
+from tuoyu.isochrones.exact import (
     ISOCHRONE_COLUMNS,
     METHOD_GRID,
     METHOD_LABELS,
@@ -27,16 +25,18 @@ from coverage.isochrones import (
     covered_pieces,
     isochrone_polygons,
 )
-from coverage.isogrid import (
+from tuoyu.isochrones.grid import (
     grid_facility_polygons,
     grid_isochrone_polygons,
     grid_isochrones,
     lattice_origin,
 )
-from coverage.reach import all_facility_reach
-from coverage.reach_types import LocalReach
-from coverage.snap import snap_points
-from coverage.synthetic import random_facilities, synthetic_city
+from tuoyu.network.graph import build_graph
+from tuoyu.network.snap import snap_points
+from tuoyu.reach.engine import all_facility_reach
+from tuoyu.synthetic import random_facilities, synthetic_city
+from tuoyu.types import LocalReach
+
 from tests.test_isochrones import X0, Y0, at_node, grid_net, make_net, nx_reach, snapped
 
 B = 25.0
@@ -237,8 +237,8 @@ def test_synthetic_city_close_to_exact() -> None:
 
 
 def test_yuzhong_close_to_exact(settings) -> None:  # type: ignore[no-untyped-def]
-    from coverage.datadir import resolve_data_file
-    from coverage.io.osm_network import load_walk_network
+    from tuoyu.config.data_registry import resolve_data_file
+    from tuoyu.layers.osm_network import load_walk_network
 
     net = load_walk_network(
         resolve_data_file("chongqing-yuzhong/yuzhong.osm.pbf", settings), settings=settings
@@ -326,9 +326,9 @@ def test_table_has_the_isochrone_columns_and_labels() -> None:
 
 
 def test_area_setting_picks_the_method() -> None:
-    from coverage.area import WalkSection
-    from coverage.isochrones import METHOD_EDGE_BUFFER
-    from coverage.isogrid import area_isochrones
+    from tuoyu.config.study_area import WalkSection
+    from tuoyu.isochrones.exact import METHOD_EDGE_BUFFER
+    from tuoyu.isochrones.grid import area_isochrones
 
     net, graph, fac = _city(2000, 2)
     reaches = all_facility_reach(graph, fac, 1000.0)

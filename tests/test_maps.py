@@ -2,7 +2,7 @@
 
 Fixtures: a small synthetic city (real reach, isochrones and walk lookup) and the real
 Dongcheng layers (街道, kindergartens, population grid) with indicators from
-``coverage.indicators``. Dongcheng has no walking network, so the gap-map test uses a
+``tuoyu.indicators.summary``. Dongcheng has no walking network, so the gap-map test uses a
 straight-line stand-in for walking distances (1.3 × straight line), named as such.
 The builders are shared with ``tests/test_maps_browser.py``.
 """
@@ -22,10 +22,11 @@ import pandas as pd
 import pytest
 import shapely
 from scipy.spatial import cKDTree
-
-from coverage.chinacrs import convert
-from coverage.errors import CRSError, InputValidationError
-from coverage.maps import (
+from tuoyu.crs.china import convert
+from tuoyu.errors import CRSError, InputValidationError
+from tuoyu.indicators.targets import Profile, Target, load_profile
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.outputs.maps import (
     OSM_ATTRIBUTION,
     build_dashboard_map,
     build_facility_map,
@@ -36,17 +37,15 @@ from coverage.maps import (
     uncovered_points,
     walk_lookup_from_reaches,
 )
-from coverage.maps.basemaps import basemaps
-from coverage.maps.common import (
+from tuoyu.outputs.maps.basemaps import basemaps
+from tuoyu.outputs.maps.common import (
     MAX_MAP_BYTES,
     display_geometries,
     dual_geojson,
     dual_latlng,
 )
-from coverage.maps.dashboard_map import FAIL_OUTLINE, choose_indicator
-from coverage.network import WalkNetwork
-from coverage.reach_types import LocalReach
-from coverage.targets import Profile, Target, load_profile
+from tuoyu.outputs.maps.dashboard_map import FAIL_OUTLINE, choose_indicator
+from tuoyu.types import LocalReach
 
 KINDS = [
     "托幼一体",
@@ -70,11 +69,11 @@ GAP_THRESHOLD_M = 1000.0
 @cache
 def synthetic_case() -> dict[str, Any]:
     """12 facilities on a 600-node synthetic city with real isochrones and walk lookup."""
-    from coverage.graph import build_graph
-    from coverage.isochrones import facility_isochrones
-    from coverage.reach import all_facility_reach
-    from coverage.snap import snap_points
-    from coverage.synthetic import SYNTHETIC_CRS, random_facilities, synthetic_city
+    from tuoyu.isochrones.exact import facility_isochrones
+    from tuoyu.network.graph import build_graph
+    from tuoyu.network.snap import snap_points
+    from tuoyu.reach.engine import all_facility_reach
+    from tuoyu.synthetic import SYNTHETIC_CRS, random_facilities, synthetic_city
 
     net = synthetic_city(600, seed=3)
     graph = build_graph(net)
@@ -110,12 +109,12 @@ def synthetic_case() -> dict[str, Any]:
 @cache
 def dongcheng_case(data_dir: Path) -> dict[str, Any]:
     """The real Dongcheng layers, indicators, and a straight-line gap stand-in."""
-    from coverage.area import load_area
-    from coverage.gaps import uncovered_areas
-    from coverage.indicators import district_summary, unit_table
-    from coverage.io.facilities import load_facilities
-    from coverage.io.units import load_units
-    from coverage.population import dasymetric_points, load_weight_points, read_unit_totals
+    from tuoyu.config.study_area import load_area
+    from tuoyu.indicators.gaps import uncovered_areas
+    from tuoyu.indicators.summary import district_summary, unit_table
+    from tuoyu.layers.facilities import load_facilities
+    from tuoyu.layers.population import dasymetric_points, load_weight_points, read_unit_totals
+    from tuoyu.layers.units import load_units
 
     area = load_area("beijing-dongcheng")
     folder = data_dir / "beijing-dongcheng"

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
+from tuoyu.crs.china import convert
+from tuoyu.outputs.maps import build_dashboard_map, build_facility_map, build_gap_map, save_map
 
-from coverage.chinacrs import convert
-from coverage.maps import build_dashboard_map, build_facility_map, build_gap_map, save_map
 from tests.test_maps import GAP_THRESHOLD_M, dongcheng_case, page_config, synthetic_case
 
 pytestmark = pytest.mark.browser

@@ -11,10 +11,10 @@ import osmium
 import pytest
 import shapely
 from pyproj import CRS, Geod
-
-from coverage.datadir import resolve_data_file
-from coverage.errors import CRSError, DataNotFoundError, InputValidationError
-from coverage.io.osm_features import (
+from tuoyu.config.data_registry import resolve_data_file
+from tuoyu.config.settings import Settings
+from tuoyu.errors import CRSError, DataNotFoundError, InputValidationError
+from tuoyu.layers.osm_features import (
     BUILDING_COLUMNS,
     POI_COLUMNS,
     is_residential,
@@ -22,8 +22,7 @@ from coverage.io.osm_features import (
     load_osm_pois,
     parse_levels,
 )
-from coverage.io.osm_network import load_walk_network
-from coverage.settings import Settings
+from tuoyu.layers.osm_network import load_walk_network
 
 FEATURES = Path(__file__).parent / "fixtures" / "osm" / "features.osm"
 UTM48 = CRS.from_epsg(32648)

@@ -11,15 +11,15 @@ import osmium
 import pytest
 import shapely
 from pyproj import CRS, Geod, Transformer
-
-from coverage.datadir import file_sha256, resolve_data_file
-from coverage.errors import (
+from tuoyu.config.data_registry import file_sha256, resolve_data_file
+from tuoyu.config.settings import Settings, get_settings
+from tuoyu.errors import (
     CRSError,
     DataNotFoundError,
     EmptyInputError,
     InputValidationError,
 )
-from coverage.io.osm_network import (
+from tuoyu.layers.osm_network import (
     WALK_FILTER,
     WALK_FILTER_KEYS,
     WALK_FILTER_VERSION,
@@ -28,8 +28,7 @@ from coverage.io.osm_network import (
     load_walk_network,
     walk_rejection_reason,
 )
-from coverage.network import WalkNetwork
-from coverage.settings import Settings, get_settings
+from tuoyu.network.walk_network import WalkNetwork
 
 OSM_FIXTURES = Path(__file__).parent / "fixtures" / "osm"
 # Hand values (see the comment in fixtures/osm/walk.osm): metres per 0.001 degree.

@@ -15,13 +15,12 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
-
-from coverage.area import load_area
-from coverage.network import WalkNetwork
-from coverage.pipeline import compute_indicators, compute_reach, load_layers
-from coverage.progress import SILENT
-from coverage.settings import Settings
-from coverage.targets import load_profile
+from tuoyu.config.settings import Settings
+from tuoyu.config.study_area import load_area
+from tuoyu.indicators.targets import load_profile
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.progress import SILENT
+from tuoyu.workflow.pipeline import compute_indicators, compute_reach, load_layers
 
 FIXTURE = Path(__file__).parent / "fixtures" / "yuzhong" / "facilities.csv"
 

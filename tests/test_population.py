@@ -11,11 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from shapely.geometry import Point, box
-
-from coverage.chinacrs import convert
-from coverage.errors import CRSError, DataNotFoundError, EmptyInputError, InputValidationError
-from coverage.io.rejects import Reject
-from coverage.population import (
+from tuoyu.crs.china import convert
+from tuoyu.crs.projection import estimate_metric_crs, gdf_to_wgs84, utm_crs_for
+from tuoyu.errors import CRSError, DataNotFoundError, EmptyInputError, InputValidationError
+from tuoyu.layers.population import (
     POINT_COLUMNS,
     assign_units,
     building_points,
@@ -24,7 +23,7 @@ from coverage.population import (
     read_unit_totals,
     unit_population,
 )
-from coverage.projection import estimate_metric_crs, gdf_to_wgs84, utm_crs_for
+from tuoyu.layers.rejects import Reject
 
 UTM50 = 32650
 CONTRACT = [*POINT_COLUMNS, "geometry"]
@@ -444,7 +443,7 @@ def test_dongcheng_dasymetric_sums_per_jiedao(
 @pytest.mark.slow
 def test_yuzhong_buildings_spread_census_total(data_dir: Path) -> None:
     osm_features = pytest.importorskip(
-        "coverage.io.osm_features", reason="building loader not written yet"
+        "tuoyu.layers.osm_features", reason="building loader not written yet"
     )
     folder = data_dir / "chongqing-yuzhong"
     outline = gpd.read_file(folder / "district.geojson")

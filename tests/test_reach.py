@@ -17,12 +17,13 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
-
-import coverage.reach as reach_module
-from coverage.errors import InputValidationError, NotFoundError
-from coverage.graph import WalkGraph, build_graph
-from coverage.network import WalkNetwork
-from coverage.reach import (
+import tuoyu.reach.engine as reach_module
+from tuoyu.config.settings import Settings
+from tuoyu.errors import InputValidationError, NotFoundError
+from tuoyu.network.graph import WalkGraph, build_graph
+from tuoyu.network.snap import snap_points
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.reach.engine import (
     REACH_MATRIX_OFFSET_M,
     ReachState,
     all_facility_reach,
@@ -32,10 +33,9 @@ from coverage.reach import (
     point_times,
     reach_matrix,
 )
-from coverage.reach_types import SnappedPoints
-from coverage.settings import Settings
-from coverage.snap import snap_points
-from coverage.synthetic import random_facilities, synthetic_city
+from tuoyu.synthetic import random_facilities, synthetic_city
+from tuoyu.types import SnappedPoints
+
 from tests.handmade import X0, Y0, network
 
 TOL_M = 1e-6
@@ -441,8 +441,8 @@ def test_agrees_with_networkx_when_lengths_are_shorter_than_segments() -> None:
 
 @pytest.mark.slow
 def test_agrees_with_networkx_on_yuzhong(settings: Settings) -> None:
-    osm_network = pytest.importorskip("coverage.io.osm_network")
-    from coverage.datadir import resolve_data_file
+    osm_network = pytest.importorskip("tuoyu.layers.osm_network")
+    from tuoyu.config.data_registry import resolve_data_file
 
     path: Path = resolve_data_file("chongqing-yuzhong/yuzhong.osm.pbf", settings)
     net = osm_network.load_walk_network(path, settings=settings)

@@ -12,14 +12,13 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial import cKDTree
-
-from coverage.chinacrs import convert
-from coverage.datadir import resolve_data_file
-from coverage.errors import InputValidationError, TuoyuError
-from coverage.network import WalkNetwork
-from coverage.projection import utm_crs_for
-from coverage.settings import Settings
-from coverage.siting import (
+from tuoyu.config.data_registry import resolve_data_file
+from tuoyu.config.settings import Settings
+from tuoyu.crs.china import convert
+from tuoyu.crs.projection import utm_crs_for
+from tuoyu.errors import InputValidationError, TuoyuError
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.siting import (
     InfeasibleSitingError,
     SitingProblem,
     demand_classes,
@@ -29,16 +28,16 @@ from coverage.siting import (
     solve_mclp,
     uniform_slots,
 )
-from coverage.siting.candidates import (
+from tuoyu.siting.candidates import (
     CANDIDATE_COLUMNS,
     dedupe,
     min_spacing_filter,
     sample_on_network,
     to_snapped_points,
 )
-from coverage.siting.greedy import swap_improve
-from coverage.siting.milp import _solve_compact_mclp
-from coverage.synthetic import synthetic_city
+from tuoyu.siting.greedy import swap_improve
+from tuoyu.siting.milp import _solve_compact_mclp
+from tuoyu.synthetic import synthetic_city
 
 SOLVERS = ["greedy", "exact"]
 
@@ -102,7 +101,7 @@ def brute_min_sites(problem: SitingProblem, goal_share: float) -> int | None:
 
 def assert_consistent(problem: SitingProblem, result: object) -> None:
     """Chosen set meets the requirements; gains, cumulative columns and objective agree."""
-    from coverage.siting import SitingResult
+    from tuoyu.siting import SitingResult
 
     assert isinstance(result, SitingResult)
     assert problem.check_chosen(result.chosen) == []
@@ -545,7 +544,7 @@ def test_swap_local_search() -> None:
 
 
 def test_exact_accepts_indices_as_warm_start() -> None:
-    from coverage.siting.milp import exact_mclp
+    from tuoyu.siting.milp import exact_mclp
 
     r = exact_mclp(hand_problem(), 2, warm_start=[0, 3])
     assert r.objective == 10.0 and r.model_stats["warm_start"] == 1
@@ -706,7 +705,7 @@ def test_min_spacing_filter_with_priority_and_dedupe() -> None:
 
 
 def test_result_table_has_bilingual_labels() -> None:
-    from coverage.siting import RESULT_LABELS
+    from tuoyu.siting import RESULT_LABELS
 
     r = solve_mclp(hand_problem(candidate_slots=uniform_slots(6, 20)), 2)
     frame = r.to_frame(slots=uniform_slots(6, 20))

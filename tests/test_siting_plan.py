@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from coverage.area import load_area
-from coverage.cli import main
-from coverage.pipeline import compute_reach, load_layers
-from coverage.progress import SILENT
-from coverage.settings import Settings
-from coverage.siting.plan import candidate_sites, plan_sites
-from coverage.targets import load_profile
+from tuoyu.cli import main
+from tuoyu.config.settings import Settings
+from tuoyu.config.study_area import load_area
+from tuoyu.indicators.targets import load_profile
+from tuoyu.progress import SILENT
+from tuoyu.siting.plan import candidate_sites, plan_sites
+from tuoyu.workflow.pipeline import compute_reach, load_layers
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.sparse.csgraph import connected_components
-
-from coverage.errors import InputValidationError
-from coverage.graph import build_graph
-from coverage.synthetic import SYNTHETIC_CRS, random_facilities, synthetic_city
+from tuoyu.errors import InputValidationError
+from tuoyu.network.graph import build_graph
+from tuoyu.synthetic import SYNTHETIC_CRS, random_facilities, synthetic_city
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 1_000, 12_345])

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from coverage.targets import INDICATORS, ProfileError, Target, list_profiles, load_profile
+from tuoyu.indicators.targets import INDICATORS, ProfileError, Target, list_profiles, load_profile
 
 POLICY_DIR = Path("/work/shared/policy")
 SHIPPED = {

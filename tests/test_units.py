@@ -9,12 +9,11 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-
-from coverage.chinacrs import convert
-from coverage.datadir import resolve_data_file
-from coverage.errors import CRSError, DataNotFoundError, EmptyInputError, InputValidationError
-from coverage.io.units import check_overlap_with_network, load_units
-from coverage.settings import Settings
+from tuoyu.config.data_registry import resolve_data_file
+from tuoyu.config.settings import Settings
+from tuoyu.crs.china import convert
+from tuoyu.errors import CRSError, DataNotFoundError, EmptyInputError, InputValidationError
+from tuoyu.layers.units import check_overlap_with_network, load_units
 
 FIXTURES = Path(__file__).parent / "fixtures" / "units"
 DONGCHENG_UNITS = "beijing-dongcheng/jiedao.geojson"

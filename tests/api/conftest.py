@@ -30,10 +30,10 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.db import Database, make_engine, open_database, upgrade_database
-from api.settings import ApiSettings, get_api_settings
-from api.tokens import create_token
+from tuoyu_api.app import create_app
+from tuoyu_api.db import Database, make_engine, open_database, upgrade_database
+from tuoyu_api.settings import ApiSettings, get_api_settings
+from tuoyu_api.tokens import create_token
 
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import shapely
 from shapely.geometry import shape
+from tuoyu.config.settings import Settings
+from tuoyu.crs.china import convert
+from tuoyu.errors import ConflictError
+from tuoyu_api.app import create_app
+from tuoyu_api.schemas import SAMPLE_FACILITY
+from tuoyu_api.settings import ApiSettings, get_api_settings
+from tuoyu_api.tokens import create_token
 
-from api.app import create_app
-from api.schemas import SAMPLE_FACILITY
-from api.settings import ApiSettings, get_api_settings
-from api.tokens import create_token
-from coverage.chinacrs import convert
-from coverage.errors import ConflictError
-from coverage.settings import Settings
 from tests.api.conftest import TestClient
 
 YZ = "/areas/chongqing-yuzhong"

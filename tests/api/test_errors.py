@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi import FastAPI
-
-from api.errors import ERROR_TABLE, install_error_handlers, status_for
-from api.tokens import InvalidTokenError, RevokedTokenError
-from coverage.errors import (
+from tuoyu.errors import (
     AreaConfigError,
     ChecksumMismatchError,
     ConflictError,
@@ -19,6 +16,9 @@ from coverage.errors import (
     OffNetworkError,
     TuoyuError,
 )
+from tuoyu_api.errors import ERROR_TABLE, install_error_handlers, status_for
+from tuoyu_api.tokens import InvalidTokenError, RevokedTokenError
+
 from tests.api.conftest import TestClient
 
 

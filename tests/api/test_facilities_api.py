@@ -8,15 +8,14 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from api.app import create_app
-from api.db import open_database
-from api.deps import install_state, set_registry_hook
-from api.errors import install_error_handlers
-from api.routers import facilities
-from api.schemas import SAMPLE_FACILITY
-from api.settings import ApiSettings, get_api_settings
-from api.tokens import create_token, revoke_token
+from tuoyu_api.app import create_app
+from tuoyu_api.db import open_database
+from tuoyu_api.deps import install_state, set_registry_hook
+from tuoyu_api.errors import install_error_handlers
+from tuoyu_api.routers import facilities
+from tuoyu_api.schemas import SAMPLE_FACILITY
+from tuoyu_api.settings import ApiSettings, get_api_settings
+from tuoyu_api.tokens import create_token, revoke_token
 
 YZ = "/areas/chongqing-yuzhong/facilities"
 

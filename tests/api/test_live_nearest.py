@@ -1,6 +1,6 @@
 """The real server (uvicorn in a subprocess, loopback port) follows registry writes.
 
-A token is created on the server's own SQLite registry (``api.tokens.create_token``), a
+A token is created on the server's own SQLite registry (``tuoyu_api.tokens.create_token``), a
 facility is registered in Yuzhong over HTTP, ``/nearest`` from a point ~100 m beside it
 lists it, and after the DELETE it is gone. The browser test opens the facility map the
 server builds and runs "walk from here" against the same server.
@@ -21,12 +21,11 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-
-from api.db import open_database
-from api.schemas import SAMPLE_FACILITY
-from api.settings import get_api_settings, resolve_database_url
-from api.tokens import create_token
-from coverage.settings import PROJECT_ROOT, Settings
+from tuoyu.config.settings import Settings
+from tuoyu_api.db import open_database
+from tuoyu_api.schemas import SAMPLE_FACILITY
+from tuoyu_api.settings import get_api_settings, resolve_database_url
+from tuoyu_api.tokens import create_token
 
 pytestmark = pytest.mark.slow  # starts a server process (~10 s on a busy machine)
 
@@ -55,7 +54,7 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterator[LiveServer]:
-    """``uvicorn --factory api.app:create_app`` on a free loopback port, Yuzhong preloaded."""
+    """``uvicorn --factory tuoyu_api.app:create_app`` on a free loopback port, Yuzhong preloaded."""
     state = tmp_path_factory.mktemp("live-state")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUOYU_")}
     env.update(
@@ -73,7 +72,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterat
                 "-m",
                 "uvicorn",
                 "--factory",
-                "api.app:create_app",
+                "tuoyu_api.app:create_app",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -81,7 +80,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterat
                 "--log-level",
                 "warning",
             ],
-            cwd=PROJECT_ROOT,
+            cwd=state,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -11,11 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-
-from api.app import create_app
-from api.schemas import SAMPLE_FACILITY
-from api.settings import get_api_settings
-from api.tokens import create_token_cli
+from tuoyu_api.app import create_app
+from tuoyu_api.schemas import SAMPLE_FACILITY
+from tuoyu_api.settings import get_api_settings
+from tuoyu_api.tokens import create_token_cli
 
 
 def _free_port() -> int:

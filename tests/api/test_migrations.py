@@ -8,10 +8,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
-
-from api.db import DatabaseConfigError, make_engine, open_database, upgrade_database
-from api.models import Base
-from api.settings import get_api_settings, resolve_database_url
+from tuoyu_api.db import DatabaseConfigError, make_engine, open_database, upgrade_database
+from tuoyu_api.models import Base
+from tuoyu_api.settings import get_api_settings, resolve_database_url
 
 TABLES = {"facilities", "api_tokens", "audit_log", "area_seeds", "alembic_version"}
 

@@ -8,10 +8,12 @@ from typing import Any
 import geopandas as gpd
 import pytest
 from sqlalchemy import func, select
-
-from api.db import Database
-from api.models import AuditEntry, Facility
-from api.registry import (
+from tuoyu.config.study_area import load_area
+from tuoyu.crs.china import convert
+from tuoyu.errors import ConflictError, InputValidationError, NotFoundError
+from tuoyu_api.db import Database
+from tuoyu_api.models import AuditEntry, Facility
+from tuoyu_api.registry import (
     FacilityQuery,
     count_facilities,
     create_facility,
@@ -23,11 +25,8 @@ from api.registry import (
     seed_from_file,
     update_facility,
 )
-from api.schemas import SAMPLE_FACILITY, FacilityIn
-from api.validation import validate_facility_write
-from coverage.area import load_area
-from coverage.chinacrs import convert
-from coverage.errors import ConflictError, InputValidationError, NotFoundError
+from tuoyu_api.schemas import SAMPLE_FACILITY, FacilityIn
+from tuoyu_api.validation import validate_facility_write
 
 AREA = "chongqing-yuzhong"
 
@@ -253,7 +252,7 @@ def test_seed_refuses_bad_input_and_writes_nothing(database: Database) -> None:
 
 def test_seed_dongcheng_kindergartens(database: Database, data_dir: Path) -> None:
     """The 64 real kindergartens, through the facility loader, into the registry."""
-    from coverage.io.facilities import load_facilities
+    from tuoyu.layers.facilities import load_facilities
 
     area = load_area("beijing-dongcheng")
     assert area.facilities is not None and area.facilities.path is not None

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from tuoyu_api.app import create_app
+from tuoyu_api.schemas import SAMPLE_FACILITY
+from tuoyu_api.settings import get_api_settings
+from tuoyu_api.tokens import create_token
 
-from api.app import create_app
-from api.schemas import SAMPLE_FACILITY
-from api.settings import get_api_settings
-from api.tokens import create_token
 from tests.api.conftest import TestClient
 
 MAX_EXAMPLES = 8

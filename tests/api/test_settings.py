@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from api.settings import ApiSettings, as_api_settings, get_api_settings
-from coverage.settings import get_settings
+from tuoyu.config.settings import get_settings
+from tuoyu_api.settings import ApiSettings, as_api_settings, get_api_settings
 
 
 def test_settings_come_from_the_environment(

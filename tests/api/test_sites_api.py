@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tuoyu.config.settings import Settings
+from tuoyu_api.app import create_app
+from tuoyu_api.schemas import SAMPLE_FACILITY
+from tuoyu_api.settings import get_api_settings
+from tuoyu_api.tokens import create_token
 
-from api.app import create_app
-from api.schemas import SAMPLE_FACILITY
-from api.settings import get_api_settings
-from api.tokens import create_token
-from coverage.settings import Settings
 from tests.api.conftest import TestClient
 
 

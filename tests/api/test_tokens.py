@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-
-from api.db import Database, open_database
-from api.models import ApiToken
-from api.settings import get_api_settings, resolve_database_url
-from api.tokens import (
+from tuoyu.errors import ConflictError, InputValidationError, NotFoundError
+from tuoyu_api.db import Database, open_database
+from tuoyu_api.models import ApiToken
+from tuoyu_api.settings import get_api_settings, resolve_database_url
+from tuoyu_api.tokens import (
     InvalidTokenError,
     RevokedTokenError,
     create_token,
@@ -21,7 +21,6 @@ from api.tokens import (
     revoke_token_cli,
     verify_token,
 )
-from coverage.errors import ConflictError, InputValidationError, NotFoundError
 
 
 def test_token_roundtrip_stores_only_the_hash(database: Database) -> None:

@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
-
-from api.schemas import (
+from tuoyu.config.study_area import load_area
+from tuoyu.crs.china import convert
+from tuoyu.errors import InputValidationError
+from tuoyu.layers.schema import AGE_CLASSES, FACILITY_KINDS, OWNERSHIP, SERVICE_MODES
+from tuoyu_api.schemas import (
     SAMPLE_FACILITY,
     AgeClass,
     FacilityIn,
@@ -18,16 +21,12 @@ from api.schemas import (
     Ownership,
     ServiceMode,
 )
-from api.validation import (
+from tuoyu_api.validation import (
     check_coordinates,
     check_slots,
     record_from_loaded,
     validate_facility_write,
 )
-from coverage.area import load_area
-from coverage.chinacrs import convert
-from coverage.errors import InputValidationError
-from coverage.schema import AGE_CLASSES, FACILITY_KINDS, OWNERSHIP, SERVICE_MODES
 
 
 def test_literal_vocabularies_match_the_shared_schema() -> None:

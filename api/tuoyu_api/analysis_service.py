@@ -1,0 +1,214 @@
+"""One live :class:`~tuoyu.workflow.analysis.AreaAnalysis` per study area, kept in step with
+the facility registry.
+
+* **Lazy build.** An area's analysis is built on its first use: the layers are loaded
+  (:func:`tuoyu.workflow.pipeline.load_layers`), the registry is seeded from the area's
+  facility file if it never was (:func:`tuoyu_api.registry.seed_from_file`, idempotent), and
+  the analysis is built from the registry rows, so writes made through the API count.
+* **Incremental updates.** :meth:`AnalysisService.on_registry_change` is the registry
+  hook: inside each write's transaction it adds, updates or removes the facility in the
+  built analysis (only the affected neighbourhood is recomputed), so ``/nearest`` and
+  ``/units`` reflect the write at once.
+* **Consistency.** Writes to an area and the build of its analysis hold the same
+  per-area lock (:meth:`AnalysisService.writing`), so a build never reads the registry
+  half-way through a write. If the analysis cannot follow a change (it disagrees with
+  the registry), or a write fails after the hook ran, the analysis is dropped and
+  rebuilt from the registry on next use (the layers stay cached): the registry is the
+  truth.
+
+One service process owns the analyses: run a single uvicorn worker per registry
+(several workers would each hold their own copy and see only their own writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from shapely.geometry.base import BaseGeometry
+from tuoyu.config.data_registry import resolve_data_file
+from tuoyu.config.study_area import StudyArea
+from tuoyu.errors import TuoyuError
+from tuoyu.progress import SILENT
+from tuoyu.workflow.analysis import AreaAnalysis
+from tuoyu.workflow.pipeline import AreaLayers, load_layers
+
+from tuoyu_api.db import Database
+from tuoyu_api.registry import is_seeded, list_facilities, seed_from_file
+from tuoyu_api.settings import ApiSettings
+
+logger = logging.getLogger(__name__)
+
+PolygonLookup = Callable[[str], BaseGeometry | None]
+"""``polygon(slug)``: the WGS84 study-area polygon used to check seeded records."""
+
+
+class AnalysisService:
+    """The analyses of the service's study areas (see the module docstring).
+
+    Parameters
+    ----------
+    settings
+        Service settings (data directory, cache).
+    database
+        The facility registry.
+    polygon
+        Study-area polygon lookup (WGS84) for the facility-file check when seeding
+        before a write.
+    """
+
+    def __init__(
+        self, settings: ApiSettings, database: Database, polygon: PolygonLookup | None = None
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self._polygon = polygon
+        self._analyses: dict[str, AreaAnalysis] = {}
+        self._layers: dict[str, AreaLayers] = {}
+        self._seeded: set[str] = set()
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+        self._local = threading.local()
+
+    def lock(self, slug: str) -> threading.RLock:
+        """The lock serialising the build of ``slug``'s analysis and writes to it."""
+        with self._locks_guard:
+            lock = self._locks.get(slug)
+            if lock is None:
+                lock = self._locks[slug] = threading.RLock()
+            return lock
+
+    def peek(self, slug: str) -> AreaAnalysis | None:
+        """The built analysis of ``slug``, or ``None`` (never builds)."""
+        return self._analyses.get(slug)
+
+    def get(self, area: StudyArea) -> AreaAnalysis:
+        """The analysis of ``area``, built on first use (seeding the registry first).
+
+        Raises
+        ------
+        DataNotFoundError, ChecksumMismatchError, AreaConfigError
+            The area's data cannot be loaded.
+        """
+        analysis = self._analyses.get(area.slug)
+        if analysis is not None:
+            return analysis
+        with self.lock(area.slug):
+            analysis = self._analyses.get(area.slug)
+            if analysis is None:
+                analysis = self._build(area)
+                self._analyses[area.slug] = analysis
+            return analysis
+
+    def _build(self, area: StudyArea) -> AreaAnalysis:
+        layers = self._layers.get(area.slug)
+        if layers is None:
+            layers = load_layers(area, self.settings, SILENT)
+            self._layers[area.slug] = layers
+        with self.database.session() as session:
+            if area.slug not in self._seeded:
+                if layers.facilities is not None and not is_seeded(session, area.slug):
+                    source = layers.files.get("facilities")
+                    seed_from_file(
+                        session,
+                        area.slug,
+                        layers.facilities,
+                        source=source.name if source is not None else None,
+                    )
+                self._seeded.add(area.slug)
+            records = list_facilities(session, area.slug)
+        logger.info("analysis of %s built from %d registry records", area.slug, len(records))
+        return AreaAnalysis.from_layers(layers, facilities=records, facility_source="registry")
+
+    def ensure_seeded(self, area: StudyArea) -> None:
+        """Seed the registry from the area's facility file if that never happened.
+
+        Called before the first write to an area, so that records entered through the
+        API do not stop the file from ever being seeded.
+
+        Raises
+        ------
+        DataNotFoundError, InputValidationError, ...
+            The facility file cannot be loaded: the write is refused (retry once the
+            data directory is available) rather than losing the seed for good.
+        """
+        if area.slug in self._seeded:
+            return
+        section = area.facilities
+        if section is None or section.path is None:
+            self._seeded.add(area.slug)
+            return
+        with self.database.session() as session:
+            if is_seeded(session, area.slug):
+                self._seeded.add(area.slug)
+                return
+        # The same loader and options as tuoyu.workflow.pipeline.load_layers.
+        from tuoyu.layers.facilities import load_facilities
+
+        path = resolve_data_file(section.path, self.settings)
+        value_map: dict[str, Any] = {k: dict(v) for k, v in section.value_map.items()}
+        loaded = load_facilities(
+            path,
+            crs=section.crs,
+            defaults=section.defaults or None,
+            columns=section.columns or None,
+            value_map=value_map or None,
+            area_polygon=self._polygon(area.slug) if self._polygon is not None else None,
+        )
+        with self.database.session() as session:
+            seed_from_file(session, area.slug, loaded.facilities, source=path.name)
+        self._seeded.add(area.slug)
+
+    def invalidate(self, slug: str) -> None:
+        """Drop ``slug``'s analysis; the next use rebuilds it from the registry."""
+        if self._analyses.pop(slug, None) is not None:
+            logger.warning("analysis of %s dropped; it is rebuilt from the registry", slug)
+
+    @contextmanager
+    def writing(self, area: StudyArea) -> Iterator[None]:
+        """Hold ``area``'s lock around one registry write (seeding the registry first).
+
+        If the write fails after the hook changed the analysis (e.g. the commit fails),
+        the analysis is dropped so that it never disagrees with the registry.
+        """
+        with self.lock(area.slug):
+            self.ensure_seeded(area)
+            self._local.applied = False
+            try:
+                yield
+            except BaseException:
+                if getattr(self._local, "applied", False):
+                    self.invalidate(area.slug)
+                raise
+            finally:
+                self._local.applied = False
+
+    def on_registry_change(
+        self,
+        area: str,
+        action: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        """The registry hook: apply one write to the area's analysis, if it is built."""
+        analysis = self._analyses.get(area)
+        if analysis is None:
+            return  # built later from the registry, which then holds the write
+        try:
+            if action == "create" and after is not None:
+                analysis.add_facility(after)
+            elif action == "update" and after is not None:
+                analysis.update_facility(before, after)
+            elif action == "delete" and before is not None:
+                analysis.remove_facility(str(before["id"]))
+            else:
+                raise ValueError(f"unknown registry action {action!r}")
+        except (TuoyuError, ValueError) as exc:
+            # The analysis disagrees with the registry (which is the truth): rebuild it.
+            logger.warning("analysis of %s could not follow %s: %s", area, action, exc)
+            self.invalidate(area)
+            return
+        self._local.applied = True

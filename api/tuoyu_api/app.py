@@ -1,0 +1,92 @@
+"""The application factory: ``create_app(settings=None) -> FastAPI``.
+
+Run with ``uvicorn --factory tuoyu_api.app:create_app`` (``tuoyu serve``). Nothing is read at
+import time; the database is migrated when the app is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from tuoyu import __version__
+from tuoyu.config.settings import Settings
+
+from tuoyu_api.db import open_database
+from tuoyu_api.deps import install_state
+from tuoyu_api.errors import install_error_handlers
+from tuoyu_api.registry import RegistryHook
+from tuoyu_api.routers import analysis, areas, facilities, health
+from tuoyu_api.settings import as_api_settings, resolve_database_url
+from tuoyu_api.validation import loader_validator
+
+DESCRIPTION = """
+15分钟托育服务圈 — walking access to childcare for Chinese cities.
+
+* Read endpoints are public; writes to the facility registry need a bearer token
+  (`tuoyu token create NAME`), are validated like the file loader and kept in an audit log.
+* Coordinates in responses are WGS84 (GeoJSON); writes accept WGS84, GCJ-02 (高德/腾讯)
+  or BD-09 (百度) with `crs`.
+* Analysis (`/nearest`, `/units`, `/summary`, `/gaps`, `/maps`, isochrones, `/scenarios`)
+  runs on a live per-area analysis built from the registry on first use; registry writes
+  update it incrementally, so results reflect a write at once. Run one worker process.
+* Errors: `{"error": {"code": ..., "message": ..., "field": ...}}` with 400/401/403/404/409/422.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, on_registry_change: RegistryHook | None = None
+) -> FastAPI:
+    """Build the FastAPI application.
+
+    Parameters
+    ----------
+    settings
+        Library or service settings; from the environment (``TUOYU_*``) when omitted.
+    on_registry_change
+        Called as ``hook(area, action, before, after)`` inside each registry write,
+        before the commit (see :mod:`tuoyu_api.registry`); replace it later with
+        :func:`tuoyu_api.deps.set_registry_hook`.
+
+    Returns
+    -------
+    fastapi.FastAPI
+    """
+    api_settings = as_api_settings(settings)
+    database = open_database(
+        resolve_database_url(api_settings), upgrade=api_settings.upgrade_database_on_start
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app.state.tuoyu
+        for slug in api_settings.preload_areas:
+            # Build before serving, off the event loop (about a second per district).
+            await anyio.to_thread.run_sync(state.analyses.get, state.area(slug))
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="tuoyu-coverage 托育服务圈 API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_state(app, api_settings, database, on_registry_change)
+    loader_validator()  # import the facility loader now, not on the first write
+    install_error_handlers(app)
+    if api_settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api_settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.include_router(health.router)
+    app.include_router(areas.router)
+    app.include_router(facilities.router)
+    app.include_router(analysis.router)
+    return app

@@ -1,0 +1,506 @@
+"""Analysis endpoints: nearest facilities, isochrones, per-unit table, summary, gaps, maps
+and what-if scenarios — thin wrappers over :class:`tuoyu.workflow.analysis.AreaAnalysis`.
+
+Every endpoint reads the area's live analysis (built on first use from the registry,
+kept in step with registry writes). Results are JSON (GeoJSON in WGS84 for geometries)
+with Chinese and English column labels; errors go through :mod:`tuoyu_api.errors`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, JSONResponse
+from shapely.geometry import mapping
+from tuoyu.config.data_registry import load_registry, resolve_data_dir
+from tuoyu.config.study_area import StudyArea
+from tuoyu.errors import InputValidationError, TuoyuError
+from tuoyu.labels import label
+from tuoyu.workflow.analysis import (
+    MAX_NEAREST_K,
+    MAX_NEAREST_MINUTES,
+    OSM_ATTRIBUTION,
+    AreaAnalysis,
+    json_ready,
+    table_records,
+)
+
+from tuoyu_api.deps import (
+    AnalysisAsyncDep,
+    AnalysisDep,
+    AreaAsyncDep,
+    AreaDep,
+    SettingsDep,
+    StateDep,
+)
+from tuoyu_api.routers import error_responses
+from tuoyu_api.routers.facilities import FacilityIdPath, facility_attribution
+from tuoyu_api.schemas import (
+    SCENARIO_EXAMPLE,
+    UNIT_CODE_PATTERN,
+    ColumnLabel,
+    GapCollection,
+    GapFeature,
+    GapProperties,
+    IndicatorChange,
+    InputCRS,
+    IsochroneFeature,
+    NearestResponse,
+    ScenarioIn,
+    ScenarioOut,
+    SitesIn,
+    SitesOut,
+    UnitResponse,
+    UnitsResponse,
+)
+from tuoyu_api.settings import ApiSettings
+from tuoyu_api.validation import validate_facility_write
+
+router = APIRouter(tags=["analysis"])
+
+MAP_API_BASE = "../../.."
+"""``api_base`` of the served maps: the service root relative to
+``/areas/{area}/maps/{name}``, so the facility map's "walk from here" calls
+``/areas/{area}/nearest`` behind any proxy prefix."""
+
+Minutes = Annotated[
+    float,
+    Query(
+        gt=0,
+        le=MAX_NEAREST_MINUTES,
+        description=f"walking time in minutes (≤ {MAX_NEAREST_MINUTES:g}) / 步行时间（分钟）",
+        examples=[15],
+    ),
+]
+
+_NEAREST_EXAMPLE = {
+    "area": "chongqing-yuzhong",
+    "point": {
+        "lon": 106.5785,
+        "lat": 29.5583,
+        "crs": "wgs84",
+        "lon_wgs84": 106.5785,
+        "lat_wgs84": 29.5583,
+    },
+    "minutes": 15.0,
+    "speed_kmh": 4.0,
+    "walk_limit_m": 1000.0,
+    "method": "network",
+    "facilities": [
+        {
+            "facility_id": "YZ-TY-0001",
+            "name": "渝中区解放碑社区托育服务中心",
+            "kind": "综合托育服务中心",
+            "kind_en": "Comprehensive childcare service centre",
+            "puhui": True,
+            "walk_m": 312.4,
+            "walk_min": 4.69,
+            "lon": 106.5775,
+            "lat": 29.5583,
+            "approximate": False,
+        }
+    ],
+    "attribution": "© OpenStreetMap contributors; tuoyu-coverage 托育机构登记 registry",
+}
+
+
+def _json_example(example: Any, description: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"description": description, "content": {"application/json": {"example": example}}}
+    }
+
+
+def _columns(names: list[str]) -> list[ColumnLabel]:
+    return [ColumnLabel(name=n, label_zh=label(n, "zh"), label_en=label(n, "en")) for n in names]
+
+
+def _attribution(analysis: AreaAnalysis, area: StudyArea, settings: ApiSettings) -> str:
+    """Data sources of an area's results: OSM when used, the data files, the registry.
+
+    Computed once per analysis (the files do not change; the registry part is fixed text).
+    """
+    cached = _ATTRIBUTIONS.get(analysis)
+    if cached is not None:
+        return cached
+    parts: list[str] = [OSM_ATTRIBUTION] if analysis.layers.osm_used else []
+    try:
+        root: Path | None = resolve_data_dir(settings).resolve()
+    except TuoyuError:
+        root = None
+    registry = load_registry(settings.project_data_dir)
+    for role, path in analysis.layers.files.items():
+        if role == "facilities" or root is None:
+            continue  # the facility part comes from facility_attribution below
+        try:
+            entry = registry.get(path.resolve().relative_to(root).as_posix())
+        except ValueError:
+            entry = None
+        if entry is not None and not (entry.attribution or "").startswith(OSM_ATTRIBUTION):
+            parts.append(f"{entry.attribution or entry.origin} ({entry.licence})")
+    parts.append(facility_attribution(area, settings))
+    text = "; ".join(dict.fromkeys(parts))
+    _ATTRIBUTIONS[analysis] = text
+    return text
+
+
+_ATTRIBUTIONS: weakref.WeakKeyDictionary[AreaAnalysis, str] = weakref.WeakKeyDictionary()
+
+
+def _units_kind(analysis: AreaAnalysis) -> Literal["jiedao", "h3", "none"]:
+    kind = analysis.layers.units_kind
+    return kind if kind in ("jiedao", "h3") else "none"  # type: ignore[return-value]
+
+
+# --- nearest / isochrone --------------------------------------------------------------------
+
+
+@router.get(
+    "/areas/{area}/nearest",
+    response_model=NearestResponse,
+    summary="Facilities within a walk / 步行可达的托育机构",
+    responses={
+        **error_responses(400, 404, 422),
+        **_json_example(_NEAREST_EXAMPLE, "facilities within the walk, nearest first"),
+    },
+)
+async def get_nearest(
+    request: Request,
+    area: AreaAsyncDep,
+    analysis: AnalysisAsyncDep,
+    lon: Annotated[
+        float,
+        Query(ge=-180, le=180, description="longitude in `crs` / 经度", examples=[106.5785]),
+    ],
+    lat: Annotated[
+        float, Query(ge=-90, le=90, description="latitude in `crs` / 纬度", examples=[29.5583])
+    ],
+    crs: Annotated[
+        InputCRS,
+        Query(description="system of lon/lat: wgs84, gcj02 (高德/腾讯), bd09 (百度)"),
+    ] = "wgs84",
+    minutes: Minutes = 15.0,
+    k: Annotated[int, Query(ge=1, le=MAX_NEAREST_K, description="most facilities returned")] = 20,
+) -> JSONResponse:
+    """Facilities reachable on foot within ``minutes`` of a point, by walking time.
+
+    Walking distances are shortest paths on the OSM walking network (the straight leg
+    to the nearest walkable way counts). A point farther than the snapping limit from
+    every way is refused (422 ``off_network``), a point outside the study area too
+    (422); an area without a walking network answers 400 ``no_network``.
+    """
+    # The hot path of the public map: computed on the event loop (about a millisecond
+    # on Yuzhong; a worker thread would add more than it saves under the GIL), and the
+    # documented NearestResponse is written directly, not re-validated.
+    rows = analysis.nearest(lon, lat, crs=crs, minutes=minutes, k=k)
+    lon84, lat84, _x, _y = analysis.locate(lon, lat, crs)
+    walk = area.walk
+    settings: ApiSettings = request.app.state.tuoyu.settings
+    body = {
+        "area": area.slug,
+        "point": {"lon": lon, "lat": lat, "crs": crs, "lon_wgs84": lon84, "lat_wgs84": lat84},
+        "minutes": minutes,
+        "speed_kmh": walk.speed_kmh,
+        "walk_limit_m": round(walk.metres_for(minutes), 1),
+        "method": "straight_line" if analysis.mode == "straight_line" else "network",
+        "facilities": rows,
+        "attribution": _attribution(analysis, area, settings),
+    }
+    return JSONResponse(body)
+
+
+@router.get(
+    "/areas/{area}/facilities/{facility_id}/isochrone",
+    response_model=IsochroneFeature,
+    summary="A facility's walking isochrone / 托育机构步行等时圈 (GeoJSON)",
+    responses=error_responses(400, 404, 422),
+)
+def get_isochrone(
+    area: AreaDep,
+    facility_id: FacilityIdPath,
+    analysis: AnalysisDep,
+    settings: SettingsDep,
+    minutes: Minutes = 15.0,
+) -> IsochroneFeature:
+    """The area reachable on foot from the facility within ``minutes``.
+
+    Exact edge-buffer isochrone: the walkable ways reached (partial ways cut at the
+    remaining distance) buffered by the area's ``isochrone_buffer_m``. WGS84.
+    """
+    feature = dict(analysis.facility_isochrone(facility_id, minutes))
+    properties = {**feature["properties"], "attribution": _attribution(analysis, area, settings)}
+    return IsochroneFeature.model_validate({**feature, "properties": properties})
+
+
+# --- current results --------------------------------------------------------------------------
+
+
+@router.get(
+    "/areas/{area}/units",
+    response_model=UnitsResponse,
+    summary="Per-街道 indicator table / 街道指标表",
+    responses=error_responses(400, 404, 422),
+)
+def get_units(area: AreaDep, analysis: AnalysisDep, settings: SettingsDep) -> UnitsResponse:
+    """The indicator table of every unit (街道, or H3 hexagons where no 街道 polygons
+    exist), against the area's target profile; unknown values are null."""
+    table = analysis.units()
+    return UnitsResponse(
+        area=area.slug,
+        units_kind=_units_kind(analysis),
+        version=analysis.version,
+        columns=_columns([str(c) for c in table.columns]),
+        units=table_records(table),
+        unusable=json_ready(dict(table.attrs.get("unusable", {}))),
+        skipped=json_ready(dict(table.attrs.get("skipped", {}))),
+        attribution=_attribution(analysis, area, settings),
+    )
+
+
+@router.get(
+    "/areas/{area}/units/{code}",
+    response_model=UnitResponse,
+    summary="One unit's indicators / 单个街道指标",
+    responses=error_responses(400, 404, 422),
+)
+def get_unit(
+    area: AreaDep,
+    analysis: AnalysisDep,
+    code: Annotated[
+        str,
+        PathParam(
+            pattern=UNIT_CODE_PATTERN,
+            description="街道 code (9 digits) or H3 cell id",
+            examples=["110101001"],
+        ),
+    ],
+) -> UnitResponse:
+    """One row of the indicator table."""
+    row = analysis.unit(code)
+    return UnitResponse(
+        area=area.slug,
+        units_kind=_units_kind(analysis),
+        version=analysis.version,
+        columns=_columns(list(row)),
+        unit=row,
+    )
+
+
+def _public_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary without server file-system paths (file names are kept)."""
+    out = dict(summary)
+    data = dict(out.get("data") or {})
+    files = []
+    for entry in data.get("files") or []:
+        entry = dict(entry)
+        path = entry.get("path")
+        if isinstance(path, str) and Path(path).is_absolute():
+            entry["path"] = Path(path).name
+        files.append(entry)
+    if files:
+        data["files"] = files
+        out["data"] = data
+    return out
+
+
+_SUMMARY_EXAMPLE = {
+    "area": {"name": "北京市东城区", "name_en": "Dongcheng District, Beijing", "code": "110101"},
+    "profile": {"name": "beijing-2025-core", "title": "北京市核心区2025年托育服务目标"},
+    "indicators": {
+        "puhui_jiedao_coverage": {
+            "label_zh": "有普惠托育机构的街道占比",
+            "label_en": "Share of 街道 with a 普惠 facility",
+            "unit": "%",
+            "value": 100.0,
+            "target": {"value": 100.0, "comparison": ">="},
+            "pass": True,
+        }
+    },
+    "version": 0,
+}
+
+
+@router.get(
+    "/areas/{area}/summary",
+    response_model=dict[str, Any],
+    summary="District summary against the targets / 区级汇总与目标对照",
+    responses={
+        **error_responses(400, 404, 422),
+        **_json_example(_SUMMARY_EXAMPLE, "indicators, targets, totals, data sources"),
+    },
+)
+def get_summary(area: AreaDep, analysis: AnalysisDep) -> dict[str, Any]:
+    """Every indicator of the district with its target, gap and pass/fail, the totals,
+    the parameters and data sources, and what could not be computed (with the reason)."""
+    summary = _public_summary(analysis.summary())
+    summary["version"] = analysis.version
+    return summary
+
+
+@router.get(
+    "/areas/{area}/gaps",
+    response_model=GapCollection,
+    summary="People outside the 15-minute circle / 15分钟圈外的人口 (GeoJSON)",
+    responses=error_responses(400, 404, 422),
+)
+def get_gaps(area: AreaDep, analysis: AnalysisDep, settings: SettingsDep) -> GapCollection:
+    """Populated areas whose walk to the nearest facility exceeds the service circle,
+    largest population first (WGS84). Empty, with the reason in ``skipped``, for areas
+    without walking distances."""
+    gaps = analysis.gaps()
+    features = []
+    properties = [c for c in gaps.columns if c != gaps.geometry.name]
+    for row, geom in zip(table_records(pd.DataFrame(gaps[properties])), gaps.geometry, strict=True):
+        features.append(
+            GapFeature(
+                geometry=mapping(geom) if geom is not None and not geom.is_empty else None,
+                properties=GapProperties(**row),
+            )
+        )
+    skipped = gaps.attrs.get("skipped")
+    unknown = gaps.attrs.get("points_walk_unknown")
+    return GapCollection(
+        area=area.slug,
+        version=analysis.version,
+        threshold_m=analysis.cutoff_m,
+        features=features,
+        columns=_columns(properties),
+        skipped=str(skipped) if skipped else None,
+        points_walk_unknown=int(unknown) if unknown is not None else None,
+        attribution=_attribution(analysis, area, settings),
+    )
+
+
+@router.get(
+    "/areas/{area}/maps/{name}",
+    # Not response_class=HTMLResponse: FastAPI would then document the JSON errors as
+    # text/html too. The page is returned as an HTMLResponse and documented here.
+    response_class=Response,
+    summary="Interactive maps / 交互地图 (facilities | dashboard | gaps)",
+    responses={
+        200: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "a standalone Leaflet page",
+        },
+        **error_responses(400, 404, 422),
+    },
+)
+def get_map(
+    area: AreaDep,
+    analysis: AnalysisDep,
+    settings: SettingsDep,
+    name: Annotated[
+        Literal["facilities", "dashboard", "gaps"],
+        PathParam(
+            description="facilities (备案机构电子地图), dashboard (街道达标看板) or gaps (缺口地图)"
+        ),
+    ],
+    language: Annotated[
+        Literal["zh", "en"] | None, Query(description="label language (default: settings)")
+    ] = None,
+) -> HTMLResponse:
+    """A map built from the current state. On the facility map, "walk from here" asks
+    this service's ``/areas/{area}/nearest``, so it follows registry writes."""
+    attribution = facility_attribution(area, settings)
+    html = analysis.map_html(
+        name, api_base=MAP_API_BASE, language=language, attribution=attribution
+    )
+    return HTMLResponse(html)
+
+
+# --- what-if ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/areas/{area}/scenarios",
+    response_model=ScenarioOut,
+    summary="What-if: add or remove facilities / 情景模拟（不修改登记库）",
+    responses=error_responses(400, 404, 409, 422),
+)
+def post_scenario(
+    area: AreaDep,
+    analysis: AnalysisDep,
+    state: StateDep,
+    body: Annotated[
+        ScenarioIn,
+        Body(
+            openapi_examples={
+                "add": {"summary": "one planned 普惠 point (WGS84)", "value": SCENARIO_EXAMPLE},
+                "close": {
+                    "summary": "close two facilities",
+                    "value": {"add": [], "remove": ["YZ-TY-0001", "YZ-TY-0002"]},
+                },
+            }
+        ),
+    ],
+) -> ScenarioOut:
+    """The district summary and per-unit coverage with the given facilities added and
+    removed. Added facilities are validated like registry writes; the registry and the
+    live analysis are not changed."""
+    polygon = state.area_polygon(area.slug)
+    records = []
+    for i, facility in enumerate(body.add):
+        try:
+            records.append(validate_facility_write(facility, area, area_polygon=polygon))
+        except InputValidationError as exc:
+            field = f"add.{i}.{exc.field}" if exc.field else f"add.{i}"
+            raise InputValidationError(f"add[{i}]: {exc.reason}", field=field) from exc
+    current = analysis.summary()
+    result = analysis.scenario(add=records, remove=body.remove)
+    table: pd.DataFrame = result["units"]
+    summary = _public_summary(result["summary"])
+    comparison = {
+        key: IndicatorChange(
+            current=current["indicators"].get(key, {}).get("value"),
+            scenario=entry.get("value"),
+        )
+        for key, entry in summary.get("indicators", {}).items()
+        if isinstance(entry, dict)
+    }
+    return ScenarioOut(
+        area=area.slug,
+        version=int(result["version"]),
+        added=result["added"],
+        removed=result["removed"],
+        comparison=comparison,
+        summary=summary,
+        columns=_columns([str(c) for c in table.columns]),
+        units=table_records(table),
+    )
+
+
+SITES_TIME_LIMIT_S = 10.0
+"""Solver time limit of one ``/sites`` request (the answer says whether it is optimal)."""
+
+
+@router.post(
+    "/areas/{area}/sites",
+    response_model=SitesOut,
+    summary="Recommend new 普惠 sites (maximal covering) / 新增普惠托育点选址",
+    responses=error_responses(400, 404, 422),
+)
+def post_sites(area: AreaDep, analysis: AnalysisDep, body: SitesIn) -> SitesOut:
+    """The next ``p`` 普惠 sites that bring the most under-3 children (or residents)
+    within the 15-minute walk, current facilities kept; with the per-unit table and
+    district summary after adding them. The registry is not changed."""
+    result = analysis.recommend_sites(
+        body.p,
+        solver=body.solver,
+        weight=body.weight,
+        require_puhui_per_jiedao=body.require_jiedao,
+        min_spacing_m=body.min_spacing_m,
+        time_limit_s=SITES_TIME_LIMIT_S,
+    )
+    table: pd.DataFrame = result["units"]
+    return SitesOut(
+        area=area.slug,
+        sites=result["sites"],
+        siting=result["siting"],
+        summary=_public_summary(result["summary"]),
+        columns=_columns([str(c) for c in table.columns]),
+        units=table_records(table),
+    )

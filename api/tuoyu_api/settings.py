@@ -1,0 +1,88 @@
+"""Settings of the service: the library's settings plus API-only fields.
+
+Created by :func:`get_api_settings`, never at import time (the titiler habit), so tests
+and the command line can build as many independent configurations as they need.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from tuoyu.config.settings import Settings
+
+SQLITE_FILE_NAME = "registry.sqlite"
+"""File name of the default SQLite registry inside ``settings.state_dir``."""
+
+
+class ApiSettings(Settings):
+    """Settings of the FastAPI service (environment prefix ``TUOYU_``).
+
+    Adds to :class:`tuoyu.config.settings.Settings` the fields only the service needs, e.g.
+    ``TUOYU_CORS_ORIGINS='["https://map.example.cn"]'``.
+    """
+
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS (JSON list); empty = no CORS headers.",
+    )
+    max_page_size: int = Field(
+        default=10_000, gt=0, le=100_000, description="Largest page of facilities returned."
+    )
+    preload_areas: list[str] = Field(
+        default_factory=list,
+        description="Study areas whose analysis is built at start-up (JSON list), instead "
+        "of on first use, e.g. TUOYU_PRELOAD_AREAS='[\"chongqing-yuzhong\"]'.",
+    )
+    upgrade_database_on_start: bool = Field(
+        default=True, description="Run the Alembic migrations when the app is created."
+    )
+
+
+def get_api_settings(**overrides: object) -> ApiSettings:
+    """Build service settings from the environment, with explicit overrides on top.
+
+    Parameters
+    ----------
+    **overrides
+        Field values that win over the environment (tests use this).
+
+    Returns
+    -------
+    ApiSettings
+    """
+    return ApiSettings(**overrides)  # type: ignore[arg-type]
+
+
+def as_api_settings(settings: Settings | None) -> ApiSettings:
+    """Return ``settings`` as :class:`ApiSettings` (library settings are extended).
+
+    Fields the library settings do not carry come from the environment / defaults.
+    """
+    if settings is None:
+        return get_api_settings()
+    if isinstance(settings, ApiSettings):
+        return settings
+    return get_api_settings(**settings.model_dump())
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """SQLAlchemy URL of the facility registry.
+
+    ``settings.database_url`` when set (a bare ``postgresql://`` URL is given the
+    psycopg 3 driver, the only PostgreSQL driver installed), else a SQLite file
+    ``registry.sqlite`` in ``settings.state_dir`` (the folder is created).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> s = get_api_settings(database_url="postgresql://u@localhost/tuoyu")
+    >>> resolve_database_url(s)
+    'postgresql+psycopg://u@localhost/tuoyu'
+    """
+    url = settings.database_url
+    if url:
+        for bare in ("postgresql://", "postgres://"):
+            if url.startswith(bare):
+                return "postgresql+psycopg://" + url[len(bare) :]
+        return url
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(settings.state_dir / SQLITE_FILE_NAME).resolve()}"

@@ -1,0 +1,357 @@
+"""Gaps: who is outside the 15-minute circle, which 街道 fail a target, slot shortfalls.
+
+Uncovered areas (GUIDE §3 "Gaps") are built from population points, not by intersecting
+polygons: every populated point whose walking distance to the nearest facility exceeds
+the threshold (or is ``inf``: none within the cut-off) gets a cell; cells that overlap
+(or, for H3, are neighbours) form one area — found as connected components of the cell
+graph (scipy), so no point-in-polygon test is needed — whose cells are dissolved into its
+polygon; each area carries the people and under-3 children of its points. Two cell
+shapes:
+
+* ``method="grid"`` (default): a square centred on the point with side
+  ``1.05 × spacing`` (``spacing_m``, default the median nearest-neighbour distance of all
+  population points). On a regular grid neighbouring squares overlap by 5 % and merge
+  (diagonal neighbours too), so rounding in the grid does not split an area.
+* ``method="h3"``: the H3 cell (``h3_resolution``) holding the point, for irregular
+  points such as buildings; cells are computed in WGS84 and projected back.
+
+Points with an unknown walking distance (NaN) are neither covered nor gaps and are
+counted in ``attrs["points_walk_unknown"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import geopandas as gpd
+import h3
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+import shapely
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from tuoyu.errors import InputValidationError
+from tuoyu.indicators.targets import INDICATORS, Profile
+
+GAP_COLUMNS: Final = (
+    "gap_id",
+    "population",
+    "population_under3",
+    "points",
+    "unit_codes",
+    "area_m2",
+    "geometry",
+)
+FAILING_COLUMNS: Final = (
+    "indicator",
+    "label_zh",
+    "target",
+    "rank",
+    "code",
+    "name",
+    "value",
+    "people_affected",
+    "under3_affected",
+)
+SHORTFALL_COLUMNS: Final = (
+    "rank",
+    "code",
+    "name",
+    "population",
+    "slots",
+    "slots_per_1000",
+    "target_slots",
+    "slot_shortfall",
+)
+_GRID_OVERLAP: Final = 1.05
+DEFAULT_SPACING_M: Final = 100.0
+
+
+def _empty_gaps(crs: object, reason: str | None = None) -> gpd.GeoDataFrame:
+    frame = gpd.GeoDataFrame(
+        {
+            "gap_id": pd.array([], dtype="Int64"),
+            "population": pd.array([], dtype="float64"),
+            "population_under3": pd.array([], dtype="Float64"),
+            "points": pd.array([], dtype="Int64"),
+            "unit_codes": pd.array([], dtype="str"),
+            "area_m2": pd.array([], dtype="float64"),
+        },
+        geometry=gpd.GeoSeries([], crs=crs),
+        crs=crs,
+    )
+    if reason:
+        frame.attrs["skipped"] = reason
+    return frame
+
+
+def median_spacing_m(points: gpd.GeoSeries) -> float:
+    """Median distance from each point to its nearest other point (metres).
+
+    Returns :data:`DEFAULT_SPACING_M` when fewer than two distinct points exist.
+    """
+    xy = np.column_stack([points.x.to_numpy(), points.y.to_numpy()])
+    xy = np.unique(xy, axis=0)
+    if xy.shape[0] < 2:
+        return DEFAULT_SPACING_M
+    dist, _ = cKDTree(xy).query(xy, k=2)
+    return float(np.median(dist[:, 1]))
+
+
+_Groups = tuple[npt.NDArray[np.int64], list[shapely.Geometry], npt.NDArray[np.int64]]
+"""(area label per point, cell polygons, area label per cell)."""
+
+
+def _grid_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], half_m: float) -> _Groups:
+    """Area label per point, and one square cell per point.
+
+    Two squares of half-side ``h`` overlap when their centres are closer than ``2h`` in
+    both x and y (Chebyshev distance); the overlap graph's connected components are the
+    areas (one KD-tree pair query, no point-in-polygon tests).
+    """
+    xy = np.column_stack([x, y])
+    pairs = cKDTree(xy).query_pairs(r=2.0 * half_m * (1.0 - 1e-9), p=np.inf, output_type="ndarray")
+    n = xy.shape[0]
+    graph = sp.coo_matrix(
+        (np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(n, n)
+    ).tocsr()
+    _, labels = connected_components(graph, directed=False)
+    cells = list(shapely.box(x - half_m, y - half_m, x + half_m, y + half_m))
+    labels = labels.astype(np.int64)
+    return labels, cells, labels
+
+
+def _h3_groups(points: gpd.GeoSeries, resolution: int) -> _Groups:
+    """Area label per point (H3 cells joined to their edge neighbours), and one hexagon
+    per distinct cell (in the points' CRS)."""
+    lonlat = points.to_crs(4326)
+    cells = [
+        h3.latlng_to_cell(lat, lon, resolution)
+        for lon, lat in zip(lonlat.x.to_numpy(), lonlat.y.to_numpy(), strict=True)
+    ]
+    unique = sorted(set(cells))
+    index = {c: i for i, c in enumerate(unique)}
+    rows: list[int] = []
+    cols: list[int] = []
+    for c, i in index.items():
+        for nb in h3.grid_ring(c, 1):
+            j = index.get(nb)
+            if j is not None:
+                rows.append(i)
+                cols.append(j)
+    n = len(unique)
+    graph = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)).tocsr()
+    _, cell_label = connected_components(graph, directed=False)
+    hexagons = gpd.GeoSeries(
+        [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in unique],
+        crs=4326,
+    ).to_crs(points.crs)
+    labels = np.array([cell_label[index[c]] for c in cells], dtype=np.int64)
+    return labels, list(hexagons.values), cell_label.astype(np.int64)
+
+
+def uncovered_areas(
+    population: gpd.GeoDataFrame,
+    walk_m: npt.ArrayLike | None,
+    *,
+    threshold_m: float,
+    method: Literal["grid", "h3"] = "grid",
+    spacing_m: float | None = None,
+    h3_resolution: int = 9,
+    unit_codes: npt.ArrayLike | None = None,
+) -> gpd.GeoDataFrame:
+    """Populated areas outside the service circle, as polygons with their people.
+
+    Parameters
+    ----------
+    population
+        Population points (metric CRS) with ``population`` and, optionally,
+        ``population_under3`` and ``unit_code``.
+    walk_m
+        Walking distance to the nearest facility per point (``inf`` = none within the
+        cut-off, NaN = unknown); ``None`` = no network → empty result with the reason in
+        ``attrs["skipped"]``.
+    threshold_m
+        Service-circle distance; points farther than this are uncovered.
+    method, spacing_m, h3_resolution
+        Cell shape (see the module docstring).
+    unit_codes
+        Unit code per point, overriding the ``unit_code`` column.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        :data:`GAP_COLUMNS`, one row per connected area, largest population first
+        (``gap_id`` 1, 2, …), in the population CRS. ``population_under3`` is empty when
+        any of the area's points has an unknown under-3 count.
+    """
+    crs = population.crs
+    if crs is None or not crs.is_projected:
+        raise InputValidationError(
+            "population points must be in a metric CRS for gap polygons", field="geometry"
+        )
+    if walk_m is None:
+        return _empty_gaps(crs, "no walking network: gaps not computed / 无步行路网，未计算缺口")
+    walk = np.asarray(walk_m, dtype=float).ravel()
+    if walk.shape[0] != len(population):
+        raise InputValidationError(
+            f"walk_m has {walk.shape[0]} values for {len(population)} population points",
+            field="walk_m",
+        )
+    pop = pd.to_numeric(population["population"], errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    under3 = (
+        pd.to_numeric(population["population_under3"], errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan
+        )
+        if "population_under3" in population
+        else np.full(len(population), np.nan)
+    )
+    if unit_codes is not None:
+        codes = np.asarray(unit_codes, dtype=object)
+    elif "unit_code" in population:
+        codes = population["unit_code"].astype(object).to_numpy()
+    else:
+        codes = np.full(len(population), None, dtype=object)
+    uncovered = ~np.isnan(walk) & (walk > threshold_m) & (np.nan_to_num(pop) > 0)
+    walk_unknown = int(np.isnan(walk).sum())
+    if not uncovered.any():
+        out = _empty_gaps(crs)
+        out.attrs["points_walk_unknown"] = walk_unknown
+        return out
+
+    points = population.geometry[uncovered]
+    if method == "grid":
+        spacing = spacing_m if spacing_m is not None else median_spacing_m(population.geometry)
+        if not spacing > 0:
+            raise InputValidationError(f"spacing_m must be > 0, got {spacing}")
+        half = 0.5 * spacing * _GRID_OVERLAP
+        owner, cells, cell_group = _grid_groups(points.x.to_numpy(), points.y.to_numpy(), half)
+    elif method == "h3":
+        owner, cells, cell_group = _h3_groups(points, h3_resolution)
+    else:
+        raise InputValidationError(f"unknown gap method '{method}' (grid or h3)")
+
+    n_groups = int(owner.max()) + 1
+    members: list[list[shapely.Geometry]] = [[] for _ in range(n_groups)]
+    for geom, group in zip(cells, cell_group, strict=True):
+        members[group].append(geom)
+    parts = np.array([shapely.union_all(m) for m in members], dtype=object)
+
+    n_parts = n_groups
+    p_pop = pop[uncovered]
+    p_u3 = under3[uncovered]
+    p_codes = codes[uncovered]
+    people = np.bincount(owner, weights=p_pop, minlength=n_parts)
+    u3_known = np.bincount(owner, weights=np.nan_to_num(p_u3), minlength=n_parts)
+    u3_bad = np.bincount(owner, weights=np.isnan(p_u3).astype(float), minlength=n_parts) > 0
+    n_points = np.bincount(owner, minlength=n_parts)
+    code_sets: list[set[str]] = [set() for _ in range(n_parts)]
+    for code, group in zip(p_codes, owner, strict=True):
+        if not pd.isna(code):
+            code_sets[group].add(str(code))
+    code_lists = [",".join(sorted(s)) for s in code_sets]
+    centroids = shapely.centroid(parts)
+    cx, cy = shapely.get_x(centroids), shapely.get_y(centroids)
+    rank = np.lexsort((cy, cx, -people))  # most people first; ties by position
+    frame = gpd.GeoDataFrame(
+        {
+            "gap_id": pd.array(np.arange(1, n_parts + 1), dtype="Int64"),
+            "population": people[rank],
+            "population_under3": pd.array(
+                np.where(u3_bad, np.nan, u3_known)[rank], dtype="Float64"
+            ),
+            "points": pd.array(n_points[rank], dtype="Int64"),
+            "unit_codes": pd.array([code_lists[i] for i in rank], dtype="str"),
+            "area_m2": shapely.area(parts)[rank],
+        },
+        geometry=gpd.GeoSeries(parts[rank], crs=crs),
+        crs=crs,
+    )
+    frame.attrs["points_walk_unknown"] = walk_unknown
+    frame.attrs["method"] = method
+    return frame
+
+
+def failing_units(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """街道 failing each per-unit target, ranked by people affected.
+
+    People affected are the unit's residents, except for ``coverage_pct`` where they are
+    its ``uncovered_population`` (the people outside the circle). Units whose pass/fail is
+    unknown are not listed (see ``meets_*`` in the table).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FAILING_COLUMNS`; targets in profile order, then most people first
+        (``rank`` 1, 2, … per target).
+    """
+    rows: list[pd.DataFrame] = []
+    for target in profile.unit_targets:
+        column = f"meets_{target.indicator}"
+        unit_column = INDICATORS[target.indicator].unit_column
+        if column not in table or unit_column is None:
+            continue
+        failed = table[table[column].eq(False).fillna(False).astype(bool)]
+        if failed.empty:
+            continue
+        value_source = unit_column if unit_column in failed else None
+        people_col = "uncovered_population" if target.indicator == "coverage_pct" else "population"
+        part = pd.DataFrame(
+            {
+                "indicator": target.indicator,
+                "label_zh": target.label_zh,
+                "target": target.text,
+                "code": failed["code"].to_numpy(),
+                "name": failed["name"].to_numpy(),
+                "value": (
+                    failed[value_source].astype("Float64").to_numpy()
+                    if value_source
+                    else pd.array([None] * len(failed), dtype="Float64")
+                ),
+                "people_affected": failed[people_col].astype("Float64").to_numpy(),
+                "under3_affected": (
+                    failed["population_under3"].astype("Float64").to_numpy()
+                    if target.indicator != "coverage_pct"
+                    else pd.array([None] * len(failed), dtype="Float64")
+                ),
+            }
+        )
+        part = part.sort_values(
+            ["people_affected", "code"], ascending=[False, True], na_position="last"
+        )
+        part.insert(3, "rank", np.arange(1, len(part) + 1, dtype=np.int64))
+        rows.append(part)
+    if not rows:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in FAILING_COLUMNS})
+    return pd.concat(rows, ignore_index=True)[list(FAILING_COLUMNS)]
+
+
+def slot_shortfall_table(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Slot shortfall per 街道, largest first (empty shortfalls last).
+
+    ``target_slots = target × population / 1000`` with the profile's slots-per-1,000
+    target (4.5 when it has none); ``slot_shortfall = target_slots − slots`` (negative =
+    surplus), empty when slots or population are unknown.
+    """
+    per_1000 = profile.slots_per_1000_target()
+    out = pd.DataFrame(
+        {
+            "code": table["code"].to_numpy(),
+            "name": table["name"].to_numpy(),
+            "population": table["population"].astype("Float64").to_numpy(),
+            "slots": table["slots"].astype("Int64").to_numpy(),
+            "slots_per_1000": table["slots_per_1000"].astype("Float64").to_numpy(),
+            "target_slots": table["population"].astype("Float64").to_numpy() * per_1000 / 1000.0,
+            "slot_shortfall": table["slot_shortfall"].astype("Float64").to_numpy(),
+        }
+    )
+    out = out.sort_values(["slot_shortfall", "code"], ascending=[False, True], na_position="last")
+    out.insert(0, "rank", np.arange(1, len(out) + 1, dtype=np.int64))
+    out = out.reset_index(drop=True)
+    out.attrs["slots_per_1000_target"] = per_1000
+    return out[list(SHORTFALL_COLUMNS)]

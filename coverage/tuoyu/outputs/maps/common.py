@@ -1,0 +1,605 @@
+"""Shared pieces of the HTML maps: display geometry in two datums, labels, the page shell.
+
+Every overlay is embedded twice, in WGS84 (for OpenStreetMap and 天地图 tiles) and in
+GCJ-02 (for 高德/Amap tiles), converted here with :func:`tuoyu.crs.china.convert`;
+the page's script (``static/tuoyu_maps.js``) redraws the overlays from the version that
+matches the basemap chosen in the layer control. Geometry is simplified for display only
+(in metres, before reprojecting) and coordinates are rounded to 6 decimals (≈ 0.1 m).
+
+Leaflet, Leaflet.markercluster and the project's script and style are inlined into each
+page (``static/``), so a saved map opens offline and needs no CDN.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Final, cast
+
+import folium
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from branca.element import Element, Figure, MacroElement
+from folium.template import Template
+
+from tuoyu.crs.china import convert
+from tuoyu.crs.projection import estimate_metric_crs
+from tuoyu.errors import CRSError, InputValidationError
+from tuoyu.labels import Language
+from tuoyu.outputs.atomic import write_text_atomic
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+LEAFLET_VERSION: Final = "1.9.4"
+MARKERCLUSTER_VERSION: Final = "1.5.3"
+COORD_DECIMALS: Final = 6
+DEFAULT_SIMPLIFY_M: Final = 5.0
+MAX_MAP_BYTES: Final = 10 * 1024 * 1024
+"""Size a map file should stay under (issue 5: 10 MB for Dongcheng)."""
+
+OSM_ATTRIBUTION: Final = (
+    '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+)
+"""Shown on every map: our maps draw OpenStreetMap-derived data (ODbL)."""
+OSM_ATTRIBUTION_TEXT: Final = "© OpenStreetMap contributors"
+
+UI: Final[dict[str, tuple[str, str]]] = {
+    "facility_map": ("备案托育机构电子地图", "Registered childcare facilities"),
+    "dashboard_map": ("15分钟托育服务圈：街道达标情况", "15-minute childcare circle by 街道"),
+    "gap_map": ("15分钟托育服务圈：缺口与建议选址", "15-minute circle: gaps and proposed sites"),
+    "facilities": ("托育机构", "Childcare facilities"),
+    "isochrones": ("步行等时圈（点击机构显示）", "Walking isochrones (click a facility)"),
+    "iso_legend": ("步行等时圈", "Walking isochrones"),
+    "min": ("分钟", "min"),
+    "filter": ("筛选", "Filter"),
+    "puhui": ("普惠", "普惠 (subsidised)"),
+    "puhui_badge": ("普惠", "普惠"),
+    "all": ("全部", "All"),
+    "puhui_only": ("仅普惠", "普惠 only"),
+    "non_puhui": ("非普惠", "Not 普惠"),
+    "walk_here": ("从这里步行15分钟可达的机构", "Facilities within a 15-minute walk"),
+    "walk_hint": (
+        "点击地图或输入坐标查询",
+        "Click the map or type a point",
+    ),
+    "lonlat_placeholder": ("经度,纬度", "lon,lat"),
+    "search": ("查询", "Search"),
+    "datum_note": ("坐标系：{datum}（随底图）", "Coordinates: {datum} (as the basemap)"),
+    "bad_lonlat": (
+        "请输入“经度,纬度”，例如 116.40,39.91",
+        'Type "lon,lat", for example 116.40,39.91',
+    ),
+    "no_walk_data": (
+        "无步行网络数据，无法查询步行时间",
+        "No walking network: walking times are not available",
+    ),
+    "too_far": (
+        "该点距步行网络超过 {m} 米",
+        "This point is more than {m} m from the walking network",
+    ),
+    "none_within": ("15分钟步行范围内没有机构", "No facility within a 15-minute walk"),
+    "walk_note": (
+        "步行时间含从该点到最近路网节点的直线距离",
+        "Times include the straight leg to the nearest network node",
+    ),
+    "api_failed": ("查询服务失败", "The search service failed"),
+    "unknown": ("不详", "unknown"),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+    "assumed": ("假定", "assumed"),
+    "unnamed": ("未命名机构", "Unnamed facility"),
+    "units": ("街道", "街道 (subdistricts)"),
+    "pass": ("达标", "meets target"),
+    "fail": ("未达标", "fails target"),
+    "no_target": ("无数值目标", "no numeric target"),
+    "uncovered": ("15分钟步行范围外人口", "People outside the 15-minute walk"),
+    "gaps": ("缺口区域", "Gap areas"),
+    "sites": ("建议新增机构选址", "Proposed new sites"),
+    "site_isochrones": ("新址步行等时圈", "Isochrones of proposed sites"),
+    "existing": ("现有机构", "Existing facilities"),
+    "people": ("人", "people"),
+    "source": ("依据", "Source"),
+    "summary": ("全区情况", "District summary"),
+    "speed": ("步行速度 {v} 公里/小时", "Walking speed {v} km/h"),
+}
+"""Labels of the map's own user interface: key → (Chinese, English)."""
+
+
+def check_language(language: str) -> Language:
+    """Return ``language`` if it is ``"zh"`` or ``"en"``, else raise.
+
+    Raises
+    ------
+    InputValidationError
+        For any other value.
+    """
+    if language not in ("zh", "en"):
+        raise InputValidationError(
+            f"language must be 'zh' or 'en', got {language!r}", field="language"
+        )
+    return "zh" if language == "zh" else "en"
+
+
+def ui(key: str, language: Language = "zh") -> str:
+    """One label of :data:`UI` in ``language``.
+
+    Examples
+    --------
+    >>> ui("facilities", "en")
+    'Childcare facilities'
+    """
+    zh, en = UI[key]
+    return zh if language == "zh" else en
+
+
+def colon(language: Language) -> str:
+    """``"："`` in Chinese text, ``": "`` in English."""
+    return "：" if language == "zh" else ": "
+
+
+def ui_strings(language: Language) -> dict[str, str]:
+    """All :data:`UI` labels in one language (for the page's script)."""
+    return {key: ui(key, language) for key in UI}
+
+
+# --- values for people ------------------------------------------------------------------
+
+
+def is_missing(value: object) -> bool:
+    """True for ``None``, ``pd.NA``, ``NaN`` and ``NaT``."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(cast(Any, value)))
+    except (TypeError, ValueError):
+        return False
+
+
+def esc(value: object) -> str:
+    """HTML-escape ``str(value)``."""
+    return html.escape(str(value), quote=True)
+
+
+def fmt_number(value: object, language: Language, digits: int = 0, suffix: str = "") -> str:
+    """A number for people (thousands separators); ``不详``/``unknown`` when missing.
+
+    Examples
+    --------
+    >>> fmt_number(12345.678, "zh", 1, "%")
+    '12,345.7%'
+    >>> fmt_number(None, "en")
+    'unknown'
+    """
+    if is_missing(value):
+        return ui("unknown", language)
+    number = float(value)  # type: ignore[arg-type]
+    if math.isinf(number):
+        return "∞"
+    return f"{number:,.{digits}f}{suffix}"
+
+
+def fmt_bool(value: object, language: Language) -> str:
+    """是/否/不详 (yes/no/unknown)."""
+    if is_missing(value):
+        return ui("unknown", language)
+    return ui("yes", language) if bool(value) else ui("no", language)
+
+
+def table_html(rows: Sequence[tuple[str, str]], title: str | None = None, cls: str = "") -> str:
+    """A two-column HTML table of already-escaped ``(label, value)`` cells."""
+    head = f"<b>{title}</b>" if title else ""
+    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<div class="{cls}">{head}<table>{body}</table></div>'
+
+
+# --- geometry for display ---------------------------------------------------------------
+
+
+def require_crs(gdf: gpd.GeoDataFrame, what: str) -> None:
+    """Raise :class:`CRSError` when a layer has no CRS."""
+    if gdf.crs is None:
+        raise CRSError(f"{what} has no CRS; set it (e.g. gdf.set_crs('EPSG:32650'))")
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise :class:`InputValidationError` naming the first missing column."""
+    for column in columns:
+        if column not in frame.columns:
+            raise InputValidationError(
+                f"{what} lacks column '{column}' (has: {', '.join(map(str, frame.columns))})",
+                field=column,
+            )
+
+
+def _round(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.asarray(np.round(coords, COORD_DECIMALS), dtype=np.float64)
+
+
+def _to_gcj(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    lon, lat = convert(coords[:, 0], coords[:, 1], "wgs84", "gcj02")
+    return _round(np.column_stack([lon, lat]))
+
+
+def display_geometries(gdf: gpd.GeoDataFrame, simplify_m: float = DEFAULT_SIMPLIFY_M) -> Any:
+    """Geometries simplified in metres for display, in WGS84, rounded to 6 decimals.
+
+    Parameters
+    ----------
+    gdf
+        Any layer with a CRS (metric or geographic).
+    simplify_m
+        Douglas–Peucker tolerance in metres; 0 keeps every vertex.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shapely geometries (object array) in WGS84 lon/lat, one per row.
+    """
+    require_crs(gdf, "layer")
+    if simplify_m < 0:
+        raise InputValidationError("simplify_m must be ≥ 0", field="simplify_m")
+    geoms = gdf.geometry
+    if len(gdf) == 0:
+        return np.empty(0, dtype=object)
+    if simplify_m > 0:
+        metric = geoms if gdf.crs.is_projected else geoms.to_crs(estimate_metric_crs(gdf))
+        # Plain Douglas–Peucker: ~6× faster than the topology-preserving variant on
+        # edge-buffer isochrones; a rare self-touching ring only matters for display.
+        simple = shapely.simplify(np.asarray(metric.values), simplify_m, preserve_topology=False)
+        geoms = gpd.GeoSeries(simple, crs=metric.crs)
+    wgs = np.asarray(geoms.to_crs(4326).values)
+    return shapely.transform(wgs, _round)
+
+
+def gcj02_geometries(wgs_geoms: Any) -> Any:
+    """WGS84 geometries → GCJ-02 (vectorised over all coordinates), rounded to 6 decimals."""
+    arr = np.asarray(wgs_geoms, dtype=object)
+    if arr.size == 0:
+        return arr
+    return shapely.transform(arr, _to_gcj)
+
+
+def geojson_geometries(geoms: Any) -> list[dict[str, Any] | None]:
+    """Shapely geometries → GeoJSON geometry dicts (``None`` for missing or empty)."""
+    arr = np.asarray(geoms, dtype=object)
+    if arr.size == 0:
+        return []
+    texts = shapely.to_geojson(arr)
+    missing = shapely.is_missing(arr) | shapely.is_empty(arr)
+    return [None if skip else json.loads(text) for text, skip in zip(texts, missing, strict=True)]
+
+
+def dual_geojson(
+    gdf: gpd.GeoDataFrame, simplify_m: float = DEFAULT_SIMPLIFY_M
+) -> tuple[list[dict[str, Any] | None], list[dict[str, Any] | None]]:
+    """GeoJSON geometries of a layer in WGS84 and in GCJ-02, for display.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> g = gpd.GeoDataFrame(geometry=[shapely.Point(116.397, 39.909)], crs=4326)
+    >>> wgs, gcj = dual_geojson(g)
+    >>> wgs[0]["coordinates"], gcj[0]["coordinates"]
+    ([116.397, 39.909], [116.403244, 39.910403])
+    """
+    wgs = display_geometries(gdf, simplify_m)
+    return geojson_geometries(wgs), geojson_geometries(gcj02_geometries(wgs))
+
+
+def dual_latlng(gdf: gpd.GeoDataFrame) -> tuple[list[list[float]], list[list[float]]]:
+    """``[lat, lon]`` of point rows in WGS84 and in GCJ-02 (Leaflet order), rounded.
+
+    Non-point geometries use their representative point (inside the shape).
+    """
+    require_crs(gdf, "point layer")
+    if len(gdf) == 0:
+        return [], []
+    geoms = gdf.geometry
+    if not (geoms.geom_type == "Point").all():
+        geoms = geoms.representative_point()
+    wgs = geoms.to_crs(4326)
+    lon = np.round(wgs.x.to_numpy(dtype=float), COORD_DECIMALS)
+    lat = np.round(wgs.y.to_numpy(dtype=float), COORD_DECIMALS)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        raise InputValidationError("point layer has empty or non-finite geometries")
+    glon, glat = convert(lon, lat, "wgs84", "gcj02")
+    glon, glat = np.round(glon, COORD_DECIMALS), np.round(glat, COORD_DECIMALS)
+    return (
+        np.column_stack([lat, lon]).tolist(),
+        np.column_stack([glat, glon]).tolist(),
+    )
+
+
+def wgs84_bounds(*layers: gpd.GeoDataFrame | None) -> list[list[float]] | None:
+    """``[[south, west], [north, east]]`` of the non-empty layers, or ``None``."""
+    boxes = []
+    for layer in layers:
+        if layer is None or len(layer) == 0:
+            continue
+        require_crs(layer, "layer")
+        b = layer.to_crs(4326).total_bounds
+        if np.isfinite(b).all():
+            boxes.append(b)
+    if not boxes:
+        return None
+    arr = np.vstack(boxes)
+    return [
+        [round(float(arr[:, 1].min()), COORD_DECIMALS), round(float(arr[:, 0].min()), 6)],
+        [round(float(arr[:, 3].max()), COORD_DECIMALS), round(float(arr[:, 2].max()), 6)],
+    ]
+
+
+# --- the page -----------------------------------------------------------------------------
+
+
+@cache
+def _asset(name: str) -> str:
+    text = (STATIC_DIR / name).read_text(encoding="utf-8")
+    # source maps are not shipped; drop the reference so browsers do not ask for them
+    return "\n".join(
+        line for line in text.splitlines() if not line.startswith("//# sourceMappingURL=")
+    )
+
+
+@cache
+def _leaflet_css() -> str:
+    import base64
+
+    css = _asset("leaflet.css")
+    for image in ("layers.png", "layers-2x.png"):
+        data = base64.b64encode((STATIC_DIR / image).read_bytes()).decode("ascii")
+        css = css.replace(f"url(images/{image})", f"url(data:image/png;base64,{data})")
+    return css
+
+
+def _script_safe(text: str) -> str:
+    return text.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+
+
+def assets_html(cluster: bool) -> str:
+    """Inline ``<style>``/``<script>`` tags of Leaflet, markercluster and the map script."""
+    css = [_leaflet_css()]
+    js = [_asset("leaflet.js")]
+    if cluster:
+        css += [_asset("MarkerCluster.css"), _asset("MarkerCluster.Default.css")]
+        js.append(_asset("leaflet.markercluster.js"))
+    css.append(_asset("tuoyu_maps.css"))
+    js.append(_asset("tuoyu_maps.js"))
+    styles = "".join(f"<style>{c}</style>\n" for c in css)
+    scripts = "".join(f"<script>{_script_safe(j)}</script>\n" for j in js)
+    return (
+        f"<!-- Leaflet {LEAFLET_VERSION} (BSD-2-Clause)"
+        + (f", Leaflet.markercluster {MARKERCLUSTER_VERSION} (MIT)" if cluster else "")
+        + " inlined -->\n"
+        + styles
+        + scripts
+    )
+
+
+def new_map(
+    bounds: list[list[float]] | None,
+    *,
+    cluster: bool = False,
+    title: str | None = None,
+) -> folium.Map:
+    """An empty folium map whose page inlines its scripts (no CDN links).
+
+    Parameters
+    ----------
+    bounds
+        ``[[south, west], [north, east]]`` in WGS84 to centre on (China when ``None``).
+    cluster
+        Also inline Leaflet.markercluster.
+    title
+        ``<title>`` of the page.
+    """
+    if bounds is not None:
+        center = [(bounds[0][0] + bounds[1][0]) / 2.0, (bounds[0][1] + bounds[1][1]) / 2.0]
+        zoom = 13
+    else:
+        center, zoom = [35.0, 105.0], 4
+    m = folium.Map(location=center, zoom_start=zoom, tiles=None, control_scale=True)
+    # instance attributes win over folium's class-level CDN lists: nothing is linked
+    m.default_js = []
+    m.default_css = []
+    root = cast(Figure, m.get_root())
+    root.header.add_child(RawHtml(assets_html(cluster)), name="tuoyu_assets")
+    if title:
+        root.title = esc(title)  # branca writes it into <title> unescaped
+    return m
+
+
+class _Setup(MacroElement):  # type: ignore[misc]
+    """Calls ``tuoyu.setup(map, config)`` after every layer of the map exists."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            tuoyu.setup({{ this._parent.get_name() }}, JSON.parse(
+                document.getElementById({{ this.data_id|tojson }}).textContent));
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, data_id: str) -> None:
+        super().__init__()
+        self._name = "TuoyuSetup"
+        self.data_id = data_id
+
+
+def _json_ready(obj: Any) -> Any:
+    """Replace NaN/inf and pandas missing values by ``None``, numpy values by Python ones."""
+    if isinstance(obj, Mapping):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_json_ready(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        return _json_ready(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return obj
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Element):  # a layer of the map: its JavaScript variable name
+        return obj.get_name()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def config_json(config: Mapping[str, Any]) -> str:
+    """The page configuration as compact JSON, safe inside a ``<script>`` element.
+
+    NaN and infinities become ``null`` (``JSON.parse`` rejects them).
+    """
+    options: dict[str, Any] = {
+        "ensure_ascii": False,
+        "separators": (",", ":"),
+        "allow_nan": False,
+        "default": _json_default,
+    }
+    try:
+        text = json.dumps(config, **options)
+    except ValueError:  # a NaN somewhere: clean the whole tree (slower, rare)
+        text = json.dumps(_json_ready(config), **options)
+    return text.replace("</", "<\\/")
+
+
+class RawHtml(Element):  # type: ignore[misc]
+    """HTML inserted verbatim (branca's ``Element`` would run it through Jinja)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("")
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        """Return the HTML unchanged."""
+        return self.text
+
+
+def finish_map(m: folium.Map, config: Mapping[str, Any]) -> folium.Map:
+    """Add the layer control, embed ``config`` and the call that draws the overlays.
+
+    The configuration travels as ``<script type="application/json"
+    id="tuoyu-data-<map>">`` in the page body (tests read it back). Layers in it are
+    given as folium elements and written as their JavaScript names.
+    """
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    _Setup("").add_to(m)
+    _stable_ids(m)
+    data_id = f"tuoyu-data-{m.get_name()}"
+    cast(Figure, m.get_root()).html.add_child(
+        RawHtml(f'<script type="application/json" id="{data_id}">{config_json(config)}</script>'),
+        name=data_id,
+    )
+    for child in m._children.values():
+        if isinstance(child, _Setup):
+            child.data_id = data_id
+    return m
+
+
+def _stable_ids(m: folium.Map) -> None:
+    """Number the map's elements in tree order, so the same inputs give the same page.
+
+    folium names every JavaScript variable after a random id; the layers in the
+    configuration are referenced as elements and named only when it is written.
+    """
+    counter = 0
+
+    def visit(element: Element) -> None:
+        nonlocal counter
+        element._id = f"{counter:08x}"
+        counter += 1
+        for child in element._children.values():
+            visit(child)
+
+    visit(m)
+
+
+def base_config(
+    *,
+    kind: str,
+    language: Language,
+    base_datums: Mapping[str, str],
+    initial_datum: str,
+    bounds: list[list[float]] | None,
+    attribution: str | None = None,
+    api_base: str | None = None,
+    area: str | None = None,
+) -> dict[str, Any]:
+    """The configuration keys every map shares (see ``static/tuoyu_maps.js``)."""
+    attributions = [OSM_ATTRIBUTION]
+    if attribution:
+        for part in str(attribution).split(";"):
+            part = part.strip()
+            if part and OSM_ATTRIBUTION_TEXT not in part:
+                attributions.append(esc(part))
+    return {
+        "kind": kind,
+        "language": language,
+        "strings": ui_strings(language),
+        "baseDatums": dict(base_datums),
+        "initialDatum": initial_datum,
+        "attributions": attributions,
+        "bounds": bounds,
+        "apiBase": api_base,
+        "area": area,
+        "controls": [],
+        "geojson": [],
+        "markers": [],
+    }
+
+
+def title_control(title: str, subtitle: str | None = None) -> dict[str, str]:
+    """A title panel at the top left."""
+    sub = f"<br><small>{esc(subtitle)}</small>" if subtitle else ""
+    return {"position": "topleft", "cls": "tuoyu-title", "html": f"{esc(title)}{sub}"}
+
+
+def save_map(m: folium.Map, path: str | Path) -> Path:
+    """Render ``m`` to a standalone HTML file, written atomically.
+
+    Parameters
+    ----------
+    m
+        A map from one of the ``build_*_map`` functions (or any folium map).
+    path
+        Output file (folders are created).
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Warns
+    -----
+    UserWarning
+        When the file exceeds 10 MB (simplify more, or draw fewer population points).
+    """
+    text = m.get_root().render()
+    out = write_text_atomic(path, text)
+    size = out.stat().st_size
+    if size > MAX_MAP_BYTES:
+        warnings.warn(
+            f"{out}: {size / 1e6:.1f} MB, above the 10 MB a map should stay under; "
+            "raise simplify_m or use hexagons for population",
+            UserWarning,
+            stacklevel=2,
+        )
+    return out

@@ -1,0 +1,493 @@
+"""The public facility map (备案机构电子地图, ``facilities.html``).
+
+Every registered facility as a marker coloured by kind with a 普惠 badge (clustered when
+there are many), a popup with what parents ask (kind, 普惠, 托位 by class, ages, service
+modes, address), filters by kind and 普惠, the facility's 5/10/15-minute isochrones on
+click, and "walk from here": click the map or type a point to list the facilities within
+a 15-minute walk, ordered by walking time. In a standalone file the walking times come
+from an embedded lookup (sample network nodes → facilities within 15 minutes); when the
+page is served by the API (``api_base``) they come from its nearest endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final, cast
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from folium.plugins import MarkerCluster
+from pyproj import Transformer
+
+from tuoyu.crs.china import convert
+from tuoyu.errors import InputValidationError
+from tuoyu.labels import Language, label
+from tuoyu.layers.schema import AGE_CLASSES, FACILITY_KINDS, SERVICE_MODES
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.outputs.maps.basemaps import add_basemaps
+from tuoyu.outputs.maps.common import (
+    DEFAULT_SIMPLIFY_M,
+    base_config,
+    check_language,
+    dual_geojson,
+    dual_latlng,
+    esc,
+    finish_map,
+    fmt_bool,
+    fmt_number,
+    is_missing,
+    new_map,
+    require_columns,
+    require_crs,
+    table_html,
+    title_control,
+    ui,
+    wgs84_bounds,
+)
+from tuoyu.types import LocalReach
+
+KIND_COLORS: Final[dict[str, str]] = {
+    "托幼一体": "#1f77b4",
+    "社区托育点": "#2ca02c",
+    "用人单位办托": "#9467bd",
+    "社会力量办托": "#ff7f0e",
+    "综合托育服务中心": "#d62728",
+    "家庭托育点": "#8c564b",
+    "照护驿站": "#e377c2",
+    "": "#7f7f7f",
+}
+"""Marker colour per facility kind (``""`` = kind unknown)."""
+
+ISOCHRONE_COLORS: Final[tuple[str, ...]] = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef")
+"""Isochrone colours, shortest walking time first."""
+
+WALK_LOOKUP_COLUMNS: Final = ("lon", "lat", "facilities")
+"""Columns of the "walk from here" lookup: WGS84 ``lon``/``lat`` of a sample point and
+``facilities``, a list of ``(facility_id, walk_min)`` within the walk limit."""
+
+CLUSTER_OVER: Final = 50
+"""Markers are clustered when there are more facilities than this."""
+
+
+# --- popups -------------------------------------------------------------------------------
+
+
+def _text(value: object, language: Language) -> str:
+    return ui("unknown", language) if is_missing(value) or str(value) == "" else esc(value)
+
+
+def _kind_label(kind: object, language: Language) -> str:
+    if is_missing(kind) or str(kind) == "":
+        return ui("unknown", language)
+    if language == "en" and str(kind) in FACILITY_KINDS:
+        return esc(FACILITY_KINDS[str(kind)])
+    return esc(kind)
+
+
+def _assumed(row: pd.Series) -> set[str]:
+    raw = row.get("assumed_fields")
+    if is_missing(raw):
+        return set()
+    return {p.strip() for p in str(raw).split(",") if p.strip()}
+
+
+def _ages(row: pd.Series, language: Language) -> str:
+    """Ages served from the classes with slots (e.g. 6–36 月龄); unknown when none is known."""
+    lo: list[int] = []
+    hi: list[int] = []
+    known = False
+    for column, (_zh, start, end) in AGE_CLASSES.items():
+        value = row.get(column)
+        if is_missing(value):
+            continue
+        known = True
+        if float(cast(Any, value)) > 0:
+            lo.append(start)
+            hi.append(end)
+    if not lo:
+        return ui("unknown", language) if not known else "—"
+    unit = "月龄" if language == "zh" else "months"
+    return f"{min(lo)}–{max(hi)} {unit}"
+
+
+def _modes(value: object, language: Language) -> str:
+    if is_missing(value) or str(value).strip() == "":
+        return ui("unknown", language)
+    if language == "zh":
+        return esc(value)
+    parts = [p for p in str(value).replace(",", "、").split("、") if p]
+    return esc(", ".join(f"{SERVICE_MODES.get(p, p)} ({p})" for p in parts))
+
+
+def facility_popup(row: pd.Series, language: Language = "zh") -> str:
+    """Popup HTML of one facility (name, kind, 普惠, 托位 by class, ages, modes, address).
+
+    Parameters
+    ----------
+    row
+        A facility record with the fields of :data:`tuoyu.layers.schema.FACILITY_FIELDS`
+        (missing fields read as unknown).
+    language
+        ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    str
+        HTML; unknown values read 不详 / unknown, assumed values are marked.
+    """
+    assumed = _assumed(row)
+    mark = f"（{ui('assumed', language)}）" if language == "zh" else f" ({ui('assumed', language)})"
+
+    def flagged(field: str, text: str) -> str:
+        return text + mark if field in assumed else text
+
+    name = row.get("name")
+    title = esc(name) if not is_missing(name) and str(name) else ui("unnamed", language)
+    rows: list[tuple[str, str]] = [
+        (esc(label("id", language)), _text(row.get("id"), language)),
+        (esc(label("kind", language)), flagged("kind", _kind_label(row.get("kind"), language))),
+        (esc(label("puhui", language)), flagged("puhui", fmt_bool(row.get("puhui"), language))),
+    ]
+    for column, (class_zh, start, end) in AGE_CLASSES.items():
+        name_cls = (
+            f"{class_zh}（{start}–{end}月龄）" if language == "zh" else f"{label(column, 'en')}"
+        )
+        rows.append((esc(name_cls), flagged(column, fmt_number(row.get(column), language))))
+    rows += [
+        (esc(label("slots", language)), flagged("slots", fmt_number(row.get("slots"), language))),
+        ("适龄" if language == "zh" else "Ages", _ages(row, language)),
+        (
+            esc(label("service_modes", language)),
+            flagged("service_modes", _modes(row.get("service_modes"), language)),
+        ),
+        (
+            esc(label("ownership", language)),
+            flagged("ownership", _text(row.get("ownership"), language)),
+        ),
+        (esc(label("address", language)), _text(row.get("address"), language)),
+    ]
+    return table_html(rows, title=title, cls="tuoyu-popup")
+
+
+# --- the walk lookup -----------------------------------------------------------------------
+
+
+def walk_lookup_from_reaches(
+    network: WalkNetwork,
+    reaches: Sequence[LocalReach],
+    facility_ids: Sequence[object],
+    speed_kmh: float,
+    minutes: float = 15.0,
+) -> pd.DataFrame:
+    """The "walk from here" lookup from the facilities' node reaches.
+
+    Walking is undirected, so the distance from a facility to a node is the distance
+    from the node to the facility; each node gets the facilities that reach it within
+    ``minutes``, nearest first.
+
+    Parameters
+    ----------
+    network
+        The walking network (metric CRS).
+    reaches
+        One :class:`~tuoyu.types.LocalReach` per facility (e.g. from
+        :func:`tuoyu.reach.engine.all_facility_reach`) with a cut-off ≥ the walk limit.
+    facility_ids
+        Facility ids aligned with ``reaches``.
+    speed_kmh
+        Walking speed.
+    minutes
+        Walk limit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`WALK_LOOKUP_COLUMNS`, one row per network node (nodes no facility
+        reaches get an empty list, so a click there does not borrow a farther node).
+    """
+    if len(reaches) != len(facility_ids):
+        raise InputValidationError(
+            f"{len(reaches)} reaches but {len(facility_ids)} facility ids", field="facility_ids"
+        )
+    if not speed_kmh > 0 or not minutes > 0:
+        raise InputValidationError("speed_kmh and minutes must be > 0")
+    m_per_min = speed_kmh * 1000.0 / 60.0
+    nodes = [np.asarray(r.node, dtype=np.int64) for r in reaches]
+    dists = [np.asarray(r.dist_m, dtype=np.float64) for r in reaches]
+    fac = [np.full(n.shape[0], i, dtype=np.int64) for i, n in enumerate(nodes)]
+    node = np.concatenate(nodes) if nodes else np.empty(0, dtype=np.int64)
+    walk_min = np.concatenate(dists) / m_per_min if dists else np.empty(0)
+    fac_idx = np.concatenate(fac) if fac else np.empty(0, dtype=np.int64)
+    keep = walk_min <= minutes
+    node, walk_min, fac_idx = node[keep], walk_min[keep], fac_idx[keep]
+    order = np.lexsort((fac_idx, walk_min, node))
+    node, walk_min, fac_idx = node[order], walk_min[order], fac_idx[order]
+    lists: list[list[tuple[object, float]]] = [[] for _ in range(network.n_nodes)]
+    ids = list(facility_ids)
+    for n, f, t in zip(node.tolist(), fac_idx.tolist(), walk_min.tolist(), strict=True):
+        lists[n].append((ids[f], round(t, 1)))
+    to_wgs = Transformer.from_crs(network.crs, 4326, always_xy=True)
+    lon, lat = to_wgs.transform(network.node_x_m, network.node_y_m)
+    return pd.DataFrame({"lon": lon, "lat": lat, "facilities": lists})
+
+
+def _walk_config(
+    lookup: pd.DataFrame | None,
+    index_of: dict[str, int],
+    *,
+    mode: str,
+    speed_kmh: float,
+    minutes: float,
+    max_snap_m: float,
+) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "mode": mode,
+        "speedKmh": float(speed_kmh),
+        "minutes": float(minutes),
+        "maxSnapM": float(max_snap_m),
+    }
+    if lookup is None or mode != "lookup":
+        return cfg
+    require_columns(lookup, WALK_LOOKUP_COLUMNS, "walk lookup")
+    lon = lookup["lon"].to_numpy(dtype=float)
+    lat = lookup["lat"].to_numpy(dtype=float)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        raise InputValidationError("walk lookup has non-finite lon/lat", field="lon")
+    glon, glat = convert(lon, lat, "wgs84", "gcj02")
+    lon_e6 = np.round(lon * 1e6).astype(np.int64)
+    lat_e6 = np.round(lat * 1e6).astype(np.int64)
+    # GCJ-02 as integer offsets (≤ a few thousand micro-degrees) keeps the page small
+    cfg["lonE6"] = lon_e6.tolist()
+    cfg["latE6"] = lat_e6.tolist()
+    cfg["dLonE6"] = (np.round(glon * 1e6).astype(np.int64) - lon_e6).tolist()
+    cfg["dLatE6"] = (np.round(glat * 1e6).astype(np.int64) - lat_e6).tolist()
+    reach: list[list[float]] = []
+    for row, items in enumerate(lookup["facilities"].tolist(), start=1):
+        flat: list[float] = []
+        for item in items if items is not None else []:
+            fid, walk_min = (
+                (item["facility_id"], item["walk_min"]) if isinstance(item, dict) else item
+            )
+            key = str(fid)
+            if key not in index_of:
+                raise InputValidationError(
+                    f"walk lookup names facility '{fid}', which is not on the map",
+                    row=row,
+                    field="facilities",
+                )
+            if float(walk_min) <= minutes:
+                flat += [index_of[key], round(float(walk_min), 1)]
+        reach.append(flat)
+    cfg["reach"] = reach
+    return cfg
+
+
+# --- isochrones -----------------------------------------------------------------------------
+
+
+def _isochrone_config(
+    isochrones: gpd.GeoDataFrame | None, index_of: dict[str, int], simplify_m: float
+) -> tuple[dict[str, list[list[Any]]] | None, dict[str, str]]:
+    if isochrones is None or len(isochrones) == 0:
+        return None, {}
+    require_crs(isochrones, "isochrones")
+    require_columns(isochrones, ("facility_id", "minutes"), "isochrones")
+    iso = isochrones[~(isochrones.geometry.isna() | isochrones.geometry.is_empty)]
+    unknown = sorted({str(f) for f in iso["facility_id"]} - set(index_of))
+    if unknown:
+        raise InputValidationError(
+            f"isochrones name {len(unknown)} facility id(s) not on the map, e.g. '{unknown[0]}'",
+            field="facility_id",
+        )
+    wgs, gcj = dual_geojson(iso, simplify_m)
+    by_facility: dict[str, list[list[Any]]] = {}
+    for fid, minutes, gw, gg in zip(
+        iso["facility_id"].astype(str), iso["minutes"].astype(float), wgs, gcj, strict=True
+    ):
+        by_facility.setdefault(str(index_of[fid]), []).append([minutes, gw, gg])
+    all_minutes = sorted({float(m) for m in iso["minutes"]})
+    colors = {
+        f"{m:g}": ISOCHRONE_COLORS[min(i, len(ISOCHRONE_COLORS) - 1)]
+        for i, m in enumerate(all_minutes)
+    }
+    # keys of the colour table are the minutes as the page prints them (5, 10, 15)
+    for rings in by_facility.values():
+        for ring in rings:
+            ring[0] = float(f"{ring[0]:g}")
+    return by_facility, colors
+
+
+# --- the map ----------------------------------------------------------------------------------
+
+
+def build_facility_map(
+    facilities: gpd.GeoDataFrame,
+    isochrones: gpd.GeoDataFrame | None = None,
+    walk_lookup: pd.DataFrame | None = None,
+    *,
+    language: str = "zh",
+    tianditu_key: str | None = None,
+    api_base: str | None = None,
+    area: str | None = None,
+    area_name: str | None = None,
+    speed_kmh: float = 4.0,
+    walk_minutes: float = 15.0,
+    max_snap_m: float = 300.0,
+    attribution: str | None = None,
+    simplify_m: float = DEFAULT_SIMPLIFY_M,
+    cluster_over: int = CLUSTER_OVER,
+    basemap: str = "osm",
+) -> folium.Map:
+    """The public facility map (备案机构电子地图).
+
+    Parameters
+    ----------
+    facilities
+        Facility records (fields of :data:`tuoyu.layers.schema.FACILITY_FIELDS`, at least
+        ``id``; others missing read as unknown) with point geometry in any CRS.
+    isochrones
+        ``facility_id``, ``minutes``, polygon geometry (any CRS), shown when a facility
+        is clicked; simplified by ``simplify_m`` metres for display.
+    walk_lookup
+        The "walk from here" lookup (:data:`WALK_LOOKUP_COLUMNS`, e.g. from
+        :func:`walk_lookup_from_reaches`); without it and without ``api_base`` the
+        search panel says there is no walking network.
+    language
+        ``"zh"`` (default) or ``"en"``.
+    tianditu_key
+        天地图 key; the 天地图 basemap is offered only with one.
+    api_base
+        Root URL of the service (e.g. ``"/api"`` or ``"https://host"``): the search then
+        calls ``{api_base}/areas/{area}/nearest?lon=&lat=&crs=&minutes=`` with ``crs``
+        the current basemap's datum (``wgs84``/``gcj02``).
+    area
+        Study-area slug for the API URL (required with ``api_base``).
+    area_name
+        Shown in the title.
+    speed_kmh, walk_minutes, max_snap_m
+        Walking speed, walk limit, and the largest distance from a clicked point to a
+        lookup node (farther points are reported as off the network).
+    attribution
+        Data attribution added to "© OpenStreetMap contributors" (``;``-separated).
+    simplify_m
+        Display simplification tolerance of isochrones, metres.
+    cluster_over
+        Cluster markers when there are more facilities than this.
+    basemap
+        Basemap shown first: ``"osm"``, ``"amap"`` or ``"tianditu"``.
+
+    Returns
+    -------
+    folium.Map
+
+    Raises
+    ------
+    InputValidationError
+        Missing ``id`` column, duplicate ids, empty geometries, isochrones or lookup
+        entries naming facilities not given, ``api_base`` without ``area``, bad language.
+    CRSError
+        A layer without CRS.
+    """
+    lang = check_language(language)
+    require_crs(facilities, "facilities")
+    require_columns(facilities, ("id",), "facilities")
+    if api_base is not None and not area:
+        raise InputValidationError("api_base needs the study-area slug 'area'", field="area")
+    ids = facilities["id"].astype(str).tolist()
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
+        raise InputValidationError(f"duplicate facility id '{dup}'", field="id")
+    empty = facilities.geometry.isna() | facilities.geometry.is_empty
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0]) + 1
+        raise InputValidationError("facility without geometry", row=row, field="geometry")
+    index_of = {fid: i for i, fid in enumerate(ids)}
+
+    bounds = wgs84_bounds(facilities, isochrones)
+    cluster = len(facilities) > cluster_over
+    title = ui("facility_map", lang)
+    m = new_map(bounds, cluster=cluster, title=f"{area_name} {title}" if area_name else title)
+    base_datums, initial = add_basemaps(m, lang, tianditu_key, basemap)
+
+    container: folium.FeatureGroup | MarkerCluster
+    if cluster:
+        container = MarkerCluster(name=ui("facilities", lang), show=True)
+        container.default_js = []  # the plugin's own CDN links; inlined by new_map
+        container.default_css = []
+    else:
+        container = folium.FeatureGroup(name=ui("facilities", lang), show=True)
+    container.add_to(m)
+    iso_group = folium.FeatureGroup(name=ui("isochrones", lang), show=True).add_to(m)
+
+    wgs, gcj = dual_latlng(facilities)
+    kinds = [
+        "" if is_missing(k) or str(k) not in KIND_COLORS else str(k)
+        for k in (facilities["kind"] if "kind" in facilities else [None] * len(facilities))
+    ]
+    puhui_raw = facilities["puhui"] if "puhui" in facilities else [None] * len(facilities)
+    puhui = [None if is_missing(p) else int(bool(p)) for p in puhui_raw]
+    names = []
+    for fid, row_name in zip(
+        ids, facilities["name"] if "name" in facilities else [None] * len(ids), strict=True
+    ):
+        names.append(
+            str(row_name)
+            if not is_missing(row_name) and str(row_name)
+            else f"{ui('unnamed', lang)} {fid}"
+        )
+    popups = [facility_popup(row, lang) for _, row in facilities.iterrows()]
+    counts = pd.Series(kinds, dtype=object).value_counts()
+    legend = [
+        {
+            "kind": kind,
+            "label": (FACILITY_KINDS[kind] if lang == "en" else kind)
+            if kind
+            else ui("unknown", lang),
+            "color": color,
+            "count": int(counts.get(kind, 0)),
+        }
+        for kind, color in KIND_COLORS.items()
+        if counts.get(kind, 0) > 0
+    ]
+    iso_cfg, iso_colors = _isochrone_config(isochrones, index_of, simplify_m)
+    walk_mode = "api" if api_base else ("lookup" if walk_lookup is not None else "none")
+
+    config = base_config(
+        kind="facilities",
+        language=lang,
+        base_datums=base_datums,
+        initial_datum=initial,
+        bounds=bounds,
+        attribution=attribution,
+        api_base=api_base,
+        area=area,
+    )
+    subtitle = ui("speed", lang).replace("{v}", f"{speed_kmh:g}")
+    config["controls"].append(title_control(f"{area_name or ''} {title}".strip(), subtitle))
+    config["facilities"] = {
+        "container": container,
+        "isoContainer": iso_group,
+        "ids": ids,
+        "names": names,
+        "kinds": kinds,
+        "puhui": puhui,
+        "puhuiBadge": ui("puhui_badge", lang),
+        "wgs84": wgs,
+        "gcj02": gcj,
+        "popups": popups,
+        "colors": KIND_COLORS,
+        "legend": legend,
+        "iso": iso_cfg,
+        "isoColors": iso_colors,
+    }
+    config["walk"] = _walk_config(
+        walk_lookup,
+        index_of,
+        mode=walk_mode,
+        speed_kmh=speed_kmh,
+        minutes=walk_minutes,
+        max_snap_m=max_snap_m,
+    )
+    return finish_map(m, config)

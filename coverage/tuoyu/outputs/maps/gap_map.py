@@ -1,0 +1,512 @@
+"""The planner's gap map (``gaps.html``): who is outside the circle, and what new sites add.
+
+Draws whatever it is given: the population outside the 15-minute walk (H3 hexagons
+shaded by people, or the points themselves), the gap polygons of
+:func:`tuoyu.indicators.gaps.uncovered_areas`, recommended sites ranked by the people each adds,
+their isochrones, existing facilities and 街道 outlines for context.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import folium
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import shapely
+
+from tuoyu.errors import InputValidationError
+from tuoyu.labels import Language, label
+from tuoyu.outputs.maps.basemaps import add_basemaps
+from tuoyu.outputs.maps.common import (
+    DEFAULT_SIMPLIFY_M,
+    base_config,
+    check_language,
+    colon,
+    dual_geojson,
+    dual_latlng,
+    esc,
+    finish_map,
+    fmt_number,
+    is_missing,
+    new_map,
+    require_columns,
+    require_crs,
+    table_html,
+    title_control,
+    ui,
+    wgs84_bounds,
+)
+from tuoyu.outputs.maps.facility_map import facility_popup
+
+PEOPLE_RAMP: Final[tuple[str, ...]] = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+"""Colours of uncovered people, few → many (ColorBrewer YlOrRd)."""
+GAP_STYLE: Final[dict[str, Any]] = {
+    "color": "#e6550d",
+    "weight": 2.5,
+    "dashArray": "6 4",
+    "fillColor": "#e6550d",
+    "fillOpacity": 0.08,
+}
+SITE_ISO_COLORS: Final[tuple[str, ...]] = ("#54278f", "#756bb1", "#9e9ac8", "#cbc9e2")
+UNIT_STYLE: Final[dict[str, Any]] = {"color": "#444444", "weight": 1, "fill": False, "opacity": 0.7}
+
+
+def _people_column(frame: pd.DataFrame) -> str:
+    for column in ("population", "people"):
+        if column in frame:
+            return column
+    raise InputValidationError(
+        "layer needs a 'population' (or 'people') column", field="population"
+    )
+
+
+def _num(values: pd.Series) -> np.ndarray:
+    return np.array([np.nan if is_missing(v) else float(v) for v in values], dtype=float)
+
+
+def uncovered_points(
+    population: gpd.GeoDataFrame, threshold_m: float, walk_column: str = "walk_m_all"
+) -> gpd.GeoDataFrame:
+    """Population points farther than ``threshold_m`` on foot (``inf`` = none reachable).
+
+    Points with an unknown walking distance (NaN) are neither covered nor uncovered and
+    are left out; their number is in ``attrs["walk_unknown"]``.
+    """
+    require_columns(population, (walk_column,), "population")
+    walk = _num(population[walk_column])
+    out = population[~np.isnan(walk) & (walk > threshold_m)]
+    out.attrs["walk_unknown"] = int(np.isnan(walk).sum())
+    return out
+
+
+def _breaks(people: np.ndarray) -> np.ndarray:
+    positive = people[people > 0]
+    if positive.size == 0:
+        return np.zeros(len(PEOPLE_RAMP) - 1)
+    return np.quantile(positive, np.linspace(0, 1, len(PEOPLE_RAMP) + 1)[1:-1])
+
+
+def _ramp_color(value: float, breaks: np.ndarray) -> str:
+    return PEOPLE_RAMP[int(np.searchsorted(breaks, value, side="right"))]
+
+
+def hexagon_people(points: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoDataFrame:
+    """Sum people (and under-3 children) of points per H3 cell, as WGS84 hexagons.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``cell``, ``population``, ``population_under3`` (NaN when unknown for a point of
+        the cell), ``points``, polygon geometry in WGS84, most people first.
+    """
+    require_crs(points, "population")
+    people_col = _people_column(points)
+    columns: dict[str, list[Any]] = {
+        "cell": [],
+        "population": [],
+        "population_under3": [],
+        "points": [],
+    }
+    if len(points) == 0:
+        return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+    wgs = points.geometry.to_crs(4326)
+    cells = [
+        h3.latlng_to_cell(lat, lon, resolution)
+        for lon, lat in zip(wgs.x.to_numpy(), wgs.y.to_numpy(), strict=True)
+    ]
+    frame = pd.DataFrame(
+        {
+            "cell": cells,
+            "population": _num(points[people_col]),
+            "population_under3": (
+                _num(points["population_under3"])
+                if "population_under3" in points
+                else np.full(len(points), np.nan)
+            ),
+        }
+    )
+    grouped = frame.groupby("cell", sort=True).agg(
+        population=("population", lambda s: s.sum(min_count=len(s))),
+        population_under3=("population_under3", lambda s: s.sum(min_count=len(s))),
+        points=("population", "size"),
+    )
+    grouped = grouped.sort_values(["population", "points"], ascending=False, na_position="last")
+    polys = [
+        shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in grouped.index
+    ]
+    return gpd.GeoDataFrame(
+        {
+            "cell": grouped.index.to_numpy(),
+            "population": grouped["population"].to_numpy(dtype=float),
+            "population_under3": grouped["population_under3"].to_numpy(dtype=float),
+            "points": grouped["points"].to_numpy(dtype=np.int64),
+        },
+        geometry=gpd.GeoSeries(polys, crs=4326),
+        crs=4326,
+    )
+
+
+def _people_rows(people: object, under3: object, language: Language) -> list[tuple[str, str]]:
+    return [
+        (esc(label("population", language)), fmt_number(people, language)),
+        (esc(label("population_under3", language)), fmt_number(under3, language, 1)),
+    ]
+
+
+def _site_key_column(sites: pd.DataFrame, isochrones: pd.DataFrame) -> tuple[str, str]:
+    if "rank" in isochrones:
+        return "rank", "rank"
+    if "facility_id" in isochrones:
+        return ("id" if "id" in sites else "rank"), "facility_id"
+    raise InputValidationError(
+        "site isochrones need a 'rank' or 'facility_id' column naming their site",
+        field="rank",
+    )
+
+
+def build_gap_map(
+    population: gpd.GeoDataFrame | None = None,
+    gaps: gpd.GeoDataFrame | None = None,
+    sites: gpd.GeoDataFrame | None = None,
+    site_isochrones: gpd.GeoDataFrame | None = None,
+    *,
+    facilities: gpd.GeoDataFrame | None = None,
+    units: gpd.GeoDataFrame | None = None,
+    threshold_m: float = 1000.0,
+    walk_column: str = "walk_m_all",
+    population_display: Literal["hex", "points"] = "hex",
+    h3_resolution: int = 9,
+    language: str = "zh",
+    tianditu_key: str | None = None,
+    api_base: str | None = None,
+    area_name: str | None = None,
+    attribution: str | None = None,
+    simplify_m: float = DEFAULT_SIMPLIFY_M,
+    basemap: str = "osm",
+) -> folium.Map:
+    """The planner's gap map; every layer is optional and drawn when given.
+
+    Parameters
+    ----------
+    population
+        Population points with ``population`` (or ``people``), optional
+        ``population_under3`` and the walking distance ``walk_column`` (m, ``inf`` =
+        none within the cut-off, NaN = unknown); those beyond ``threshold_m`` are drawn.
+    gaps
+        Gap polygons (``population`` or ``people``, optional ``population_under3``,
+        ``gap_id``, ``area_m2``).
+    sites
+        Recommended sites: ``rank``, ``added_population`` (or ``gain_weight``),
+        optional ``cumulative_share`` (0–1), ``slots``, ``id``; point geometry.
+    site_isochrones
+        Isochrones of the sites: ``minutes`` and ``rank`` (or ``facility_id`` equal to
+        the site's ``id``, else its ``rank``).
+    facilities
+        Existing facilities for context (small dots with their popup).
+    units
+        街道 outlines for context.
+    threshold_m
+        Service-circle distance (15 min × speed), metres.
+    walk_column
+        Column of ``population`` with the walking distance to the nearest facility.
+    population_display
+        ``"hex"`` (H3 cells of ``h3_resolution`` shaded by people) or ``"points"``.
+    h3_resolution
+        H3 resolution of the hexagons (9 ≈ 0.1 km² cells).
+    language, tianditu_key, api_base, area_name, attribution, simplify_m, basemap
+        As for the other maps.
+
+    Returns
+    -------
+    folium.Map
+
+    Raises
+    ------
+    InputValidationError
+        Missing columns, bad ``population_display`` or language, unknown site keys.
+    CRSError
+        A layer without CRS.
+    """
+    lang = check_language(language)
+    if population_display not in ("hex", "points"):
+        raise InputValidationError(
+            "population_display must be 'hex' or 'points'", field="population_display"
+        )
+    if not threshold_m > 0:
+        raise InputValidationError("threshold_m must be > 0", field="threshold_m")
+    for layer, what in (
+        (population, "population"),
+        (gaps, "gaps"),
+        (sites, "sites"),
+        (site_isochrones, "site isochrones"),
+        (facilities, "facilities"),
+        (units, "units"),
+    ):
+        if layer is not None:
+            require_crs(layer, what)
+
+    bounds = wgs84_bounds(units, population, gaps, sites, site_isochrones, facilities)
+    title = ui("gap_map", lang)
+    full_title = f"{area_name or ''} {title}".strip()
+    m = new_map(bounds, title=full_title)
+    base_datums, initial = add_basemaps(m, lang, tianditu_key, basemap)
+    config = base_config(
+        kind="gaps",
+        language=lang,
+        base_datums=base_datums,
+        initial_datum=initial,
+        bounds=bounds,
+        attribution=attribution,
+        api_base=api_base,
+    )
+    config["controls"].append(title_control(full_title))
+    legend: list[str] = []
+    counts: dict[str, int] = {}
+    props: list[dict[str, Any]]
+
+    if units is not None and len(units):
+        group = folium.FeatureGroup(name=ui("units", lang), show=True).add_to(m)
+        wgs, gcj = dual_geojson(units, simplify_m)
+        props = [{"_s": UNIT_STYLE} for _ in range(len(units))]
+        config["geojson"].append(
+            {
+                "key": "units",
+                "container": group,
+                "props": props,
+                "wgs84": wgs,
+                "gcj02": gcj,
+                "interactive": False,
+            }
+        )
+        counts["units"] = len(units)
+
+    if population is not None:
+        uncovered = uncovered_points(population, threshold_m, walk_column)
+        group = folium.FeatureGroup(name=ui("uncovered", lang), show=True).add_to(m)
+        if population_display == "hex":
+            shapes = hexagon_people(uncovered, h3_resolution)
+            people = shapes["population"].to_numpy(dtype=float)
+            under3 = shapes["population_under3"].to_numpy(dtype=float)
+            wgs, gcj = dual_geojson(shapes, 0.0)
+        else:
+            shapes = uncovered
+            people = _num(uncovered[_people_column(uncovered)])
+            under3 = (
+                _num(uncovered["population_under3"])
+                if "population_under3" in uncovered
+                else np.full(len(uncovered), np.nan)
+            )
+            wgs, gcj = dual_geojson(uncovered, 0.0)
+        breaks = _breaks(np.nan_to_num(people))
+        props = []
+        for p, u in zip(people, under3, strict=True):
+            color = _ramp_color(0.0 if np.isnan(p) else p, breaks)
+            style: dict[str, Any] = {
+                "color": color,
+                "weight": 0.5,
+                "fillColor": color,
+                "fillOpacity": 0.65,
+            }
+            if population_display == "points":
+                style.update(radius=4, weight=1, color="#7f2704")
+            props.append(
+                {
+                    "_s": style,
+                    "_t": table_html(_people_rows(p, u, lang), cls="tuoyu-tip"),
+                    "people": None if np.isnan(p) else round(float(p), 3),
+                }
+            )
+        config["geojson"].append(
+            {
+                "key": "uncovered",
+                "container": group,
+                "props": props,
+                "wgs84": wgs,
+                "gcj02": gcj,
+            }
+        )
+        counts["uncovered"] = len(shapes)
+        counts["uncovered_points"] = len(uncovered)
+        total = (
+            float(np.nansum(_num(uncovered[_people_column(uncovered)]))) if len(uncovered) else 0.0
+        )
+        legend.append(
+            f"<b>{esc(ui('uncovered', lang))}</b>{colon(lang)}{fmt_number(total, lang)}<br>"
+        )
+        edges = [0.0, *[float(b) for b in breaks]]
+        for i, color in enumerate(PEOPLE_RAMP):
+            lo = edges[i] if i < len(edges) else edges[-1]
+            text = f"≥ {lo:,.0f}" if i == len(PEOPLE_RAMP) - 1 else f"{lo:,.0f}–{edges[i + 1]:,.0f}"
+            legend.append(
+                f'<span class="tuoyu-swatch" style="background:{color}"></span>{text} '
+                f"{ui('people', lang)}<br>"
+            )
+
+    if gaps is not None and len(gaps):
+        people_col = _people_column(gaps)
+        group = folium.FeatureGroup(name=ui("gaps", lang), show=True).add_to(m)
+        wgs, gcj = dual_geojson(gaps, simplify_m)
+        props = []
+        for _, row in gaps.iterrows():
+            rows = []
+            if "gap_id" in gaps:
+                rows.append((esc(label("gap_id", lang)), esc(row["gap_id"])))
+            rows += _people_rows(
+                row[people_col],
+                row["population_under3"] if "population_under3" in gaps else None,
+                lang,
+            )
+            if "area_m2" in gaps:
+                area_km2 = None if is_missing(row["area_m2"]) else float(row["area_m2"]) / 1e6
+                rows.append(
+                    (
+                        "面积（平方公里）" if lang == "zh" else "Area (km²)",
+                        fmt_number(area_km2, lang, 2),
+                    )
+                )
+            people = row[people_col]
+            props.append(
+                {
+                    "_s": GAP_STYLE,
+                    "_t": table_html(rows, cls="tuoyu-tip"),
+                    "people": None if is_missing(people) else round(float(people), 3),
+                }
+            )
+        config["geojson"].append(
+            {
+                "key": "gaps",
+                "container": group,
+                "props": props,
+                "wgs84": wgs,
+                "gcj02": gcj,
+            }
+        )
+        counts["gaps"] = len(gaps)
+        legend.append(
+            f'<span class="tuoyu-swatch tuoyu-outline" style="border:2px dashed '
+            f'{GAP_STYLE["color"]}"></span>{esc(ui("gaps", lang))}<br>'
+        )
+
+    if site_isochrones is not None and len(site_isochrones):
+        require_columns(site_isochrones, ("minutes",), "site isochrones")
+        iso = site_isochrones[
+            ~(site_isochrones.geometry.isna() | site_isochrones.geometry.is_empty)
+        ]
+        iso = iso.sort_values("minutes", ascending=False)
+        if sites is not None:
+            site_col, iso_col = _site_key_column(sites, iso)
+            known = {str(v) for v in sites[site_col]}
+            unknown = sorted({str(v) for v in iso[iso_col]} - known)
+            if unknown:
+                raise InputValidationError(
+                    f"site isochrones name site(s) not given, e.g. '{unknown[0]}'", field=iso_col
+                )
+        group = folium.FeatureGroup(name=ui("site_isochrones", lang), show=True).add_to(m)
+        wgs, gcj = dual_geojson(iso, simplify_m)
+        minutes = sorted({float(v) for v in iso["minutes"]})
+        color_of = {
+            mm: SITE_ISO_COLORS[min(i, len(SITE_ISO_COLORS) - 1)] for i, mm in enumerate(minutes)
+        }
+        props = [
+            {
+                "_s": {
+                    "color": color_of[float(mm)],
+                    "weight": 1,
+                    "fillColor": color_of[float(mm)],
+                    "fillOpacity": 0.18,
+                }
+            }
+            for mm in iso["minutes"]
+        ]
+        config["geojson"].append(
+            {
+                "key": "site_isochrones",
+                "container": group,
+                "props": props,
+                "wgs84": wgs,
+                "gcj02": gcj,
+                "interactive": False,
+            }
+        )
+        counts["site_isochrones"] = len(iso)
+        for mm in minutes:
+            legend.append(
+                f'<span class="tuoyu-swatch" style="background:{color_of[mm]}"></span>'
+                f"{esc(ui('site_isochrones', lang))} {mm:g} {ui('min', lang)}<br>"
+            )
+
+    if facilities is not None and len(facilities):
+        group = folium.FeatureGroup(name=ui("existing", lang), show=True).add_to(m)
+        wgs_ll, gcj_ll = dual_latlng(facilities)
+        config["markers"].append(
+            {
+                "key": "facilities",
+                "container": group,
+                "wgs84": wgs_ll,
+                "gcj02": gcj_ll,
+                "icons": ['<span class="tuoyu-dot"></span>'] * len(facilities),
+                "iconSize": [10, 10],
+                "popups": [facility_popup(row, lang) for _, row in facilities.iterrows()],
+            }
+        )
+        counts["facilities"] = len(facilities)
+        legend.append(
+            f'<span class="tuoyu-dot" style="display:inline-block"></span> '
+            f"{esc(ui('existing', lang))}<br>"
+        )
+
+    if sites is not None and len(sites):
+        require_columns(sites, ("rank",), "sites")
+        ordered = sites.sort_values("rank")
+        added_col = next((c for c in ("added_population", "gain_weight") if c in ordered), None)
+        group = folium.FeatureGroup(name=ui("sites", lang), show=True).add_to(m)
+        wgs_ll, gcj_ll = dual_latlng(ordered)
+        popups, titles = [], []
+        for _, row in ordered.iterrows():
+            added = row[added_col] if added_col else None
+            rows = [
+                (esc(label("rank", lang)), esc(row["rank"])),
+                ("新增覆盖人口（人）" if lang == "zh" else "People added", fmt_number(added, lang)),
+            ]
+            if "cumulative_share" in ordered:
+                share = row["cumulative_share"]
+                rows.append(
+                    (
+                        "累计覆盖率" if lang == "zh" else "Cumulative share covered",
+                        fmt_number(
+                            None if is_missing(share) else 100.0 * float(share), lang, 1, "%"
+                        ),
+                    )
+                )
+            if "slots" in ordered:
+                rows.append((esc(label("slots", lang)), fmt_number(row["slots"], lang)))
+            head = f"{ui('sites', lang)} #{esc(row['rank'])}"
+            popups.append(table_html(rows, title=head, cls="tuoyu-popup"))
+            titles.append(f"#{row['rank']}: +{fmt_number(added, lang)} {ui('people', lang)}")
+        config["markers"].append(
+            {
+                "key": "sites",
+                "container": group,
+                "wgs84": wgs_ll,
+                "gcj02": gcj_ll,
+                "icons": [f'<span class="tuoyu-site">{esc(r)}</span>' for r in ordered["rank"]],
+                "iconSize": [26, 26],
+                "popups": popups,
+                "titles": titles,
+            }
+        )
+        counts["sites"] = len(ordered)
+        legend.append(
+            f'<span class="tuoyu-site" style="display:inline-block">1</span> '
+            f"{esc(ui('sites', lang))}<br>"
+        )
+
+    if legend:
+        config["controls"].append(
+            {"position": "bottomright", "cls": "tuoyu-legend", "html": "".join(legend)}
+        )
+    config["counts"] = counts
+    return finish_map(m, config)

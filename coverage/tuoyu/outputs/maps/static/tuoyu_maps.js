@@ -1,0 +1,655 @@
+/* tuoyu-coverage maps: the browser side of coverage/maps (MIT licence).
+ *
+ * Every overlay arrives twice from Python: in WGS84 (OpenStreetMap, 天地图 tiles) and in
+ * GCJ-02 (高德/Amap tiles), both converted by tuoyu.crs.china. When the user switches
+ * the basemap, the overlays are redrawn from the version in the new basemap's datum,
+ * so they stay on their streets. No coordinate conversion happens in the browser.
+ *
+ * Entry point: tuoyu.setup(map, config) with the JSON config written by
+ * coverage/maps/common.py. State of each map: map.tuoyu (also tuoyu.last), which the
+ * browser tests read.
+ */
+(function () {
+  "use strict";
+  var T = (window.tuoyu = window.tuoyu || {});
+  T.maps = T.maps || [];
+
+  function layerByName(name) {
+    var layer = name ? window[name] : null;
+    if (!layer) {
+      throw new Error("tuoyu: layer " + name + " not found");
+    }
+    return layer;
+  }
+
+  function esc(text) {
+    return String(text)
+      .replace(/&/g, "&amp;")
+      .replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;");
+  }
+
+  function s(st, key) {
+    var strings = st.cfg.strings || {};
+    return strings[key] !== undefined ? strings[key] : key;
+  }
+
+  /* ---- generic controls (title, legend, summary panel) -------------------------- */
+
+  function htmlControl(st, spec) {
+    var Ctl = L.Control.extend({
+      onAdd: function () {
+        var div = L.DomUtil.create("div", "tuoyu-panel " + (spec.cls || ""));
+        div.innerHTML = spec.html;
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.disableScrollPropagation(div);
+        return div;
+      },
+    });
+    var ctl = new Ctl({ position: spec.position || "topright" });
+    ctl.addTo(st.map);
+    return ctl;
+  }
+
+  /* ---- GeoJSON overlays in two datums --------------------------------------------- */
+
+  function featureCollection(spec, datum) {
+    var geoms = spec[datum] || spec.wgs84;
+    var features = [];
+    for (var i = 0; i < geoms.length; i++) {
+      if (geoms[i]) {
+        features.push({ type: "Feature", properties: spec.props[i], geometry: geoms[i] });
+      }
+    }
+    return { type: "FeatureCollection", features: features };
+  }
+
+  function styleOf(feature) {
+    return (feature.properties && feature.properties._s) || {};
+  }
+
+  function addGeoJson(st, spec) {
+    var container = layerByName(spec.container);
+    var interactive = spec.interactive !== false;
+    var layer = L.geoJSON(null, {
+      style: styleOf,
+      interactive: interactive,
+      pointToLayer: function (feature, latlng) {
+        var style = styleOf(feature);
+        return L.circleMarker(latlng, L.extend({ radius: 4, interactive: interactive }, style));
+      },
+      onEachFeature: function (feature, lyr) {
+        var p = feature.properties || {};
+        if (p._t && interactive) {
+          lyr.bindTooltip(p._t, { sticky: true });
+        }
+        if (p._p && interactive) {
+          lyr.bindPopup(p._p, { maxWidth: 360 });
+        }
+      },
+    });
+    layer.addTo(container);
+    var entry = {
+      key: spec.key,
+      spec: spec,
+      layer: layer,
+      redraw: function (datum) {
+        layer.clearLayers();
+        layer.addData(featureCollection(spec, datum));
+      },
+    };
+    entry.redraw(st.datum);
+    st.layers[spec.key] = entry;
+    st.overlays.push(entry);
+  }
+
+  /* ---- generic markers (recommended sites, context facilities) ------------------- */
+
+  function divIcon(html, size) {
+    var w = size ? size[0] : 24;
+    var h = size ? size[1] : 24;
+    return L.divIcon({
+      html: html,
+      className: "tuoyu-divicon",
+      iconSize: [w, h],
+      iconAnchor: [w / 2, h / 2],
+      popupAnchor: [0, -h / 2],
+    });
+  }
+
+  function addMarkers(st, spec) {
+    var container = layerByName(spec.container);
+    var markers = [];
+    for (var i = 0; i < spec.wgs84.length; i++) {
+      var pos = (spec[st.datum] || spec.wgs84)[i];
+      var marker = L.marker(pos, {
+        icon: divIcon(spec.icons[i], spec.iconSize),
+        title: spec.titles ? spec.titles[i] : "",
+        riseOnHover: true,
+      });
+      if (spec.popups && spec.popups[i]) {
+        marker.bindPopup(spec.popups[i], { maxWidth: 360 });
+      }
+      marker.tuoyuIndex = i;
+      markers.push(marker);
+      marker.addTo(container);
+    }
+    var entry = {
+      key: spec.key,
+      spec: spec,
+      markers: markers,
+      redraw: function (datum) {
+        var positions = spec[datum] || spec.wgs84;
+        markers.forEach(function (m, j) {
+          m.setLatLng(positions[j]);
+        });
+      },
+    };
+    st.layers[spec.key] = entry;
+    st.overlays.push(entry);
+  }
+
+  /* ---- the facility layer: markers, filters, isochrones on click ---------------- */
+
+  function facilityIcon(fac, i) {
+    var color = fac.colors[fac.kinds[i]] || fac.colors[""] || "#7f7f7f";
+    var badge = fac.puhui[i] === 1 ? '<span class="tuoyu-badge">' + esc(fac.puhuiBadge) + "</span>" : "";
+    var html =
+      '<span class="tuoyu-pin" data-fid="' +
+      esc(fac.ids[i]) +
+      '" style="background:' +
+      color +
+      '"></span>' +
+      badge;
+    return L.divIcon({
+      html: html,
+      className: "tuoyu-fac",
+      iconSize: [18, 18],
+      iconAnchor: [9, 9],
+      popupAnchor: [0, -9],
+    });
+  }
+
+  function isoStyle(fac, minutes) {
+    var color = fac.isoColors[String(minutes)] || "#3182bd";
+    return { color: color, weight: 1.5, fillColor: color, fillOpacity: 0.22, interactive: false };
+  }
+
+  function showIsochrones(st, i) {
+    var fac = st.cfg.facilities;
+    var group = st.isoGroup;
+    group.clearLayers();
+    st.isoIndex = i;
+    st.isoDrawn = 0;
+    if (i === null || i === undefined) {
+      return;
+    }
+    var rings = fac.iso ? fac.iso[String(i)] : null;
+    if (!rings) {
+      return;
+    }
+    // largest first, so the 5-minute area is drawn on top
+    var sorted = rings.slice().sort(function (a, b) {
+      return b[0] - a[0];
+    });
+    sorted.forEach(function (ring) {
+      var geom = st.datum === "gcj02" ? ring[2] : ring[1];
+      if (!geom) {
+        return;
+      }
+      var layer = L.geoJSON(geom, { style: isoStyle(fac, ring[0]), interactive: false });
+      layer.tuoyuMinutes = ring[0];
+      layer.addTo(group);
+      st.isoDrawn += 1;
+    });
+  }
+
+  function facilityFilterHtml(st) {
+    var fac = st.cfg.facilities;
+    var parts = ['<div class="tuoyu-filter"><b>' + esc(s(st, "filter")) + "</b>"];
+    fac.legend.forEach(function (item) {
+      parts.push(
+        '<label><input type="checkbox" class="tuoyu-kind" value="' +
+          esc(item.kind) +
+          '" checked> <span class="tuoyu-swatch" style="background:' +
+          item.color +
+          '"></span>' +
+          esc(item.label) +
+          " (" +
+          item.count +
+          ")</label>"
+      );
+    });
+    parts.push(
+      '<label>' +
+        esc(s(st, "puhui")) +
+        ' <select class="tuoyu-puhui">' +
+        '<option value="all">' + esc(s(st, "all")) + "</option>" +
+        '<option value="yes">' + esc(s(st, "puhui_only")) + "</option>" +
+        '<option value="no">' + esc(s(st, "non_puhui")) + "</option>" +
+        "</select></label>"
+    );
+    if (fac.iso) {
+      var keys = Object.keys(fac.isoColors).sort(function (a, b) {
+        return Number(a) - Number(b);
+      });
+      parts.push('<div class="tuoyu-iso-legend">' + esc(s(st, "iso_legend")) + "<br>");
+      keys.forEach(function (k) {
+        parts.push(
+          '<span class="tuoyu-swatch" style="background:' + fac.isoColors[k] + '"></span>' +
+            esc(k) + " " + esc(s(st, "min")) + " "
+        );
+      });
+      parts.push("</div>");
+    }
+    parts.push("</div>");
+    return parts.join("");
+  }
+
+  function facilityVisible(st, i) {
+    var fac = st.cfg.facilities;
+    if (!st.kindOn[fac.kinds[i]]) {
+      return false;
+    }
+    if (st.puhuiFilter === "yes") {
+      return fac.puhui[i] === 1;
+    }
+    if (st.puhuiFilter === "no") {
+      return fac.puhui[i] === 0;
+    }
+    return true;
+  }
+
+  function refreshFacilities(st) {
+    var fac = st.cfg.facilities;
+    var container = st.facContainer;
+    var positions = fac[st.datum] || fac.wgs84;
+    container.clearLayers();
+    var shown = [];
+    st.facMarkers.forEach(function (m, i) {
+      m.setLatLng(positions[i]);
+      if (facilityVisible(st, i)) {
+        shown.push(m);
+      }
+    });
+    if (container.addLayers) {
+      container.addLayers(shown); // MarkerClusterGroup: one bulk insert
+    } else {
+      shown.forEach(function (m) {
+        container.addLayer(m);
+      });
+    }
+    st.facShown = shown.length;
+  }
+
+  function addFacilities(st) {
+    var fac = st.cfg.facilities;
+    st.facContainer = layerByName(fac.container);
+    st.isoGroup = layerByName(fac.isoContainer);
+    st.kindOn = {};
+    fac.legend.forEach(function (item) {
+      st.kindOn[item.kind] = true;
+    });
+    st.puhuiFilter = "all";
+    st.facMarkers = fac.ids.map(function (id, i) {
+      var marker = L.marker((fac[st.datum] || fac.wgs84)[i], {
+        icon: facilityIcon(fac, i),
+        title: fac.names[i],
+        riseOnHover: true,
+      });
+      marker.tuoyuIndex = i;
+      marker.bindPopup(fac.popups[i], { maxWidth: 360 });
+      marker.on("click", function () {
+        showIsochrones(st, i);
+      });
+      return marker;
+    });
+    st.facIndexById = {};
+    fac.ids.forEach(function (id, i) {
+      st.facIndexById[String(id)] = i;
+    });
+    refreshFacilities(st);
+    var ctl = htmlControl(st, { position: "topright", html: facilityFilterHtml(st), cls: "tuoyu-filter-panel" });
+    var root = ctl.getContainer();
+    root.querySelectorAll("input.tuoyu-kind").forEach(function (box) {
+      box.addEventListener("change", function () {
+        st.kindOn[box.value] = box.checked;
+        refreshFacilities(st);
+      });
+    });
+    root.querySelector("select.tuoyu-puhui").addEventListener("change", function (e) {
+      st.puhuiFilter = e.target.value;
+      refreshFacilities(st);
+    });
+    st.overlays.push({
+      key: "facilities",
+      redraw: function () {
+        refreshFacilities(st);
+        showIsochrones(st, st.isoIndex);
+      },
+    });
+  }
+
+  function openFacility(st, i) {
+    var marker = st.facMarkers[i];
+    var container = st.facContainer;
+    var open = function () {
+      marker.openPopup();
+      showIsochrones(st, i);
+    };
+    if (container.zoomToShowLayer && container.hasLayer(marker)) {
+      container.zoomToShowLayer(marker, open);
+    } else {
+      st.map.panTo(marker.getLatLng());
+      open();
+    }
+  }
+
+  /* ---- "walk from here" --------------------------------------------------------- */
+
+  // Metres between two lat/lon points on a local equirectangular plane: enough to find
+  // the nearest sample node and the short access leg to it (a few hundred metres).
+  function localMetres(lat0, lon0, lat1, lon1) {
+    var k = Math.PI / 180;
+    var x = (lon1 - lon0) * Math.cos(((lat0 + lat1) / 2) * k) * 6371008.8 * k;
+    var y = (lat1 - lat0) * 6371008.8 * k;
+    return Math.sqrt(x * x + y * y);
+  }
+
+  // One linear scan over the embedded sample nodes: a click is one query, and the
+  // lookup holds at most tens of thousands of nodes, so no spatial index is needed.
+  function nearestNode(walk, datum, lat, lon) {
+    var best = -1;
+    var bestM = Infinity;
+    var gcj = datum === "gcj02";
+    for (var j = 0; j < walk.lonE6.length; j++) {
+      var nlon = (walk.lonE6[j] + (gcj ? walk.dLonE6[j] : 0)) / 1e6;
+      var nlat = (walk.latE6[j] + (gcj ? walk.dLatE6[j] : 0)) / 1e6;
+      var d = localMetres(lat, lon, nlat, nlon);
+      if (d < bestM) {
+        bestM = d;
+        best = j;
+      }
+    }
+    return { index: best, metres: bestM };
+  }
+
+  function lookupWalk(st, lat, lon) {
+    var walk = st.cfg.walk;
+    var near = nearestNode(walk, st.datum, lat, lon);
+    if (near.index < 0) {
+      return { error: s(st, "no_walk_data") };
+    }
+    if (near.metres > walk.maxSnapM) {
+      return { error: s(st, "too_far").replace("{m}", Math.round(walk.maxSnapM)) };
+    }
+    var legMin = near.metres / ((walk.speedKmh * 1000) / 60);
+    var pairs = walk.reach[near.index] || [];
+    var rows = [];
+    for (var p = 0; p + 1 < pairs.length; p += 2) {
+      var t = pairs[p + 1] + legMin;
+      if (t <= walk.minutes + 1e-9) {
+        rows.push({ index: pairs[p], minutes: t });
+      }
+    }
+    rows.sort(function (a, b) {
+      return a.minutes - b.minutes || a.index - b.index;
+    });
+    return { rows: rows, legM: near.metres };
+  }
+
+  function apiRows(st, payload) {
+    var items = Array.isArray(payload)
+      ? payload
+      : payload.facilities || payload.results || payload.nearest || payload.items || [];
+    var speedMpm = ((st.cfg.walk.speedKmh || 4) * 1000) / 60;
+    return items.map(function (it) {
+      var id = it.facility_id !== undefined ? it.facility_id : it.id;
+      var minutes =
+        it.walk_min !== undefined ? it.walk_min
+          : it.minutes !== undefined ? it.minutes
+          : it.walk_s !== undefined ? it.walk_s / 60
+          : it.walk_m !== undefined ? it.walk_m / speedMpm
+          : null;
+      var idx = st.facIndexById ? st.facIndexById[String(id)] : undefined;
+      return { index: idx, id: id, name: it.name, minutes: minutes };
+    });
+  }
+
+  function renderWalk(st, result) {
+    var out = st.walkOut;
+    var fac = st.cfg.facilities;
+    if (result.error) {
+      out.innerHTML = '<div class="tuoyu-msg">' + esc(result.error) + "</div>";
+      st.walkRows = [];
+      return;
+    }
+    st.walkRows = result.rows;
+    if (!result.rows.length) {
+      out.innerHTML = '<div class="tuoyu-msg">' + esc(s(st, "none_within")) + "</div>";
+      return;
+    }
+    var html = ['<ol class="tuoyu-walk-list">'];
+    result.rows.forEach(function (r, k) {
+      var name = r.index !== undefined && fac ? fac.names[r.index] : r.name || r.id;
+      var badge = r.index !== undefined && fac && fac.puhui[r.index] === 1
+        ? ' <span class="tuoyu-badge-inline">' + esc(fac.puhuiBadge) + "</span>" : "";
+      var mins = r.minutes === null || r.minutes === undefined ? "?" : r.minutes.toFixed(1);
+      html.push(
+        '<li data-k="' + k + '"><a href="#">' + esc(name) + "</a>" + badge + " — " +
+          esc(mins) + " " + esc(s(st, "min")) + "</li>"
+      );
+    });
+    html.push("</ol>");
+    if (result.legM !== undefined) {
+      html.push('<div class="tuoyu-note">' + esc(s(st, "walk_note")) + "</div>");
+    }
+    out.innerHTML = html.join("");
+    out.querySelectorAll("li").forEach(function (li) {
+      li.querySelector("a").addEventListener("click", function (e) {
+        e.preventDefault();
+        var row = st.walkRows[Number(li.getAttribute("data-k"))];
+        if (row && row.index !== undefined) {
+          openFacility(st, row.index);
+        }
+      });
+    });
+  }
+
+  function walkFrom(st, lat, lon) {
+    var walk = st.cfg.walk;
+    st.walkQuery = { lat: lat, lon: lon, datum: st.datum };
+    st.hereGroup.clearLayers();
+    L.circleMarker([lat, lon], {
+      radius: 7, color: "#000", weight: 2, fillColor: "#ffeb3b", fillOpacity: 1, interactive: false,
+    }).addTo(st.hereGroup);
+    if (walk.mode === "api" && st.cfg.apiBase) {
+      st.walkOut.innerHTML = '<div class="tuoyu-msg">…</div>';
+      var url =
+        st.cfg.apiBase.replace(/\/$/, "") + "/areas/" + encodeURIComponent(st.cfg.area) +
+        "/nearest?lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6) + "&crs=" + st.datum +
+        "&minutes=" + walk.minutes;
+      fetch(url)
+        .then(function (r) {
+          if (!r.ok) {
+            throw new Error("HTTP " + r.status);
+          }
+          return r.json();
+        })
+        .then(function (payload) {
+          renderWalk(st, { rows: apiRows(st, payload) });
+        })
+        .catch(function (err) {
+          renderWalk(st, { error: s(st, "api_failed") + " (" + err.message + ")" });
+        });
+      return;
+    }
+    if (walk.mode !== "lookup") {
+      renderWalk(st, { error: s(st, "no_walk_data") });
+      return;
+    }
+    renderWalk(st, lookupWalk(st, lat, lon));
+  }
+
+  function parseLonLat(text) {
+    var parts = String(text).replace(/，/g, ",").trim().split(/[\s,;]+/);
+    if (parts.length !== 2) {
+      return null;
+    }
+    var lon = Number(parts[0]);
+    var lat = Number(parts[1]);
+    if (!isFinite(lon) || !isFinite(lat) || Math.abs(lat) > 90 || Math.abs(lon) > 180) {
+      return null;
+    }
+    return { lon: lon, lat: lat };
+  }
+
+  function addWalkPanel(st) {
+    var walk = st.cfg.walk;
+    st.hereGroup = L.layerGroup().addTo(st.map);
+    var html =
+      '<div class="tuoyu-walk"><b>' + esc(s(st, "walk_here")) + "</b>" +
+      '<div class="tuoyu-hint">' + esc(s(st, "walk_hint")) + "</div>" +
+      '<form class="tuoyu-walk-form"><input class="tuoyu-lonlat" type="text" placeholder="' +
+      esc(s(st, "lonlat_placeholder")) + '"> <button type="submit">' + esc(s(st, "search")) +
+      '</button></form><div class="tuoyu-datum"></div><div class="tuoyu-walk-out"></div></div>';
+    var ctl = htmlControl(st, { position: "bottomleft", html: html, cls: "tuoyu-walk-panel" });
+    var root = ctl.getContainer();
+    st.walkOut = root.querySelector(".tuoyu-walk-out");
+    st.walkDatumNote = root.querySelector(".tuoyu-datum");
+    root.querySelector("form").addEventListener("submit", function (e) {
+      e.preventDefault();
+      var point = parseLonLat(root.querySelector("input.tuoyu-lonlat").value);
+      if (!point) {
+        renderWalk(st, { error: s(st, "bad_lonlat") });
+        return;
+      }
+      st.map.panTo([point.lat, point.lon]);
+      walkFrom(st, point.lat, point.lon);
+    });
+    if (walk.mode !== "none") {
+      st.map.on("click", function (e) {
+        walkFrom(st, e.latlng.lat, e.latlng.lng);
+      });
+    }
+    updateDatumNote(st);
+  }
+
+  function updateDatumNote(st) {
+    if (st.walkDatumNote) {
+      st.walkDatumNote.textContent = s(st, "datum_note").replace(
+        "{datum}", st.datum === "gcj02" ? "GCJ-02" : "WGS84"
+      );
+    }
+  }
+
+  // Move the "here" point to the new datum with the local offset of the nearest
+  // embedded reference point (the offset changes by far less than a metre over it).
+  function moveQuery(st, newDatum) {
+    var q = st.walkQuery;
+    if (!q || q.datum === newDatum) {
+      return;
+    }
+    var ref = null;
+    var fac = st.cfg.facilities;
+    if (fac && fac.ids.length) {
+      var best = Infinity;
+      fac[q.datum].forEach(function (p, i) {
+        var d = localMetres(q.lat, q.lon, p[0], p[1]);
+        if (d < best) {
+          best = d;
+          ref = [p, fac[newDatum][i]];
+        }
+      });
+    }
+    st.hereGroup.clearLayers();
+    if (!ref) {
+      st.walkQuery = null;
+      return;
+    }
+    q.lat += ref[1][0] - ref[0][0];
+    q.lon += ref[1][1] - ref[0][1];
+    q.datum = newDatum;
+    L.circleMarker([q.lat, q.lon], {
+      radius: 7, color: "#000", weight: 2, fillColor: "#ffeb3b", fillOpacity: 1, interactive: false,
+    }).addTo(st.hereGroup);
+  }
+
+  /* ---- datum switching ------------------------------------------------------------ */
+
+  function setDatum(st, datum) {
+    if (datum === st.datum) {
+      return;
+    }
+    var old = st.datum;
+    st.datum = datum;
+    st.map.getContainer().setAttribute("data-tuoyu-datum", datum);
+    st.overlays.forEach(function (entry) {
+      entry.redraw(datum, old);
+    });
+    moveQuery(st, datum);
+    updateDatumNote(st);
+  }
+
+  /* ---- entry point ------------------------------------------------------------------ */
+
+  T.setup = function (map, cfg) {
+    var st = {
+      map: map,
+      cfg: cfg,
+      datum: cfg.initialDatum || "wgs84",
+      overlays: [],
+      layers: {},
+      isoIndex: null,
+      isoDrawn: 0,
+    };
+    map.tuoyu = st;
+    T.maps.push(st);
+    T.last = st;
+    var el = map.getContainer();
+    el.setAttribute("data-tuoyu-datum", st.datum);
+    el.setAttribute("data-tuoyu-kind", cfg.kind || "");
+    if (cfg.apiBase) {
+      el.setAttribute("data-api-base", cfg.apiBase);
+    }
+    if (map.attributionControl) {
+      map.attributionControl.setPrefix(
+        '<a href="https://leafletjs.com" title="A JavaScript library for interactive maps">Leaflet</a>'
+      );
+      (cfg.attributions || []).forEach(function (a) {
+        map.attributionControl.addAttribution(a);
+      });
+    }
+    map.on("baselayerchange", function (e) {
+      setDatum(st, (cfg.baseDatums || {})[e.name] || "wgs84");
+    });
+    (cfg.controls || []).forEach(function (spec) {
+      htmlControl(st, spec);
+    });
+    (cfg.geojson || []).forEach(function (spec) {
+      addGeoJson(st, spec);
+    });
+    (cfg.markers || []).forEach(function (spec) {
+      addMarkers(st, spec);
+    });
+    if (cfg.facilities) {
+      addFacilities(st);
+    }
+    if (cfg.walk) {
+      addWalkPanel(st);
+    }
+    if (cfg.bounds) {
+      map.fitBounds(cfg.bounds, { padding: [10, 10] });
+    }
+    st.ready = true;
+    return st;
+  };
+
+  T.openFacility = function (i, st) {
+    openFacility(st || T.last, i);
+  };
+  T.walkFrom = function (lat, lon, st) {
+    walkFrom(st || T.last, lat, lon);
+  };
+})();

@@ -1,0 +1,252 @@
+"""Candidate sites from arrays: sampling along the walking network, spacing, dedupe.
+
+Only the pure parts live here; candidates read from user files or OSM features are
+turned into coordinates elsewhere and can then pass through :func:`dedupe` and
+:func:`min_spacing_filter`. All coordinates are in the network's metric CRS.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+from scipy.spatial import cKDTree
+
+from tuoyu.errors import InputValidationError
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.siting.model import IntArray
+from tuoyu.types import SnappedPoints
+
+CANDIDATE_COLUMNS = ["x_m", "y_m", "edge", "fraction"]
+"""Columns of a sampled candidate table: position, edge index, position along the edge."""
+
+
+def _check_distance(value: float, name: str, *, allow_zero: bool = False) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputValidationError(f"{name} must be finite and {bound}, got {value}", field=name)
+    return v
+
+
+def _neighbours(xy: npt.NDArray[np.float64], r_m: float, strict: bool) -> sp.csr_matrix:
+    """Symmetric CSR adjacency of point pairs within ``r_m`` (``< r_m`` when strict)."""
+    n = xy.shape[0]
+    pairs = cKDTree(xy).query_pairs(r=r_m, output_type="ndarray").astype(np.int64)
+    if strict and pairs.size:
+        d = np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T)
+        pairs = pairs[d < r_m]
+    if pairs.size == 0:
+        return sp.csr_matrix((n, n), dtype=np.int8)
+    rows = np.r_[pairs[:, 0], pairs[:, 1]]
+    cols = np.r_[pairs[:, 1], pairs[:, 0]]
+    adj = sp.csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(n, n))
+    adj.sort_indices()
+    return adj
+
+
+def _thin(
+    xy: npt.NDArray[np.float64], r_m: float, order: IntArray, strict: bool
+) -> tuple[IntArray, IntArray]:
+    """Keep points in ``order`` unless within ``r_m`` of one kept before.
+
+    Returns the kept indices (ascending) and, for every point, the kept point that
+    removed it (itself when kept). Hand-written sequential loop: the result depends on
+    the order, which no vectorised scipy routine offers; each step is O(1) numpy work
+    plus the point's neighbour list, so the whole pass is linear in points + pairs.
+    """
+    n = xy.shape[0]
+    rep = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), rep
+    if r_m == 0 and strict:
+        return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+    adj = _neighbours(xy, r_m, strict)
+    ptr, idx = adj.indptr, adj.indices
+    for i in order.tolist():
+        if rep[i] >= 0:
+            continue
+        rep[i] = i
+        nb = idx[ptr[i] : ptr[i + 1]]
+        free = nb[rep[nb] < 0]
+        rep[free] = i
+    kept = np.flatnonzero(rep == np.arange(n)).astype(np.int64)
+    return kept, rep
+
+
+def min_spacing_filter(
+    x_m: npt.ArrayLike,
+    y_m: npt.ArrayLike,
+    min_spacing_m: float,
+    *,
+    priority: npt.ArrayLike | None = None,
+) -> IntArray:
+    """Indices of points kept so that no two are closer than ``min_spacing_m``.
+
+    Points are visited by decreasing ``priority`` (ties and no priority: input order);
+    a point is kept unless a kept point lies strictly closer than ``min_spacing_m``.
+    Every dropped point is within ``min_spacing_m`` of a kept one.
+
+    Parameters
+    ----------
+    x_m, y_m
+        Coordinates in a metric CRS.
+    min_spacing_m
+        Smallest allowed distance between kept points (0 keeps all).
+    priority
+        Higher first (for example a weight or a preferred source).
+
+    Returns
+    -------
+    numpy.ndarray
+        Kept indices, ascending.
+
+    Examples
+    --------
+    >>> min_spacing_filter([0, 50, 120, 400], [0, 0, 0, 0], 100).tolist()
+    [0, 2, 3]
+    """
+    spacing = _check_distance(min_spacing_m, "min_spacing_m", allow_zero=True)
+    xy = _xy(x_m, y_m)
+    if priority is None:
+        order = np.arange(xy.shape[0], dtype=np.int64)
+    else:
+        pr = np.asarray(priority, dtype=np.float64).reshape(-1)
+        if pr.shape[0] != xy.shape[0] or not np.all(np.isfinite(pr)):
+            raise InputValidationError(
+                "priority must hold one finite value per point", field="priority"
+            )
+        order = np.argsort(-pr, kind="stable").astype(np.int64)
+    kept, _ = _thin(xy, spacing, order, strict=True)
+    return kept
+
+
+def dedupe(x_m: npt.ArrayLike, y_m: npt.ArrayLike, tol_m: float = 1.0) -> tuple[IntArray, IntArray]:
+    """Merge candidates at (nearly) the same place, keeping the first of each cluster.
+
+    Parameters
+    ----------
+    x_m, y_m
+        Coordinates in a metric CRS (for example OSM features and a user file
+        concatenated, the preferred source first).
+    tol_m
+        Points at most this far from an earlier kept point are duplicates of it
+        (0: only identical coordinates).
+
+    Returns
+    -------
+    kept, representative
+        Kept indices (ascending) and, for every input point, the kept index it merged
+        into (itself when kept).
+
+    Examples
+    --------
+    >>> kept, rep = dedupe([0.0, 0.5, 10.0], [0.0, 0.0, 0.0])
+    >>> kept.tolist(), rep.tolist()
+    ([0, 2], [0, 0, 2])
+    """
+    tol = _check_distance(tol_m, "tol_m", allow_zero=True)
+    xy = _xy(x_m, y_m)
+    return _thin(xy, tol, np.arange(xy.shape[0], dtype=np.int64), strict=False)
+
+
+def sample_on_network(network: WalkNetwork, spacing_m: float) -> pd.DataFrame:
+    """Candidate sites along the walking network, about ``spacing_m`` apart.
+
+    Every edge is first sampled densely (points at most ``spacing_m / 2`` apart along
+    it, at least its midpoint), then thinned in edge order with
+    :func:`min_spacing_filter`. So no two candidates are closer than ``spacing_m``
+    (straight-line) and every point of the network is within about ``1.25 × spacing_m``
+    of a candidate.
+
+    Parameters
+    ----------
+    network
+        The walking network (metric CRS).
+    spacing_m
+        Target distance between candidates, metres.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`CANDIDATE_COLUMNS`; candidates lie exactly on their edge (no
+        access leg), ``fraction`` 0 at ``edge_u`` and 1 at ``edge_v``. Empty (same
+        columns) for a network without edges.
+    """
+    spacing = _check_distance(spacing_m, "spacing_m")
+    if network.n_edges == 0:
+        return _empty_candidates()
+    length = network.edge_length_m
+    per_edge = np.maximum(1, np.ceil(length / (spacing / 2.0))).astype(np.int64)
+    edge = np.repeat(np.arange(network.n_edges, dtype=np.int64), per_edge)
+    start = np.repeat(np.cumsum(per_edge) - per_edge, per_edge)
+    k = np.arange(edge.size, dtype=np.int64) - start
+    fraction = (k + 0.5) / per_edge[edge]
+    xu = network.node_x_m[network.edge_u[edge]]
+    yu = network.node_y_m[network.edge_u[edge]]
+    x = xu + fraction * (network.node_x_m[network.edge_v[edge]] - xu)
+    y = yu + fraction * (network.node_y_m[network.edge_v[edge]] - yu)
+    kept = min_spacing_filter(x, y, spacing)
+    return pd.DataFrame(
+        {
+            "x_m": x[kept].astype(np.float64),
+            "y_m": y[kept].astype(np.float64),
+            "edge": edge[kept],
+            "fraction": fraction[kept].astype(np.float64),
+        }
+    )
+
+
+def to_snapped_points(candidates: pd.DataFrame, max_snap_m: float) -> SnappedPoints:
+    """Sampled candidates as :class:`SnappedPoints` (already on their edge, no access leg).
+
+    Parameters
+    ----------
+    candidates
+        A table from :func:`sample_on_network`.
+    max_snap_m
+        The snapping limit recorded with the points.
+    """
+    missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
+    if missing:
+        raise InputValidationError(
+            f"candidate table lacks columns {missing}", field=", ".join(missing)
+        )
+    x = candidates["x_m"].to_numpy(dtype=np.float64)
+    y = candidates["y_m"].to_numpy(dtype=np.float64)
+    n = x.shape[0]
+    return SnappedPoints(
+        x_m=x,
+        y_m=y,
+        edge=candidates["edge"].to_numpy(dtype=np.int64),
+        fraction=candidates["fraction"].to_numpy(dtype=np.float64),
+        snap_x_m=x.copy(),
+        snap_y_m=y.copy(),
+        access_m=np.zeros(n, dtype=np.float64),
+        off_network=np.zeros(n, dtype=bool),
+        max_snap_m=float(max_snap_m),
+    )
+
+
+def _xy(x_m: npt.ArrayLike, y_m: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    x = np.asarray(x_m, dtype=np.float64).reshape(-1)
+    y = np.asarray(y_m, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise InputValidationError("x_m and y_m must have the same length", field="y_m")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise InputValidationError("coordinates must be finite", field="x_m")
+    return np.column_stack([x, y])
+
+
+def _empty_candidates() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "x_m": np.empty(0, dtype=np.float64),
+            "y_m": np.empty(0, dtype=np.float64),
+            "edge": np.empty(0, dtype=np.int64),
+            "fraction": np.empty(0, dtype=np.float64),
+        }
+    )
