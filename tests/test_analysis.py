@@ -31,27 +31,23 @@ from pyproj import CRS, Transformer
 from tuoyu.config.settings import Settings
 from tuoyu.config.study_area import NetworkSection, StudyArea, load_area
 from tuoyu.crs.china import convert
-from tuoyu.errors import ConflictError, InputValidationError, NotFoundError, OffNetworkError
+from tuoyu.errors import (
+    ConflictError,
+    InputValidationError,
+    NoNetworkError,
+    NotFoundError,
+    OffNetworkError,
+)
 from tuoyu.indicators.targets import load_profile
 from tuoyu.network.graph import build_graph
 from tuoyu.network.snap import snap_points
 from tuoyu.network.walk_network import WalkNetwork
 from tuoyu.progress import SILENT
 from tuoyu.reach.engine import ReachState, nearest_facility_times, point_times, reach_matrix
-from tuoyu.workflow.analysis import (
-    AreaAnalysis,
-    NoNetworkError,
-    facilities_frame,
-    json_ready,
-    table_records,
-)
-from tuoyu.workflow.pipeline import (
-    AreaLayers,
-    ReachResults,
-    compute_indicators,
-    compute_reach,
-    load_layers,
-)
+from tuoyu.workflow.core import AreaModel as AreaAnalysis
+from tuoyu.workflow.facility_records import facilities_frame
+from tuoyu.workflow.layers import AreaLayers, load_layers
+from tuoyu.workflow.steps import ReachResults, compute_indicators
 
 X0, Y0 = 500_000.0, 3_270_000.0
 METRIC = CRS.from_epsg(32648)
@@ -141,9 +137,9 @@ def test_road_nearest_and_incremental_coverage(road_layers: AreaLayers) -> None:
     # A point 10 m beside the road at x = 700: 10 m access + 700 m along it.
     lon, lat = _lonlat(700, 10)
     (row,) = analysis.nearest(lon, lat)
-    assert row["facility_id"] == "F1" and row["walk_m"] == pytest.approx(710.0, abs=0.1)
-    assert row["walk_min"] == pytest.approx(710.0 / (4000 / 60), abs=0.01)
-    assert row["puhui"] is True and row["approximate"] is False
+    assert row.facility_id == "F1" and row.walk_m == pytest.approx(710.0, abs=0.1)
+    assert row.walk_min == pytest.approx(710.0 / (4000 / 60), abs=0.01)
+    assert row.puhui is True and row.approximate is False
 
     assert analysis.add_facility(_record("F2", 1500, puhui=False)) == 1
     all_m, puhui_m = analysis.walk_distances()
@@ -152,7 +148,7 @@ def test_road_nearest_and_incremental_coverage(road_layers: AreaLayers) -> None:
     assert np.isinf(puhui_m[2])  # F2 is not 普惠
     assert _coverage(analysis) == pytest.approx({"A": 100.0, "B": 100.0})
     rows = analysis.nearest(lon, lat)
-    assert [(r["facility_id"], r["walk_m"]) for r in rows] == [("F1", 710.0), ("F2", 810.0)]
+    assert [(r.facility_id, r.walk_m) for r in rows] == [("F1", 710.0), ("F2", 810.0)]
     assert analysis.nearest(lon, lat, minutes=11) == rows[:1]  # 11 min = 733 m
     assert analysis.nearest(lon, lat, k=1) == rows[:1]
 
@@ -161,7 +157,7 @@ def test_road_nearest_and_incremental_coverage(road_layers: AreaLayers) -> None:
     assert all_m is not None
     assert np.isinf(all_m[0]) and all_m[1:] == pytest.approx([600.0, 200.0])
     assert _coverage(analysis) == pytest.approx({"A": 0.0, "B": 100.0})
-    assert [r["facility_id"] for r in analysis.nearest(lon, lat)] == ["F2"]
+    assert [r.facility_id for r in analysis.nearest(lon, lat)] == ["F2"]
     assert analysis.version == 2 and analysis.facility_ids() == ["F2"]
 
 
@@ -195,7 +191,7 @@ def test_bad_queries_and_writes(road_layers: AreaLayers) -> None:
         analysis.nearest(*_lonlat(700, 120))  # 120 m from the road, limit 50 m
     with pytest.raises(InputValidationError, match="outside study area"):
         analysis.nearest(*_lonlat(700, 500))
-    for kwargs in ({"minutes": 0}, {"minutes": 61}, {"k": 0}, {"crs": "epsg:3857"}):
+    for kwargs in ({"minutes": 0}, {"minutes": float("nan")}, {"k": 0}, {"crs": "epsg:3857"}):
         with pytest.raises(InputValidationError):
             analysis.nearest(lon, lat, **kwargs)
     with pytest.raises(InputValidationError, match="lat"):
@@ -232,7 +228,7 @@ def test_a_failed_change_leaves_the_state(
     monkeypatch.undo()
     assert analysis.version == 0
     np.testing.assert_array_equal(analysis.walk_distances()[0], before)  # type: ignore[arg-type]
-    assert analysis.nearest(lon, lat)[0]["walk_m"] == pytest.approx(710.0, abs=0.1)
+    assert analysis.nearest(lon, lat)[0].walk_m == pytest.approx(710.0, abs=0.1)
     analysis.update_facility(None, _record("F1", 1000))
     np.testing.assert_allclose(analysis.walk_distances()[0], [700.0, 100.0, 300.0], atol=1e-6)  # type: ignore[arg-type]
 
@@ -242,10 +238,10 @@ def test_off_network_facility_reaches_nobody(road_layers: AreaLayers) -> None:
     analysis = AreaAnalysis.from_layers(
         road_layers, facilities=[_record("F1", 0), _record("OFF", 700, 120)]
     )
-    assert [r["facility_id"] for r in analysis.nearest(*_lonlat(700, 0))] == ["F1"]
+    assert [r.facility_id for r in analysis.nearest(*_lonlat(700, 0))] == ["F1"]
     feature = analysis.facility_isochrone("OFF", 15)
-    assert feature["properties"]["off_network"] is True
-    assert feature["properties"]["area_m2"] == 0.0
+    assert feature.off_network is True
+    assert feature.area_m2 == 0.0
     assert any("1 facilities farther than 50 m" in w for w in analysis.summary()["warnings"])
     assert analysis.units().set_index("code").loc["A", "facilities"] == 2  # still counted
     analysis.remove_facility("OFF")  # never in the reach state: removal still works
@@ -259,7 +255,7 @@ def test_gcj02_and_bd09_points_give_the_same_answer(road_layers: AreaLayers) -> 
     for datum in ("gcj02", "bd09"):
         glon, glat = convert(lon, lat, "wgs84", datum)
         got = analysis.nearest(float(glon), float(glat), crs=datum)
-        assert got[0]["walk_m"] == pytest.approx(expected[0]["walk_m"], abs=0.01)
+        assert got[0].walk_m == pytest.approx(expected[0].walk_m, abs=0.01)
     # The same numbers read as WGS84 are hundreds of metres away: outside the area.
     glon, glat = convert(lon, lat, "wgs84", "gcj02")
     with pytest.raises(InputValidationError):
@@ -269,33 +265,35 @@ def test_gcj02_and_bd09_points_give_the_same_answer(road_layers: AreaLayers) -> 
 def test_isochrone_on_the_road(road_layers: AreaLayers) -> None:
     analysis = AreaAnalysis.from_layers(road_layers, facilities=[_record("F1", 500)])
     feature = analysis.facility_isochrone("F1", 5)  # 333.3 m each way
-    assert feature["type"] == "Feature" and feature["geometry"]["type"] == "Polygon"
-    props = feature["properties"]
+    assert feature.geometry_wgs84.geom_type == "Polygon"
+    props = dataclasses.asdict(feature)
     assert props["walk_m"] == pytest.approx(333.3, abs=0.1) and props["method"] == "edge_buffer"
     # A 666.7 m stretch buffered by 25 m: 666.7 × 50 + π·25² (round ends, ±1 %).
     assert props["area_m2"] == pytest.approx(666.67 * 50 + np.pi * 625, rel=0.01)
-    lons = [c[0] for c in feature["geometry"]["coordinates"][0]]
+    lons = [c[0] for c in feature.geometry_wgs84.exterior.coords]
     west, _ = _lonlat(500 - 333.3 - 25, 0)
     east, _ = _lonlat(500 + 333.3 + 25, 0)
     assert min(lons) == pytest.approx(west, abs=2e-6) and max(lons) == pytest.approx(east, abs=2e-6)
-    assert analysis.facility_isochrone("F1", 5) is feature  # cached
+    revision = analysis.facility_revision("F1")  # the service's cache key
+    assert analysis.facility_isochrone("F1", 5) == feature
     analysis.update_facility(None, _record("F1", 600))
-    assert analysis.facility_isochrone("F1", 5) is not feature  # the facility moved
+    assert analysis.facility_revision("F1") != revision
+    assert analysis.facility_isochrone("F1", 5) != feature  # the facility moved
 
 
 def test_scenario_leaves_the_state_alone(road_layers: AreaLayers) -> None:
     analysis = AreaAnalysis.from_layers(road_layers, facilities=[_record("F1", 0, puhui=True)])
     before = analysis.units()
     result = analysis.scenario(add=[_record("", 1500, puhui=True)], remove=["F1"])
-    assert result["added"] == ["scenario-1"] and result["removed"] == ["F1"]
-    table = result["units"].set_index("code")
+    assert result.added == ("scenario-1",) and result.removed == ("F1",)
+    table = result.results.table.set_index("code")
     assert table.loc["A", "coverage_pct"] == 0.0 and table.loc["B", "coverage_pct"] == 100.0
-    assert result["summary"]["scenario"] == {"added": ["scenario-1"], "removed": ["F1"]}
+    assert result.results.summary["scenario"] == {"added": ["scenario-1"], "removed": ["F1"]}
     pd.testing.assert_frame_equal(analysis.units(), before)
     assert analysis.version == 0 and analysis.facility_ids() == ["F1"]
     # Replacing a facility: remove its id and add a record with the same id.
     moved = analysis.scenario(add=[_record("F1", 1500)], remove=["F1"])
-    assert moved["units"].set_index("code").loc["B", "coverage_pct"] == 100.0
+    assert moved.results.table.set_index("code").loc["B", "coverage_pct"] == 100.0
     with pytest.raises(InputValidationError, match="remove"):
         analysis.scenario(remove=["nope"])
     with pytest.raises(ConflictError, match=r"add\[0\]"):
@@ -310,10 +308,10 @@ def test_straight_line_mode_is_labelled_approximate(road_layers: AreaLayers) -> 
     analysis = AreaAnalysis.from_layers(layers, facilities=[_record("F1", 0)])
     assert analysis.mode == "straight_line"
     (row,) = analysis.nearest(*_lonlat(600, 80))
-    assert row["approximate"] is True
-    assert row["walk_m"] == pytest.approx(np.hypot(600, 80) * 1.3, abs=0.1)
+    assert row.approximate is True
+    assert row.walk_m == pytest.approx(np.hypot(600, 80) * 1.3, abs=0.1)
     assert analysis.summary()["approximate"] is True
-    assert analysis.facility_isochrone("F1", 5)["properties"]["method"] == "straight_line_circle"
+    assert analysis.facility_isochrone("F1", 5).method == "straight_line_circle"
 
 
 def test_no_network_area(road_layers: AreaLayers) -> None:
@@ -342,7 +340,7 @@ def test_concurrent_reads_during_writes(road_layers: AreaLayers) -> None:
     def reader() -> None:
         try:
             while not stop.is_set():
-                seen.add(tuple(r["facility_id"] for r in analysis.nearest(lon, lat)))
+                seen.add(tuple(r.facility_id for r in analysis.nearest(lon, lat)))
         except BaseException as exc:
             errors.append(exc)
 
@@ -359,17 +357,6 @@ def test_concurrent_reads_during_writes(road_layers: AreaLayers) -> None:
     assert ("F1",) in seen
     assert seen <= {("F1",)} | {(f"G{i}", "F1") for i in range(30)}
     assert analysis.version == 60
-
-
-def test_json_ready_and_records() -> None:
-    table = pd.DataFrame(
-        {"a": pd.array([1, None], dtype="Int64"), "b": [np.float64("inf"), 2.5], "c": [True, None]}
-    )
-    assert table_records(table) == [
-        {"a": 1, "b": None, "c": True},
-        {"a": None, "b": 2.5, "c": None},
-    ]
-    assert json_ready({1: (np.bool_(True), Path("x"))}) == {"1": [True, "x"]}
 
 
 # --- real data ----------------------------------------------------------------------------
@@ -505,14 +492,11 @@ def test_yuzhong_matches_the_pipeline_and_scenarios(yuzhong_layers: AreaLayers) 
         analysis.add_facility(record)
     analysis.remove_facility("R01")
     current = [r for r in records if r["id"] != "R01"]
-    # The pipeline's own reach step (with isochrones) on the same facilities.
+    # A model built from scratch (one multi-source search) on the same facilities.
     lay = dataclasses.replace(
-        yuzhong_layers,
-        facilities=facilities_frame(current, yuzhong_layers.metric_crs),
-        warnings=[],
-        skipped={},
+        yuzhong_layers, facilities=facilities_frame(current, yuzhong_layers.metric_crs)
     )
-    reach = compute_reach(lay, SILENT)
+    reach = AreaAnalysis.from_layers(lay).reach()
     assert reach is not None and reach.walk_m_all is not None
     np.testing.assert_allclose(analysis.walk_distances()[0], reach.walk_m_all, atol=1e-9)  # type: ignore[arg-type]
     # A scenario equals applying its changes to a fresh analysis.
@@ -522,8 +506,10 @@ def test_yuzhong_matches_the_pipeline_and_scenarios(yuzhong_layers: AreaLayers) 
     fresh = AreaAnalysis.from_layers(
         yuzhong_layers, facilities=[r for r in current if r["id"] not in ("R02", "R07")] + extra
     )
-    pd.testing.assert_frame_equal(scenario["units"], fresh.units(), check_exact=False, rtol=1e-9)
-    value = scenario["summary"]["indicators"]["coverage_pct"]["value"]
+    pd.testing.assert_frame_equal(
+        scenario.results.table, fresh.units(), check_exact=False, rtol=1e-9
+    )
+    value = scenario.results.summary["indicators"]["coverage_pct"]["value"]
     assert value == pytest.approx(fresh.summary()["indicators"]["coverage_pct"]["value"])
     assert analysis.facility_ids() == [r["id"] for r in current]  # state untouched
 
@@ -533,8 +519,8 @@ def test_yuzhong_nearest_finds_a_facility_beside_the_point(yuzhong_layers: AreaL
     assert analysis.nearest(106.5785, 29.5583) == []
     analysis.add_facility({"id": "YZ-1", "name": "解放碑托育", "lon": 106.5775, "lat": 29.5583})
     rows = analysis.nearest(106.5785, 29.5583)  # ~100 m east
-    assert [r["facility_id"] for r in rows] == ["YZ-1"]
-    assert 0 < rows[0]["walk_m"] <= 1000 and rows[0]["name"] == "解放碑托育"
+    assert [r.facility_id for r in rows] == ["YZ-1"]
+    assert 0 < rows[0].walk_m <= 1000 and rows[0].name == "解放碑托育"
     with pytest.raises(InputValidationError, match="outside"):
         analysis.nearest(106.40, 29.50)  # west of the district
 

@@ -413,12 +413,12 @@ def test_facility_map_basemap_and_api_options(synth: dict[str, Any]) -> None:
     assert "天地图" not in no_key["baseDatums"]
     with pytest.raises(InputValidationError, match="tianditu_key"):
         build_facility_map(fac, basemap="tianditu")
-    api = page_config(render(build_facility_map(fac, api_base="/api", area="beijing-dongcheng")))
-    assert api["walk"]["mode"] == "api" and api["apiBase"] == "/api"
-    assert api["area"] == "beijing-dongcheng"
+    url = "/api/areas/beijing-dongcheng/nearest?lon={lon}&lat={lat}&crs={crs}&minutes={minutes}"
+    api = page_config(render(build_facility_map(fac, nearest_url=url)))
+    assert api["walk"]["mode"] == "api" and api["nearestUrl"] == url
     assert page_config(render(build_facility_map(fac)))["walk"]["mode"] == "none"
-    with pytest.raises(InputValidationError, match="area"):
-        build_facility_map(fac, api_base="/api")
+    with pytest.raises(InputValidationError, match="placeholders"):
+        build_facility_map(fac, nearest_url="/api/nearest")
 
 
 def test_facility_map_rejects_bad_input(synth: dict[str, Any]) -> None:

@@ -298,16 +298,17 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
 def test_facility_map_served_by_api(browser: Any, tmp_path: Path) -> None:
     case = synthetic_case()
     fac = case["facilities"]
-    m = build_facility_map(fac, api_base="http://tuoyu.test/api", area="synth", basemap="amap")
+    template = (
+        "http://tuoyu.test/api/areas/synth/nearest?lon={lon}&lat={lat}&crs={crs}&minutes={minutes}"
+    )
+    m = build_facility_map(fac, nearest_url=template, basemap="amap")
     path = save_map(m, tmp_path / "facilities_api.html")
     answer = [{"facility_id": "F02", "walk_min": 2.5}, {"facility_id": "F07", "walk_min": 9.0}]
     mp = MapPage(
         browser, path, api={"prefix": "http://tuoyu.test/api/", "body": {"facilities": answer}}
     )
     try:
-        assert (
-            mp.js("() => tuoyu.last.map.getContainer().dataset.apiBase") == "http://tuoyu.test/api"
-        )
+        assert mp.js("() => tuoyu.last.map.getContainer().dataset.nearestUrl") == template
         # Amap shown first: markers start at their GCJ-02 positions
         assert mp.js("() => tuoyu.last.datum") == "gcj02"
         wgs = fac.to_crs(4326).geometry

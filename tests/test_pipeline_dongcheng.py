@@ -10,7 +10,7 @@ import pandas as pd
 from tuoyu.config.settings import Settings
 from tuoyu.config.study_area import areas_dir
 from tuoyu.progress import SILENT
-from tuoyu.workflow.pipeline import analyse_area
+from tuoyu.workflow.run import analyse_area
 
 
 def test_dongcheng_without_network(tmp_path: Path, settings: Settings) -> None:
@@ -26,7 +26,7 @@ def test_dongcheng_without_network(tmp_path: Path, settings: Settings) -> None:
     reason = summary["indicators"]["coverage_pct"]["reason"]
     assert "no walking network" in reason
     assert summary["indicators"]["puhui_jiedao_coverage"]["pass"] is False
-    for name in ("jiedao.csv", "jiedao.xlsx", "tuoyu.gpkg", "progress_2026-11.xlsx"):
+    for name in ("jiedao.csv", "jiedao.xlsx", "coverage.gpkg", "progress_2026-11.xlsx"):
         assert (tmp_path / "out" / name).is_file()
     for name in ("facilities.html", "dashboard.html", "gaps.html"):
         assert (tmp_path / "maps" / name).is_file()

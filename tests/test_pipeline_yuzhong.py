@@ -20,7 +20,8 @@ from tuoyu.config.study_area import load_area
 from tuoyu.indicators.targets import load_profile
 from tuoyu.network.walk_network import WalkNetwork
 from tuoyu.progress import SILENT
-from tuoyu.workflow.pipeline import compute_indicators, compute_reach, load_layers
+from tuoyu.workflow.core import AreaModel
+from tuoyu.workflow.layers import load_layers
 
 FIXTURE = Path(__file__).parent / "fixtures" / "yuzhong" / "facilities.csv"
 
@@ -96,11 +97,13 @@ def test_yuzhong_user_facilities_agree_with_networkx(tmp_path: Path, settings: S
     area = load_area(_area_file(tmp_path))
     layers = load_layers(area, settings, SILENT)
     assert layers.facilities is not None and len(layers.facilities) == 5
-    reach = compute_reach(layers, SILENT)
+    model = AreaModel.from_layers(layers, load_profile("chongqing-2025"))
+    reach = model.reach()
     assert reach is not None and reach.walk_m_all is not None
-    assert reach.isochrones is not None
-    assert set(reach.isochrones["minutes"]) == {5.0, 10.0, 15.0}
-    assert len(reach.isochrones) == 15
+    isochrones = model.isochrones()
+    assert isochrones is not None
+    assert set(isochrones["minutes"]) == {5.0, 10.0, 15.0}
+    assert len(isochrones) == 15
 
     net = layers.network
     assert net is not None and layers.population is not None
@@ -114,7 +117,7 @@ def test_yuzhong_user_facilities_agree_with_networkx(tmp_path: Path, settings: S
     np.testing.assert_allclose(reach.walk_m_all[finite], expected[finite], atol=1e-6)
     assert finite.sum() > 50  # the five facilities do cover people
 
-    results = compute_indicators(layers, reach, load_profile("chongqing-2025"))
+    results = model.results()
     table = results.table.set_index("code")
     people = layers.population.assign(covered=finite)
     for code, group in people.groupby("unit_code"):
@@ -133,10 +136,11 @@ def test_yuzhong_user_facilities_agree_with_networkx(tmp_path: Path, settings: S
 
 def test_yuzhong_without_facilities_is_all_gap(settings: Settings) -> None:
     layers = load_layers(load_area("chongqing-yuzhong"), settings, SILENT)
-    reach = compute_reach(layers, SILENT)
+    model = AreaModel.from_layers(layers, load_profile("chongqing-2025"))
+    reach = model.reach()
     assert reach is not None and reach.walk_m_all is not None
     assert np.isinf(reach.walk_m_all).all()
-    results = compute_indicators(layers, reach, load_profile("chongqing-2025"))
+    results = model.results()
     assert results.summary["indicators"]["coverage_pct"]["value"] == 0.0
     gap_people = float(results.gaps["population"].sum())
     assert gap_people == pytest.approx(588717, rel=1e-9)

@@ -75,7 +75,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_all_files_exist(written: dict[str, Path]) -> None:
     expected = {"jiedao.csv", "jiedao.xlsx", "summary.json", "gaps.geojson",
-                "isochrones.geojson", "tuoyu.gpkg", f"progress_{MONTH}.xlsx"}  # fmt: skip
+                "isochrones.geojson", "coverage.gpkg", f"progress_{MONTH}.xlsx"}  # fmt: skip
     assert set(written) == expected
     for path in written.values():
         assert path.is_file() and path.stat().st_size > 0
@@ -132,9 +132,9 @@ def test_geojson_wgs84_with_attribution(written: dict[str, Path]) -> None:
 
 
 def test_gpkg_layers(written: dict[str, Path]) -> None:
-    layers = {name for name, _ in pyogrio.list_layers(written["tuoyu.gpkg"])}
+    layers = {name for name, _ in pyogrio.list_layers(written["coverage.gpkg"])}
     assert layers == {"units", "facilities", "population", "gaps", "isochrones"}
-    units = gpd.read_file(written["tuoyu.gpkg"], layer="units")
+    units = gpd.read_file(written["coverage.gpkg"], layer="units")
     assert units["name"].tolist() == ["甲街道", "乙街道", "丙街道", "丁街道"]
     assert units["slots"].tolist() == [50, 50, 50, 0]
     assert units["puhui_slot_share"].isna().tolist() == [False, False, False, True]
@@ -193,7 +193,7 @@ def test_progress_sheet_without_network(tmp_path: Path) -> None:
     )
     out = write_reports(tmp_path, table=table, summary=summary, month="2025-11",
                         reporting_unit="东城区卫生健康委")  # fmt: skip
-    assert "gaps.geojson" not in out and "tuoyu.gpkg" not in out
+    assert "gaps.geojson" not in out and "coverage.gpkg" not in out
     ws = openpyxl.load_workbook(out["progress_2025-11.xlsx"]).active
     assert ws["A1"].value == "东城区卫生健康委2025年11月托位数发展工作落实情况推进表"
     rows = [[c.value for c in r] for r in ws.iter_rows(min_row=3)]

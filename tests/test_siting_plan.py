@@ -13,13 +13,14 @@ from tuoyu.config.study_area import load_area
 from tuoyu.indicators.targets import load_profile
 from tuoyu.progress import SILENT
 from tuoyu.siting.plan import candidate_sites, plan_sites
-from tuoyu.workflow.pipeline import compute_reach, load_layers
+from tuoyu.workflow.core import AreaModel
+from tuoyu.workflow.layers import load_layers
 
 
 @pytest.fixture(scope="module")
 def yuzhong(settings: Settings):
     layers = load_layers(load_area("chongqing-yuzhong"), settings, SILENT)
-    reach = compute_reach(layers, SILENT)
+    reach = AreaModel.from_layers(layers).reach()
     assert reach is not None
     candidates = candidate_sites(layers, spacing_m=150.0)
     return layers, reach, candidates

@@ -1,8 +1,8 @@
-"""One live :class:`~tuoyu.workflow.analysis.AreaAnalysis` per study area, kept in step with
-the facility registry.
+"""One live :class:`~tuoyu.workflow.core.AreaModel` per study area, kept in step with
+the facility registry, and the service's caches of what it serves (isochrones, pages).
 
 * **Lazy build.** An area's analysis is built on its first use: the layers are loaded
-  (:func:`tuoyu.workflow.pipeline.load_layers`), the registry is seeded from the area's
+  (:func:`tuoyu.workflow.layers.load_layers`), the registry is seeded from the area's
   facility file if it never was (:func:`tuoyu_api.registry.seed_from_file`, idempotent), and
   the analysis is built from the registry rows, so writes made through the API count.
 * **Incremental updates.** :meth:`AnalysisService.on_registry_change` is the registry
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,17 +34,20 @@ from tuoyu.config.data_registry import resolve_data_file
 from tuoyu.config.study_area import StudyArea
 from tuoyu.errors import TuoyuError
 from tuoyu.progress import SILENT
-from tuoyu.workflow.analysis import AreaAnalysis
-from tuoyu.workflow.pipeline import AreaLayers, load_layers
+from tuoyu.workflow.core import AreaModel
+from tuoyu.workflow.layers import AreaLayers, load_layers, study_area_polygon_wgs84
 
 from tuoyu_api.db import Database
 from tuoyu_api.registry import is_seeded, list_facilities, seed_from_file
+from tuoyu_api.request_limits import ISOCHRONE_CACHE_SIZE
+from tuoyu_api.serialize import isochrone_feature
 from tuoyu_api.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
 
 PolygonLookup = Callable[[str], BaseGeometry | None]
-"""``polygon(slug)``: the WGS84 study-area polygon used to check seeded records."""
+"""``polygon(slug)``: the WGS84 study-area polygon used to check seeded records (the
+default is :meth:`AnalysisService.area_polygon`; the app passes its cached lookup)."""
 
 
 class AnalysisService:
@@ -66,12 +70,16 @@ class AnalysisService:
         self.settings = settings
         self.database = database
         self._polygon = polygon
-        self._analyses: dict[str, AreaAnalysis] = {}
+        self._analyses: dict[str, AreaModel] = {}
         self._layers: dict[str, AreaLayers] = {}
         self._seeded: set[str] = set()
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self._local = threading.local()
+        self._layers_guard = threading.Lock()
+        self._cache_guard = threading.Lock()
+        self._isochrones: OrderedDict[tuple[str, str, int, float], dict[str, Any]] = OrderedDict()
+        self._pages: dict[tuple[str, int, str, str | None, str, str | None], str] = {}
 
     def lock(self, slug: str) -> threading.RLock:
         """The lock serialising the build of ``slug``'s analysis and writes to it."""
@@ -81,11 +89,11 @@ class AnalysisService:
                 lock = self._locks[slug] = threading.RLock()
             return lock
 
-    def peek(self, slug: str) -> AreaAnalysis | None:
+    def peek(self, slug: str) -> AreaModel | None:
         """The built analysis of ``slug``, or ``None`` (never builds)."""
         return self._analyses.get(slug)
 
-    def get(self, area: StudyArea) -> AreaAnalysis:
+    def get(self, area: StudyArea) -> AreaModel:
         """The analysis of ``area``, built on first use (seeding the registry first).
 
         Raises
@@ -103,11 +111,77 @@ class AnalysisService:
                 self._analyses[area.slug] = analysis
             return analysis
 
-    def _build(self, area: StudyArea) -> AreaAnalysis:
+    def layers(self, area: StudyArea) -> AreaLayers:
+        """The area's layers, loaded once (the network, units and population never change)."""
         layers = self._layers.get(area.slug)
         if layers is None:
-            layers = load_layers(area, self.settings, SILENT)
-            self._layers[area.slug] = layers
+            with self._layers_guard:
+                layers = self._layers.get(area.slug)
+                if layers is None:
+                    layers = load_layers(area, self.settings, SILENT)
+                    self._layers[area.slug] = layers
+        return layers
+
+    def area_polygon(self, area: StudyArea) -> BaseGeometry | None:
+        """The study-area polygon in WGS84 (the one rule of
+        :func:`tuoyu.workflow.layers.study_area_polygon`), ``None`` when the area has
+        none or its data cannot be read (writes are then checked without it)."""
+        try:
+            return study_area_polygon_wgs84(self.layers(area))
+        except (TuoyuError, OSError) as exc:
+            logger.warning(
+                "no study-area polygon for %s (%s); writes not checked against it", area.slug, exc
+            )
+            return None
+
+    def isochrone_feature(
+        self, model: AreaModel, facility_id: str, minutes: float
+    ) -> dict[str, Any]:
+        """One facility's isochrone as GeoJSON, cached until the facility changes."""
+        key = (model.area.slug, facility_id, model.facility_revision(facility_id), minutes)
+        with self._cache_guard:
+            cached = self._isochrones.get(key)
+            if cached is not None:
+                self._isochrones.move_to_end(key)
+                return cached
+        feature = isochrone_feature(model.facility_isochrone(facility_id, minutes))
+        with self._cache_guard:
+            self._isochrones[key] = feature
+            while len(self._isochrones) > ISOCHRONE_CACHE_SIZE * max(len(self._analyses), 1):
+                self._isochrones.popitem(last=False)
+        return feature
+
+    def map_html(
+        self,
+        model: AreaModel,
+        name: str,
+        *,
+        nearest_url: str | None,
+        language: str,
+        attribution: str | None,
+    ) -> str:
+        """One map page of the model's current state, cached until the next change."""
+        key = (model.area.slug, model.version, name, nearest_url, language, attribution)
+        with self._cache_guard:
+            cached = self._pages.get(key)
+        if cached is not None:
+            return cached
+        html = str(
+            model.build_map(
+                name, nearest_url=nearest_url, language=language, attribution=attribution
+            )
+            .get_root()
+            .render()
+        )
+        with self._cache_guard:
+            stale = [k for k in self._pages if k[0] == model.area.slug and k[1] != model.version]
+            for k in stale:
+                del self._pages[k]
+            self._pages[key] = html
+        return html
+
+    def _build(self, area: StudyArea) -> AreaModel:
+        layers = self.layers(area)
         with self.database.session() as session:
             if area.slug not in self._seeded:
                 if layers.facilities is not None and not is_seeded(session, area.slug):
@@ -121,7 +195,7 @@ class AnalysisService:
                 self._seeded.add(area.slug)
             records = list_facilities(session, area.slug)
         logger.info("analysis of %s built from %d registry records", area.slug, len(records))
-        return AreaAnalysis.from_layers(layers, facilities=records, facility_source="registry")
+        return AreaModel.from_layers(layers, facilities=records, facility_source="registry")
 
     def ensure_seeded(self, area: StudyArea) -> None:
         """Seed the registry from the area's facility file if that never happened.
@@ -145,7 +219,7 @@ class AnalysisService:
             if is_seeded(session, area.slug):
                 self._seeded.add(area.slug)
                 return
-        # The same loader and options as tuoyu.workflow.pipeline.load_layers.
+        # The same loader and options as tuoyu.workflow.layers.load_layers.
         from tuoyu.layers.facilities import load_facilities
 
         path = resolve_data_file(section.path, self.settings)
@@ -156,7 +230,9 @@ class AnalysisService:
             defaults=section.defaults or None,
             columns=section.columns or None,
             value_map=value_map or None,
-            area_polygon=self._polygon(area.slug) if self._polygon is not None else None,
+            area_polygon=self._polygon(area.slug)
+            if self._polygon is not None
+            else self.area_polygon(area),
         )
         with self.database.session() as session:
             seed_from_file(session, area.slug, loaded.facilities, source=path.name)

@@ -18,6 +18,7 @@ from tuoyu.config.settings import Settings
 from tuoyu_api.db import open_database
 from tuoyu_api.deps import install_state
 from tuoyu_api.errors import install_error_handlers
+from tuoyu_api.limits import RequestLimitMiddleware
 from tuoyu_api.registry import RegistryHook
 from tuoyu_api.routers import analysis, areas, facilities, health
 from tuoyu_api.settings import as_api_settings, resolve_database_url
@@ -78,6 +79,9 @@ def create_app(
     install_state(app, api_settings, database, on_registry_change)
     loader_validator()  # import the facility loader now, not on the first write
     install_error_handlers(app)
+    # Body limit and write-token check before any body byte is read (tuoyu_api.limits);
+    # added before CORS so that CORS stays outermost and its headers reach these answers.
+    app.add_middleware(RequestLimitMiddleware, max_body_bytes=api_settings.max_body_bytes)
     if api_settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

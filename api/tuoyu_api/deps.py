@@ -20,10 +20,9 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 from tuoyu.config.study_area import StudyArea, list_areas, load_area
 from tuoyu.errors import NotFoundError
-from tuoyu.workflow.analysis import AreaAnalysis
+from tuoyu.workflow.core import AreaModel
 
 from tuoyu_api.analysis_service import AnalysisService
-from tuoyu_api.area_polygon import study_area_polygon
 from tuoyu_api.db import Database
 from tuoyu_api.registry import RegistryHook
 from tuoyu_api.settings import ApiSettings
@@ -66,7 +65,7 @@ class AppState:
     def area_polygon(self, slug: str) -> BaseGeometry | None:
         """The WGS84 polygon of area ``slug`` (computed once; ``None`` if unknown)."""
         if slug not in self.area_polygons:
-            self.area_polygons[slug] = study_area_polygon(self.area(slug), self.settings)
+            self.area_polygons[slug] = self.analyses.area_polygon(self.area(slug))
         return self.area_polygons[slug]
 
 
@@ -176,13 +175,13 @@ def get_analyses(state: StateDep) -> AnalysisService:
     return state.analyses
 
 
-def get_analysis(area: AreaDep, state: StateDep) -> AreaAnalysis:
+def get_analysis(area: AreaDep, state: StateDep) -> AreaModel:
     """The live analysis of the area in the path (built on first use)."""
     return state.analyses.get(area)
 
 
 AnalysesDep = Annotated[AnalysisService, Depends(get_analyses)]
-AnalysisDep = Annotated[AreaAnalysis, Depends(get_analysis)]
+AnalysisDep = Annotated[AreaModel, Depends(get_analysis)]
 
 
 # Async twins for the hot read path (``/nearest``): FastAPI runs a sync dependency in a
@@ -212,7 +211,7 @@ async def get_area_async(
 AreaAsyncDep = Annotated[StudyArea, Depends(get_area_async)]
 
 
-async def get_analysis_async(area: AreaAsyncDep, request: Request) -> AreaAnalysis:
+async def get_analysis_async(area: AreaAsyncDep, request: Request) -> AreaModel:
     """:func:`get_analysis` without a thread hop once the analysis is built."""
     state = get_state(request)
     analysis = state.analyses.peek(area.slug)
@@ -221,7 +220,7 @@ async def get_analysis_async(area: AreaAsyncDep, request: Request) -> AreaAnalys
     return await run_in_threadpool(state.analyses.get, area)
 
 
-AnalysisAsyncDep = Annotated[AreaAnalysis, Depends(get_analysis_async)]
+AnalysisAsyncDep = Annotated[AreaModel, Depends(get_analysis_async)]
 
 bearer_scheme = HTTPBearer(
     auto_error=False,

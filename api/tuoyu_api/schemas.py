@@ -9,6 +9,7 @@ raise :class:`tuoyu.errors.InputValidationError` naming the field.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -50,6 +51,26 @@ def _clean_text(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError("text is not valid Unicode (lone surrogate)") from exc
+    return _visible(value)
+
+
+_BLANK_LETTERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+"""Hangul fillers and the braille blank: letters or symbols that render as nothing."""
+
+
+def _visible(value: str) -> str:
+    # Zero-width, whitespace and control characters only (e.g. "\u200b") would make an id
+    # or name that looks empty in every list and map.
+    if value and all(
+        unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+        or ch.isspace()
+        or ch in _BLANK_LETTERS
+        for ch in value
+    ):
+        raise ValueError(
+            "text must contain a visible character (only whitespace, zero-width or "
+            "control characters given)"
+        )
     return value
 
 
@@ -88,7 +109,9 @@ Text300 = Annotated[
 ]
 
 
-FacilityId = Annotated[str, Field(pattern=ID_PATTERN, examples=["YZ-TY-0001"])]
+FacilityId = Annotated[
+    str, Field(pattern=ID_PATTERN, examples=["YZ-TY-0001"]), AfterValidator(_visible)
+]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
 
 

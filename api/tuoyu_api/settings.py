@@ -32,6 +32,12 @@ class ApiSettings(Settings):
         description="Study areas whose analysis is built at start-up (JSON list), instead "
         "of on first use, e.g. TUOYU_PRELOAD_AREAS='[\"chongqing-yuzhong\"]'.",
     )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        gt=0,
+        description="Largest request body accepted (bytes); larger ones get 413 before "
+        "they are read (tuoyu_api.limits).",
+    )
     upgrade_database_on_start: bool = Field(
         default=True, description="Run the Alembic migrations when the app is created."
     )

@@ -45,7 +45,27 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVICE_EXTRA_HINT = (
+    'the web service is not installed: pip install "tuoyu-coverage[service]" '
+    "(FastAPI, uvicorn, SQLAlchemy, Alembic, psycopg)"
+)
+
+
+class ServiceNotInstalledError(TuoyuError):
+    """``tuoyu serve``/``tuoyu token`` without the ``service`` extra."""
+
+
+def _require_service() -> None:
+    """Check that the service extra is installed, naming how to get it when not."""
+    import importlib.util
+
+    for module in ("fastapi", "uvicorn", "sqlalchemy", "alembic"):
+        if importlib.util.find_spec(module) is None:
+            raise ServiceNotInstalledError(f"{SERVICE_EXTRA_HINT}; missing: {module}")
+
+
 def _cmd_token(args: argparse.Namespace) -> int:
+    _require_service()
     from tuoyu_api.tokens import create_token_cli, revoke_token_cli
 
     from tuoyu.config.settings import get_settings
@@ -64,6 +84,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    _require_service()
     import uvicorn
 
     print(f"serving on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
@@ -74,7 +95,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_site(args: argparse.Namespace) -> int:
     from tuoyu.progress import Progress
     from tuoyu.siting.plan import run_site
-    from tuoyu.workflow.pipeline import report_written
+    from tuoyu.workflow.run import report_written
 
     progress = Progress()
     run, _plan = run_site(
@@ -106,7 +127,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tuoyu.workflow.pipeline import run_area
+    from tuoyu.workflow.run import run_area
 
     run_area(args.area, out_dir=args.out, month=args.month, maps_dir=args.maps)
     return 0

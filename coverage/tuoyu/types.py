@@ -34,6 +34,16 @@ class SnappedPoints:
     off_network
         True where ``access_m`` exceeds ``max_snap_m``: such points are never snapped and
         have no walking time.
+    max_snap_m
+        The snapping limit used (metres).
+    moved_from_island
+        True where the nearest edge lies on an island (a connected piece of the network
+        smaller than ``min_component_nodes``) and the point was therefore joined to the
+        nearest edge of a large enough piece, or left off-network when that edge is
+        beyond ``max_snap_m``. ``None`` when not recorded (points built by hand or
+        re-assembled from other :class:`SnappedPoints`); see :attr:`n_moved_from_island`.
+    min_component_nodes
+        The island threshold the snapping applied (nodes; ``0`` when none was applied).
     """
 
     x_m: npt.NDArray[np.float64]
@@ -45,9 +55,18 @@ class SnappedPoints:
     access_m: npt.NDArray[np.float64]
     off_network: npt.NDArray[np.bool_]
     max_snap_m: float
+    moved_from_island: npt.NDArray[np.bool_] | None = None
+    min_component_nodes: int = 0
 
     def __len__(self) -> int:
         return int(self.x_m.shape[0])
+
+    @property
+    def n_moved_from_island(self) -> int:
+        """How many points were moved away from a nearer island edge (0 if not recorded)."""
+        if self.moved_from_island is None:
+            return 0
+        return int(np.count_nonzero(self.moved_from_island))
 
 
 @dataclass(frozen=True)

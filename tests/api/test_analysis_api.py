@@ -227,7 +227,7 @@ def test_gaps_and_maps(yz: tuple[TestClient, dict[str, str]]) -> None:
 
     page = client.get(f"{YZ}/maps/facilities")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert '"apiBase":"../../..","area":"chongqing-yuzhong"' in page.text
+    assert '"nearestUrl":"../nearest?lon={lon}&lat={lat}&crs={crs}&minutes={minutes}"' in page.text
     assert "YZ-TY-0001" in page.text
     for name in ("dashboard", "gaps"):
         response = client.get(f"{YZ}/maps/{name}", params={"language": "en"})
@@ -257,7 +257,7 @@ def test_dongcheng_without_network(yz: tuple[TestClient, dict[str, str]]) -> Non
     _error(client.get(f"{DC}/facilities/DC-KG-001/isochrone"), 400, "no_network")
     assert client.get(f"{DC}/maps/dashboard").status_code == 200
     page = client.get(f"{DC}/maps/facilities")
-    assert page.status_code == 200 and '"apiBase":null' in page.text
+    assert page.status_code == 200 and '"nearestUrl":null' in page.text
     # A write follows in the table at once.
     new = {"id": "DC-NEW-1", "lon": 116.4238, "lat": 39.9284, "crs": "gcj02"}
     assert client.post(f"{DC}/facilities", json=new, headers=auth).status_code == 201

@@ -1,5 +1,5 @@
 """Analysis endpoints: nearest facilities, isochrones, per-unit table, summary, gaps, maps
-and what-if scenarios — thin wrappers over :class:`tuoyu.workflow.analysis.AreaAnalysis`.
+and what-if scenarios — thin wrappers over :class:`tuoyu.workflow.core.AreaModel`.
 
 Every endpoint reads the area's live analysis (built on first use from the registry,
 kept in step with registry writes). Results are JSON (GeoJSON in WGS84 for geometries)
@@ -17,26 +17,28 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse
 from shapely.geometry import mapping
+from tuoyu import OSM_ATTRIBUTION
 from tuoyu.config.data_registry import load_registry, resolve_data_dir
 from tuoyu.config.study_area import StudyArea
 from tuoyu.errors import InputValidationError, TuoyuError
 from tuoyu.labels import label
-from tuoyu.workflow.analysis import (
-    MAX_NEAREST_K,
-    MAX_NEAREST_MINUTES,
-    OSM_ATTRIBUTION,
-    AreaAnalysis,
-    json_ready,
-    table_records,
-)
+from tuoyu.siting.plan import siting_summary
+from tuoyu.workflow.core import AreaModel
 
 from tuoyu_api.deps import (
+    AnalysesDep,
     AnalysisAsyncDep,
     AnalysisDep,
     AreaAsyncDep,
     AreaDep,
     SettingsDep,
     StateDep,
+)
+from tuoyu_api.request_limits import (
+    MAX_NEAREST_K,
+    MAX_NEAREST_MINUTES,
+    MAX_SCENARIO_ADDITIONS,
+    SITES_TIME_LIMIT_S,
 )
 from tuoyu_api.routers import error_responses
 from tuoyu_api.routers.facilities import FacilityIdPath, facility_attribution
@@ -58,15 +60,15 @@ from tuoyu_api.schemas import (
     UnitResponse,
     UnitsResponse,
 )
+from tuoyu_api.serialize import json_ready, nearest_rows, sites_collection, table_records
 from tuoyu_api.settings import ApiSettings
 from tuoyu_api.validation import validate_facility_write
 
 router = APIRouter(tags=["analysis"])
 
-MAP_API_BASE = "../../.."
-"""``api_base`` of the served maps: the service root relative to
-``/areas/{area}/maps/{name}``, so the facility map's "walk from here" calls
-``/areas/{area}/nearest`` behind any proxy prefix."""
+MAP_NEAREST_URL = "../nearest?lon={lon}&lat={lat}&crs={crs}&minutes={minutes}"
+"""The nearest-facility URL template the served facility map calls: relative to the page
+at ``/areas/{area}/maps/{name}`` it is ``/areas/{area}/nearest``, behind any proxy prefix."""
 
 Minutes = Annotated[
     float,
@@ -119,7 +121,7 @@ def _columns(names: list[str]) -> list[ColumnLabel]:
     return [ColumnLabel(name=n, label_zh=label(n, "zh"), label_en=label(n, "en")) for n in names]
 
 
-def _attribution(analysis: AreaAnalysis, area: StudyArea, settings: ApiSettings) -> str:
+def _attribution(analysis: AreaModel, area: StudyArea, settings: ApiSettings) -> str:
     """Data sources of an area's results: OSM when used, the data files, the registry.
 
     Computed once per analysis (the files do not change; the registry part is fixed text).
@@ -148,10 +150,10 @@ def _attribution(analysis: AreaAnalysis, area: StudyArea, settings: ApiSettings)
     return text
 
 
-_ATTRIBUTIONS: weakref.WeakKeyDictionary[AreaAnalysis, str] = weakref.WeakKeyDictionary()
+_ATTRIBUTIONS: weakref.WeakKeyDictionary[AreaModel, str] = weakref.WeakKeyDictionary()
 
 
-def _units_kind(analysis: AreaAnalysis) -> Literal["jiedao", "h3", "none"]:
+def _units_kind(analysis: AreaModel) -> Literal["jiedao", "h3", "none"]:
     kind = analysis.layers.units_kind
     return kind if kind in ("jiedao", "h3") else "none"  # type: ignore[return-value]
 
@@ -196,8 +198,9 @@ async def get_nearest(
     # The hot path of the public map: computed on the event loop (about a millisecond
     # on Yuzhong; a worker thread would add more than it saves under the GIL), and the
     # documented NearestResponse is written directly, not re-validated.
-    rows = analysis.nearest(lon, lat, crs=crs, minutes=minutes, k=k)
-    lon84, lat84, _x, _y = analysis.locate(lon, lat, crs)
+    rows = nearest_rows(analysis.nearest(lon, lat, crs=crs, minutes=minutes, k=k))
+    point = analysis.locate(lon, lat, crs)
+    lon84, lat84 = point.lon_wgs84, point.lat_wgs84
     walk = area.walk
     settings: ApiSettings = request.app.state.tuoyu.settings
     body = {
@@ -223,6 +226,7 @@ def get_isochrone(
     area: AreaDep,
     facility_id: FacilityIdPath,
     analysis: AnalysisDep,
+    analyses: AnalysesDep,
     settings: SettingsDep,
     minutes: Minutes = 15.0,
 ) -> IsochroneFeature:
@@ -231,7 +235,7 @@ def get_isochrone(
     Exact edge-buffer isochrone: the walkable ways reached (partial ways cut at the
     remaining distance) buffered by the area's ``isochrone_buffer_m``. WGS84.
     """
-    feature = dict(analysis.facility_isochrone(facility_id, minutes))
+    feature = dict(analyses.isochrone_feature(analysis, facility_id, float(minutes)))
     properties = {**feature["properties"], "attribution": _attribution(analysis, area, settings)}
     return IsochroneFeature.model_validate({**feature, "properties": properties})
 
@@ -280,7 +284,7 @@ def get_unit(
     ],
 ) -> UnitResponse:
     """One row of the indicator table."""
-    row = analysis.unit(code)
+    row = table_records(analysis.unit(code).to_frame().T)[0]
     return UnitResponse(
         area=area.slug,
         units_kind=_units_kind(analysis),
@@ -336,7 +340,7 @@ _SUMMARY_EXAMPLE = {
 def get_summary(area: AreaDep, analysis: AnalysisDep) -> dict[str, Any]:
     """Every indicator of the district with its target, gap and pass/fail, the totals,
     the parameters and data sources, and what could not be computed (with the reason)."""
-    summary = _public_summary(analysis.summary())
+    summary = _public_summary(json_ready(analysis.summary()))
     summary["version"] = analysis.version
     return summary
 
@@ -392,6 +396,7 @@ def get_gaps(area: AreaDep, analysis: AnalysisDep, settings: SettingsDep) -> Gap
 def get_map(
     area: AreaDep,
     analysis: AnalysisDep,
+    analyses: AnalysesDep,
     settings: SettingsDep,
     name: Annotated[
         Literal["facilities", "dashboard", "gaps"],
@@ -406,8 +411,12 @@ def get_map(
     """A map built from the current state. On the facility map, "walk from here" asks
     this service's ``/areas/{area}/nearest``, so it follows registry writes."""
     attribution = facility_attribution(area, settings)
-    html = analysis.map_html(
-        name, api_base=MAP_API_BASE, language=language, attribution=attribution
+    html = analyses.map_html(
+        analysis,
+        name,
+        nearest_url=MAP_NEAREST_URL,
+        language=language or settings.language,
+        attribution=attribution,
     )
     return HTMLResponse(html)
 
@@ -441,6 +450,11 @@ def post_scenario(
     """The district summary and per-unit coverage with the given facilities added and
     removed. Added facilities are validated like registry writes; the registry and the
     live analysis are not changed."""
+    if len(body.add) > MAX_SCENARIO_ADDITIONS:
+        raise InputValidationError(
+            f"a scenario adds at most {MAX_SCENARIO_ADDITIONS} facilities, got {len(body.add)}",
+            field="add",
+        )
     polygon = state.area_polygon(area.slug)
     records = []
     for i, facility in enumerate(body.add):
@@ -449,10 +463,10 @@ def post_scenario(
         except InputValidationError as exc:
             field = f"add.{i}.{exc.field}" if exc.field else f"add.{i}"
             raise InputValidationError(f"add[{i}]: {exc.reason}", field=field) from exc
-    current = analysis.summary()
+    current = json_ready(analysis.summary())
     result = analysis.scenario(add=records, remove=body.remove)
-    table: pd.DataFrame = result["units"]
-    summary = _public_summary(result["summary"])
+    table: pd.DataFrame = result.results.table
+    summary = _public_summary(json_ready(result.results.summary))
     comparison = {
         key: IndicatorChange(
             current=current["indicators"].get(key, {}).get("value"),
@@ -463,18 +477,14 @@ def post_scenario(
     }
     return ScenarioOut(
         area=area.slug,
-        version=int(result["version"]),
-        added=result["added"],
-        removed=result["removed"],
+        version=result.version,
+        added=list(result.added),
+        removed=list(result.removed),
         comparison=comparison,
         summary=summary,
         columns=_columns([str(c) for c in table.columns]),
         units=table_records(table),
     )
-
-
-SITES_TIME_LIMIT_S = 10.0
-"""Solver time limit of one ``/sites`` request (the answer says whether it is optimal)."""
 
 
 @router.post(
@@ -487,7 +497,7 @@ def post_sites(area: AreaDep, analysis: AnalysisDep, body: SitesIn) -> SitesOut:
     """The next ``p`` 普惠 sites that bring the most under-3 children (or residents)
     within the 15-minute walk, current facilities kept; with the per-unit table and
     district summary after adding them. The registry is not changed."""
-    result = analysis.recommend_sites(
+    plan = analysis.recommend_sites(
         body.p,
         solver=body.solver,
         weight=body.weight,
@@ -495,12 +505,12 @@ def post_sites(area: AreaDep, analysis: AnalysisDep, body: SitesIn) -> SitesOut:
         min_spacing_m=body.min_spacing_m,
         time_limit_s=SITES_TIME_LIMIT_S,
     )
-    table: pd.DataFrame = result["units"]
+    table: pd.DataFrame = plan.after.table
     return SitesOut(
         area=area.slug,
-        sites=result["sites"],
-        siting=result["siting"],
-        summary=_public_summary(result["summary"]),
+        sites=sites_collection(plan.sites.to_crs(4326)),
+        siting=json_ready(siting_summary(plan, analysis.current_layers())),
+        summary=_public_summary(json_ready(plan.after.summary)),
         columns=_columns([str(c) for c in table.columns]),
         units=table_records(table),
     )

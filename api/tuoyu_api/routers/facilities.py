@@ -9,6 +9,7 @@ the registry hook.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Response, status
 from fastapi import Path as PathParam
@@ -183,7 +184,11 @@ def post_facility(
     record = validate_facility_write(body, area, area_polygon=state.area_polygon(area.slug))
     with state.analyses.writing(area):
         stored = create_facility(session, area.slug, record, actor=actor, on_change=hook)
-    response.headers["Location"] = f"/areas/{area.slug}/facilities/{stored['id']}"
+    # Header values are Latin-1 on the wire: a Chinese id such as 渝中-托育-0001 would
+    # make the response fail after the commit, so the path segments are percent-encoded.
+    response.headers["Location"] = (
+        f"/areas/{quote(area.slug, safe='')}/facilities/{quote(str(stored['id']), safe='')}"
+    )
     return to_feature(stored)
 
 

@@ -46,6 +46,12 @@ class WalkSection(_Section):
     speed_kmh: float = Field(default=4.0, gt=0, le=10)
     minutes: list[float] = Field(default_factory=lambda: [5.0, 10.0, 15.0])
     max_snap_m: float = Field(default=300.0, gt=0)
+    min_component_nodes: int = Field(
+        default=40,
+        ge=0,
+        description="Points snap only to network pieces of at least this many nodes (the "
+        "largest piece always qualifies); 0 or 1 snaps to any piece (tuoyu.network.snap).",
+    )
     isochrone_buffer_m: float = Field(default=25.0, gt=0)
     isochrone_method: Literal["exact", "grid"] = Field(
         default="exact",
@@ -74,11 +80,32 @@ class WalkSection(_Section):
 
 
 class NetworkSection(_Section):
-    """``[network]``: the walking network (OSM) or an explicit straight-line stand-in."""
+    """``[network]``: the walking network (OSM file or road line layer), or straight lines.
+
+    ``crs``, ``exclude`` and ``join_tolerance_m`` apply to road line layers (GeoJSON,
+    GeoPackage, Shapefile, GeoParquet; see :mod:`tuoyu.layers.line_network`); OSM files
+    are WGS84 and filtered by the osmnx ``walk`` tags.
+    """
 
     path: str | None = None
     mode: Literal["network", "straight_line"] = "network"
     detour_factor: float | None = Field(default=None, ge=1.0, le=3.0)
+    crs: str = "wgs84"
+    exclude: dict[str, list[str | int | float]] = Field(
+        default_factory=dict, description="Field -> values: road lines to leave out."
+    )
+    join_tolerance_m: float | None = Field(
+        default=None,
+        ge=0,
+        le=50,
+        description="Join dangling line ends within this gap of another line (metres).",
+    )
+
+    @field_validator("crs")
+    @classmethod
+    def _crs(cls, value: str) -> str:
+        parse_crs_name(value)
+        return value
 
 
 class UnitsSection(_Section):
@@ -141,8 +168,30 @@ class PopulationSection(_Section):
         description="Spread the district total over OSM residential buildings when no "
         "finer layer exists.",
     )
+    min_m2_per_person: float | None = Field(
+        default=None,
+        gt=0,
+        description="Least floor area per person (m²) a building may hold with the "
+        "buildings route (e.g. 15; tuoyu.layers.population.building_points); none: no bound.",
+    )
+    cells: str | None = Field(
+        default=None,
+        description="Grid points with residents per cell; with land_use and units, the "
+        "residents are spread over residential land (landuse_population_points) instead "
+        "of the weights route.",
+    )
+    cells_crs: str = "wgs84"
+    cells_field: str = "residents"
+    land_use: str | None = Field(default=None, description="Land-use parcels (polygons).")
+    land_use_crs: str = "wgs84"
+    land_use_field: str = "land_use"
+    residential_values: list[str] = Field(
+        default_factory=lambda: ["居住用地"],
+        min_length=1,
+        description="Land-use classes that hold residents.",
+    )
 
-    @field_validator("weights_crs")
+    @field_validator("weights_crs", "cells_crs", "land_use_crs")
     @classmethod
     def _crs(cls, value: str) -> str:
         parse_crs_name(value)
@@ -179,10 +228,13 @@ def list_areas(project_data_dir: Path | None = None) -> list[str]:
 def load_area(name_or_path: str | Path, project_data_dir: Path | None = None) -> StudyArea:
     """Load a study area by name (under ``data/areas/``) or by path to a ``.toml`` file.
 
+    The file is UTF-8 (with or without a byte-order mark) or UTF-16 with a byte-order mark.
+
     Raises
     ------
     AreaConfigError
-        Unknown name, unreadable TOML, or invalid keys/values (named in the message).
+        Unknown name, text neither UTF-8 nor UTF-16 with BOM, unreadable TOML, or invalid
+        keys/values (named in the message).
     """
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or candidate.exists():
@@ -192,9 +244,25 @@ def load_area(name_or_path: str | Path, project_data_dir: Path | None = None) ->
     if not path.is_file():
         known = ", ".join(list_areas(project_data_dir)) or "none"
         raise AreaConfigError(f"unknown study area '{name_or_path}' (known: {known})")
+    data = path.read_bytes()
+    # TOML is UTF-8; Windows editors also save UTF-8 with a BOM or UTF-16 with a BOM
+    # ("Unicode" in Notepad). Anything else is refused with the file named.
     try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+            raise AreaConfigError(
+                f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+            ) from exc
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc16:
+            raise AreaConfigError(
+                f"{path}: not valid UTF-16 text ({exc16.reason} at byte {exc16.start}); "
+                "save it as UTF-8"
+            ) from exc16
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise AreaConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any, Final
 
 import geopandas as gpd
@@ -50,7 +49,6 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
-from tuoyu.config.settings import Settings
 from tuoyu.config.study_area import StudyArea
 from tuoyu.errors import CRSError, InputValidationError
 from tuoyu.indicators.access2sfca import two_step_fca, unit_mean_access
@@ -603,27 +601,6 @@ def _gap(target: Target | None, value: float | None) -> float | None:
     return max(value - target.value, 0.0)
 
 
-def _file_record(role: str, path: str | Path, settings: Settings | None) -> dict[str, Any]:
-    from tuoyu.config.data_registry import file_sha256, load_registry, resolve_data_dir
-    from tuoyu.errors import DataNotFoundError
-
-    p = Path(path)
-    record: dict[str, Any] = {"role": role, "path": str(p)}
-    if p.is_file():
-        record["sha256"] = file_sha256(p)
-    try:
-        rel = p.resolve().relative_to(resolve_data_dir(settings)).as_posix()
-    except (ValueError, DataNotFoundError):
-        rel = None
-    entry = load_registry(settings.project_data_dir if settings else None).get(rel or str(p))
-    if entry is not None:
-        record["path"] = entry.path
-        record.update(origin=entry.origin, licence=entry.licence)
-        if entry.attribution:
-            record["attribution"] = entry.attribution
-    return record
-
-
 def _facility_assumptions(facilities: pd.DataFrame) -> list[str]:
     """One sentence per field filled from the area's defaults (``assumed_fields``)."""
     notes: list[str] = []
@@ -673,8 +650,8 @@ def district_summary(
     decay_d0_m: float | None = None,
     table: pd.DataFrame | None = None,
     area: StudyArea | None = None,
-    data_files: Mapping[str, str | Path] | None = None,
-    settings: Settings | None = None,
+    data_sources: Iterable[Mapping[str, Any]] = (),
+    attributions: Iterable[str] = (),
     osm_used: bool = False,
     kindergartens_total: int | None = None,
     no_network_reason: str = NO_NETWORK_REASON,
@@ -692,11 +669,12 @@ def district_summary(
         The unit table already computed with the same inputs (recomputed when ``None``).
     area
         The study area: name, code, walking parameters, network mode.
-    data_files
-        ``{role: path}`` of the input files; each gets its sha256 and, when it is in the
-        data registry, its origin (with the data date), licence and attribution.
-    settings
-        Settings for the data directory and registry lookup.
+    data_sources
+        One record per input file (role, path relative to the data directory, sha256,
+        origin, licence, attribution), as made by :func:`tuoyu.workflow.provenance.
+        file_records`; recorded as given (this function reads no file).
+    attributions
+        Credits required by the sources (e.g. a road layer's origin).
     osm_used
         True when an OpenStreetMap layer was used (adds the OSM attribution).
     kindergartens_total
@@ -916,12 +894,12 @@ def district_summary(
         "decay_d0_m": decay_d0_m,
         "slots_per_1000_for_shortfall": profile.slots_per_1000_target(),
     }
-    files = [
-        _file_record(role, path, settings) for role, path in sorted((data_files or {}).items())
-    ]
-    attributions = sorted({f["attribution"] for f in files if "attribution" in f})
-    if osm_used and OSM_ATTRIBUTION not in attributions:
-        attributions.append(OSM_ATTRIBUTION)
+    files = [dict(record) for record in data_sources]
+    credits = sorted(
+        {str(f["attribution"]) for f in files if f.get("attribution")} | set(attributions)
+    )
+    if osm_used and OSM_ATTRIBUTION not in credits:
+        credits.append(OSM_ATTRIBUTION)
     summary: dict[str, Any] = {
         "area": {
             "name": area.area.name if area is not None else None,
@@ -947,7 +925,7 @@ def district_summary(
         },
         "unusable": unusable,
         "skipped": skipped,
-        "attribution": "; ".join(attributions) if attributions else None,
+        "attribution": "; ".join(credits) if credits else None,
         "approximate": approximate,
     }
     if approximate:

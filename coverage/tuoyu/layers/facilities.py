@@ -35,6 +35,7 @@ from shapely.geometry.base import BaseGeometry
 from tuoyu.crs.china import ChinaDatum, convert, outside_china, parse_crs_name
 from tuoyu.crs.projection import WGS84, utm_crs_for
 from tuoyu.errors import CRSError, DataNotFoundError, InputValidationError
+from tuoyu.layers.read_vector import guarded_read
 from tuoyu.layers.rejects import Reject, rejects_frame
 from tuoyu.layers.schema import (
     AGE_CLASSES,
@@ -1088,7 +1089,7 @@ def load_facilities(
     area = area_wgs84(area_polygon) if area_polygon is not None else None
     if not path.is_file():
         raise DataNotFoundError(f"facility file not found: {path}")
-    table = read_table(path)
+    table = guarded_read(read_table, path)
     opts = _options(path, crs, defaults, value_map)
     mapping, warnings = _column_mapping(table, columns)
     warnings = [*table.notes, *warnings]

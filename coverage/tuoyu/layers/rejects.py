@@ -7,7 +7,6 @@ as UTF-8 with a byte-order mark so that Excel opens the Chinese text correctly.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -16,11 +15,9 @@ import pandas as pd
 
 from tuoyu.layers.schema import REJECTS_COLUMNS
 from tuoyu.outputs.atomic import write_text_atomic
+from tuoyu.outputs.cells import neutralise_text
 
 REJECTS_FILE = "rejects.csv"
-
-_FORMULA_START = re.compile(r"^[=@\t\r]|^[+-](?![\d.]+$)")
-"""Cells Excel would run as formulas (CSV injection); plain numbers like -5 are safe."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +91,6 @@ def merge_rejects(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return order.drop(columns="_row").reset_index(drop=True)
 
 
-def _excel_safe(value: str) -> str:
-    return "'" + value if _FORMULA_START.match(value) else value
-
-
 def write_rejects(rejects: pd.DataFrame | Iterable[pd.DataFrame], out_dir: str | Path) -> Path:
     """Write ``<out_dir>/rejects.csv`` atomically (UTF-8 with BOM, for Excel).
 
@@ -118,7 +111,7 @@ def write_rejects(rejects: pd.DataFrame | Iterable[pd.DataFrame], out_dir: str |
     frames = [rejects] if isinstance(rejects, pd.DataFrame) else list(rejects)
     merged = merge_rejects(frames)
     for column in ("file", "field", "value", "reason"):
-        merged[column] = merged[column].map(_excel_safe)
+        merged[column] = merged[column].map(neutralise_text)
     text = merged.to_csv(index=False, lineterminator="\r\n")
     return write_text_atomic(Path(out_dir) / REJECTS_FILE, text, encoding="utf-8-sig")
 

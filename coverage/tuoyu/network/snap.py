@@ -1,8 +1,11 @@
 """Snapping points to the nearest point of the nearest walkable edge (vectorised).
 
 A point joins the network where the straight line to the network is shortest; that
-access leg counts as walking. Points farther than ``max_snap_m`` from every edge are
-returned as off-network (``edge == -1``) with their distance, never silently moved.
+access leg counts as walking. Islands (connected pieces of the network smaller than
+``min_component_nodes``) are not candidates: a point joined to one would reach nothing
+beyond it, so it joins the nearest large enough piece instead and is counted as moved.
+Points farther than ``max_snap_m`` from every eligible edge are returned as off-network
+(``edge == -1``) with their distance, never silently moved.
 """
 
 from __future__ import annotations
@@ -18,38 +21,54 @@ from tuoyu.types import SnappedPoints
 DEFAULT_MAX_SNAP_M = 300.0
 """Default snapping limit in metres (``Settings.max_snap_m``)."""
 
+DEFAULT_MIN_COMPONENT_NODES = 40
+"""Default island threshold in nodes (``WalkSection.min_component_nodes``; R5's limit)."""
+
 
 def snap_points(
     graph: WalkGraph,
     x_m: npt.ArrayLike,
     y_m: npt.ArrayLike,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    *,
+    min_component_nodes: int = DEFAULT_MIN_COMPONENT_NODES,
 ) -> SnappedPoints:
-    """Join points to the nearest point of the nearest edge of ``graph``.
+    """Join points to the nearest point of the nearest edge of a large enough network piece.
 
     Parameters
     ----------
     graph
-        The routing graph (its edge STRtree is built on first use).
+        The routing graph (its edge STRtree and components are built on first use).
     x_m, y_m
         Point coordinates in the graph's metric CRS, shape (k,).
     max_snap_m
-        Points whose nearest edge is farther than this (metres) are off-network. A
-        point exactly at the limit is snapped.
+        Points whose nearest eligible edge is farther than this (metres) are
+        off-network. A point exactly at the limit is snapped.
+    min_component_nodes
+        Only edges of connected pieces with at least this many nodes are candidates
+        (islands are skipped); the largest piece always qualifies, so a study area whose
+        whole network is smaller still snaps. ``0`` or ``1`` disables the filter (every
+        edge is a candidate). The default, 40, is R5's island limit: a point joined to
+        an island reaches nothing beyond it, so it would count as unserved however
+        close a facility is. On Yuzhong 77 of the 82 pieces are under 40 nodes (580 of
+        19,405 nodes); the main piece has 18,599 nodes and the next four 96, 47, 43 and
+        40, which stay candidates (GraphHopper's 200-edge limit would drop them too).
 
     Returns
     -------
     SnappedPoints
         One entry per input point, in input order. Off-network points have
         ``edge == -1``, ``fraction``/``snap_*`` NaN and their distance to the nearest
-        edge in ``access_m`` (``inf`` when the network has no edges). When several edges
-        are equally near, the lowest edge index wins (deterministic).
+        eligible edge in ``access_m`` (``inf`` when the network has no edges).
+        ``moved_from_island`` marks the points whose nearest edge was on an island.
+        When several eligible edges are equally near, the lowest edge index wins
+        (deterministic).
 
     Raises
     ------
     InputValidationError
         When the coordinate arrays differ in shape or hold NaN/inf (the 1-based row is
-        named), or ``max_snap_m`` is not positive.
+        named), ``max_snap_m`` is not positive or ``min_component_nodes`` is negative.
 
     Examples
     --------
@@ -58,47 +77,38 @@ def snap_points(
     >>> g = build_graph(synthetic_city(100, seed=0))
     >>> x, y = g.network.node_x_m[0], g.network.node_y_m[0]
     >>> s = snap_points(g, [x, x + 1e4], [y, y])
-    >>> s.off_network.tolist(), float(s.access_m[0])
-    ([False, True], 0.0)
+    >>> s.off_network.tolist(), float(s.access_m[0]), s.n_moved_from_island
+    ([False, True], 0.0, 0)
     """
-    x = np.atleast_1d(np.asarray(x_m, dtype=np.float64))
-    y = np.atleast_1d(np.asarray(y_m, dtype=np.float64))
-    if x.ndim != 1 or x.shape != y.shape:
-        raise InputValidationError(
-            f"x_m and y_m must be 1-D arrays of one length, got shapes {x.shape} and {y.shape}"
-        )
-    bad = ~(np.isfinite(x) & np.isfinite(y))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputValidationError(
-            f"point {i} has a non-finite coordinate ({x[i]!r}, {y[i]!r})",
-            row=i + 1,
-            field="x_m/y_m",
-        )
-    if not max_snap_m > 0.0:
-        raise InputValidationError(
-            f"max_snap_m must be positive, got {max_snap_m!r}", field="max_snap_m"
-        )
+    x, y = _check_inputs(x_m, y_m, max_snap_m, min_component_nodes)
     k = x.shape[0]
+    filtered = min_component_nodes > 1 and graph.network.n_edges > 0
+    applied = graph.effective_min_component_nodes(min_component_nodes) if filtered else 0
     edge = np.full(k, -1, dtype=np.int64)
     access_m = np.full(k, np.inf)
+    moved = np.zeros(k, dtype=bool)
     if k and graph.network.n_edges:
         points = np.asarray(shapely.points(x, y), dtype=object)
         limit = None if np.isinf(max_snap_m) else float(max_snap_m)
-        (p_idx, e_idx), _ = graph.edge_tree.query_nearest(
-            points, max_distance=limit, return_distance=True, all_matches=True
-        )
-        # Ties (several edges at the same distance): keep the lowest edge index.
-        order = np.lexsort((e_idx, p_idx))
-        p_idx, e_idx = p_idx[order], e_idx[order]
-        first = np.ones(p_idx.shape[0], dtype=bool)
-        first[1:] = p_idx[1:] != p_idx[:-1]
-        edge[p_idx[first]] = e_idx[first]
+        main = graph.main_edges(applied) if filtered else None
+        # One query of the whole edge tree: most points' nearest edge is on the main
+        # network and needs nothing more, so the filter costs no extra tree query for them.
+        p_idx, e_idx = _nearest_edges(graph.edge_tree, points, limit, main)
+        edge[p_idx] = e_idx
+        if main is not None and not main.all():
+            island = p_idx[~main[e_idx]]
+            if island.shape[0]:
+                # Only the few points whose nearest edge is on an island query the tree
+                # of the eligible edges (built once per graph and threshold).
+                moved[island] = True
+                edge[island] = -1
+                tree, index = graph.main_edge_tree(applied)
+                q_idx, j_idx = _nearest_edges(tree, points[island], limit, None)
+                edge[island[q_idx]] = index[j_idx]
         far = np.flatnonzero(edge < 0)
         if far.shape[0]:
-            _, far_dist = graph.edge_tree.query_nearest(
-                points[far], return_distance=True, all_matches=False
-            )
+            tree = graph.main_edge_tree(applied)[0] if filtered else graph.edge_tree
+            _, far_dist = tree.query_nearest(points[far], return_distance=True, all_matches=False)
             access_m[far] = far_dist
     on = edge >= 0
     fraction = np.full(k, np.nan)
@@ -118,7 +128,70 @@ def snap_points(
         access_m=access_m,
         off_network=~on,
         max_snap_m=float(max_snap_m),
+        moved_from_island=moved,
+        min_component_nodes=applied,
     )
+
+
+def _check_inputs(
+    x_m: npt.ArrayLike, y_m: npt.ArrayLike, max_snap_m: float, min_component_nodes: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The coordinates as float arrays; InputValidationError naming the first bad input."""
+    x = np.atleast_1d(np.asarray(x_m, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y_m, dtype=np.float64))
+    if x.ndim != 1 or x.shape != y.shape:
+        raise InputValidationError(
+            f"x_m and y_m must be 1-D arrays of one length, got shapes {x.shape} and {y.shape}"
+        )
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputValidationError(
+            f"point {i} has a non-finite coordinate ({x[i]!r}, {y[i]!r})",
+            row=i + 1,
+            field="x_m/y_m",
+        )
+    if not max_snap_m > 0.0:
+        raise InputValidationError(
+            f"max_snap_m must be positive, got {max_snap_m!r}", field="max_snap_m"
+        )
+    if isinstance(min_component_nodes, bool) or not isinstance(
+        min_component_nodes, (int, np.integer)
+    ):
+        raise InputValidationError(
+            f"min_component_nodes must be an integer, got {min_component_nodes!r}",
+            field="min_component_nodes",
+        )
+    if min_component_nodes < 0:
+        raise InputValidationError(
+            f"min_component_nodes must be >= 0, got {min_component_nodes!r}",
+            field="min_component_nodes",
+        )
+    return x, y
+
+
+def _nearest_edges(
+    tree: shapely.STRtree,
+    points: npt.NDArray[np.object_],
+    limit: float | None,
+    preferred: npt.NDArray[np.bool_] | None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For each point within ``limit`` of an edge of ``tree``: (point index, tree index).
+
+    Among equally near edges a ``preferred`` one wins (an edge of a large enough
+    piece, so a tie with an island edge is not counted as a move), then the lowest index.
+    """
+    (p_idx, e_idx), _ = tree.query_nearest(
+        points, max_distance=limit, return_distance=True, all_matches=True
+    )
+    p_idx = np.asarray(p_idx, dtype=np.int64)
+    e_idx = np.asarray(e_idx, dtype=np.int64)
+    keys = (e_idx, p_idx) if preferred is None else (e_idx, ~preferred[e_idx], p_idx)
+    order = np.lexsort(keys)
+    p_idx, e_idx = p_idx[order], e_idx[order]
+    first = np.ones(p_idx.shape[0], dtype=bool)
+    first[1:] = p_idx[1:] != p_idx[:-1]
+    return p_idx[first], e_idx[first]
 
 
 def empty_snapped(max_snap_m: float = DEFAULT_MAX_SNAP_M) -> SnappedPoints:
@@ -134,6 +207,7 @@ def empty_snapped(max_snap_m: float = DEFAULT_MAX_SNAP_M) -> SnappedPoints:
         access_m=f.copy(),
         off_network=np.empty(0, dtype=bool),
         max_snap_m=float(max_snap_m),
+        moved_from_island=np.empty(0, dtype=bool),
     )
 
 

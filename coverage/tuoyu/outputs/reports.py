@@ -46,6 +46,7 @@ from openpyxl.utils import get_column_letter
 from tuoyu.errors import InputValidationError
 from tuoyu.labels import Language, label
 from tuoyu.outputs.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from tuoyu.outputs.cells import neutralise_frame, neutralise_text
 
 FIXED_TIMESTAMP: Final = datetime(2000, 1, 1)
 """Written as the workbook's created/modified time so reruns are byte-identical."""
@@ -145,10 +146,11 @@ def _save_workbook(wb: Workbook, path: Path) -> Path:
 def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
     """Write a table as UTF-8 CSV with BOM (column keys as headers, empty = unknown).
 
-    Floats are rounded to 4 decimals; the geometry column, if any, is dropped.
+    Floats are rounded to 4 decimals; the geometry column, if any, is dropped; text a
+    spreadsheet would run as a formula gets a leading ``'`` (:mod:`tuoyu.outputs.cells`).
     """
     frame = pd.DataFrame(table).drop(columns=["geometry"], errors="ignore")
-    text = _rounded(frame).to_csv(index=False, lineterminator="\n", na_rep="")
+    text = neutralise_frame(_rounded(frame)).to_csv(index=False, lineterminator="\n", na_rep="")
     return write_bytes_atomic(path, text.encode("utf-8-sig"))
 
 
@@ -202,12 +204,12 @@ def write_xlsx(
         first = False
         data = _rounded(pd.DataFrame(frame).drop(columns=["geometry"], errors="ignore"))
         columns = [str(c) for c in data.columns]
-        sheet.append([label(c, language) for c in columns])
+        sheet.append([neutralise_text(label(c, language)) for c in columns])
         for cell in sheet[1]:
             cell.font = Font(bold=True)
             cell.alignment = Alignment(wrap_text=True, vertical="center")
         for row in data.itertuples(index=False, name=None):
-            sheet.append([_plain_value(v) for v in row])
+            sheet.append([neutralise_text(_plain_value(v)) for v in row])
         for idx, column in enumerate(columns, start=1):
             letter = get_column_letter(idx)
             sheet.column_dimensions[letter].width = max(10, min(28, len(label(column)) * 2))
@@ -220,7 +222,7 @@ def write_xlsx(
         info = wb.create_sheet("说明")
         info.column_dimensions["A"].width = 120
         for line in notes:
-            info.append([line])
+            info.append([neutralise_text(line)])
     return _save_workbook(wb, Path(path))
 
 
@@ -537,7 +539,7 @@ def write_progress_sheet(
     wb = Workbook()
     ws = wb.active
     ws.title = f"{year}年{mon}月"
-    ws.append([progress_title(reporting_unit, year, mon)])
+    ws.append([neutralise_text(progress_title(reporting_unit, year, mon))])
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(PROGRESS_HEADERS))
     ws["A1"].font = Font(bold=True, size=14)
     ws["A1"].alignment = Alignment(horizontal="center", vertical="center")
@@ -547,7 +549,7 @@ def write_progress_sheet(
         cell.font = Font(bold=True)
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     for row in rows:
-        ws.append([row.get(h, "") or "" for h in PROGRESS_HEADERS])
+        ws.append([neutralise_text(row.get(h, "") or "") for h in PROGRESS_HEADERS])
     widths = (16, 30, 45, 40, 36, 16, 24)
     for idx, width in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(idx)].width = width
@@ -637,7 +639,7 @@ def write_reports(
         "isochrones": isochrones,
     }
     if any(v is not None for v in layers.values()):
-        written["tuoyu.gpkg"] = write_gpkg(out / "tuoyu.gpkg", layers)
+        written["coverage.gpkg"] = write_gpkg(out / "coverage.gpkg", layers)
     area_name = (summary.get("area") or {}).get("name") or "XXX单位"
     rows = progress_rows(table, summary, gaps=gaps)
     written[f"progress_{month}.xlsx"] = write_progress_sheet(

@@ -35,15 +35,10 @@ from tuoyu.siting import (
     solve_mclp,
 )
 from tuoyu.siting.candidates import dedupe, sample_on_network
-from tuoyu.workflow.pipeline import (
-    AreaLayers,
-    AreaRun,
-    IndicatorResults,
-    ReachResults,
-    analyse_area,
-    compute_indicators,
-    compute_reach,
-)
+from tuoyu.workflow.core import AreaModel
+from tuoyu.workflow.layers import AreaLayers
+from tuoyu.workflow.run import AreaRun, analyse_area
+from tuoyu.workflow.steps import IndicatorResults, ReachResults, population_with_walk
 
 CANDIDATE_SOURCES = {"user": "用户提供", "osm": "OSM设施", "network": "路网采样"}
 
@@ -107,7 +102,8 @@ def candidate_sites(
         The study area's layers.
     user_file
         CSV/XLSX/GeoJSON of candidate places (idle buildings, community centres) with
-        coordinates; read with the facility loader (rejects are added to the layers).
+        coordinates; read with the facility loader (its rejected rows are in the
+        result's ``attrs["rejects"]``).
     user_crs
         Coordinate system of the user file.
     use_osm
@@ -123,6 +119,7 @@ def candidate_sites(
     """
     frames: list[gpd.GeoDataFrame] = []
     crs = layers.metric_crs
+    user_rejects: pd.DataFrame | None = None
     if user_file is not None:
         loaded = load_facilities(
             user_file,
@@ -130,7 +127,7 @@ def candidate_sites(
             area_polygon=layers.units if layers.units is not None else layers.outline,
             metric_crs=crs,
         )
-        layers.rejects.append(loaded.rejects)
+        user_rejects = loaded.rejects
         user = loaded.facilities
         frames.append(
             gpd.GeoDataFrame(
@@ -188,6 +185,8 @@ def candidate_sites(
     candidates = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
     kept, _ = dedupe(candidates.geometry.x.to_numpy(), candidates.geometry.y.to_numpy(), 1.0)
     candidates = candidates.iloc[np.sort(kept)].reset_index(drop=True)
+    if user_rejects is not None:
+        candidates.attrs["rejects"] = user_rejects
     counts = candidates["source"].value_counts().to_dict()
     progress.info(
         "  candidates: "
@@ -207,6 +206,9 @@ def _new_facilities(layers: AreaLayers, sites: gpd.GeoDataFrame) -> gpd.GeoDataF
         }
     )
     new = gpd.GeoDataFrame(rows, geometry=sites.geometry.to_numpy(), crs=layers.metric_crs)
+    wgs84 = new.geometry.to_crs(4326)
+    new["lon"] = wgs84.x.to_numpy()
+    new["lat"] = wgs84.y.to_numpy()
     if layers.facilities is None or not len(layers.facilities):
         return new
     return gpd.GeoDataFrame(
@@ -365,15 +367,15 @@ def plan_sites(
         crs=layers.metric_crs,
     )
     with progress.step("indicators with the new sites"):
-        after_layers = dataclasses.replace(
-            layers, facilities=_new_facilities(layers, sites), rejects=list(layers.rejects)
-        )
-        after_reach = compute_reach(after_layers, SILENT)
-        after = compute_indicators(after_layers, after_reach, profile)
+        after_layers = dataclasses.replace(layers, facilities=_new_facilities(layers, sites))
+        after_model = AreaModel.from_layers(after_layers, profile)
+        after_reach = after_model.reach()
+        after = after_model.results()
+        after_isochrones = after_model.isochrones()
     isochrones = None
-    if after_reach is not None and after_reach.isochrones is not None:
+    if after_isochrones is not None:
         rank_of = dict(zip(sites["candidate_id"].astype(str), sites["rank"], strict=True))
-        iso = after_reach.isochrones
+        iso = after_isochrones
         isochrones = iso[iso["facility_id"].isin(rank_of)].copy()
         isochrones["rank"] = isochrones["facility_id"].map(rank_of).astype(int)
     return SitingPlan(
@@ -435,7 +437,6 @@ def write_siting_outputs(
     """
     from tuoyu.outputs.maps import build_gap_map, save_map
     from tuoyu.outputs.reports import write_csv, write_geojson, write_summary_json
-    from tuoyu.workflow.pipeline import population_with_walk
 
     out = Path(out_dir)
     written = {
@@ -513,6 +514,12 @@ def run_site(
         spacing_m=spacing_m,
         progress=progress,
     )
+    user_rejects = candidates.attrs.get("rejects")
+    if isinstance(user_rejects, pd.DataFrame) and len(user_rejects):
+        from tuoyu.layers.rejects import write_rejects
+
+        # The run wrote rejects.csv before the candidates were read: rewrite it with both.
+        run.written["rejects.csv"] = write_rejects([*run.layers.rejects, user_rejects], run.out_dir)
     plan = plan_sites(
         run.layers,
         run.reach,

@@ -13,7 +13,7 @@ from typing import Any
 from tuoyu.config.settings import get_settings
 from tuoyu.progress import Progress
 from tuoyu.siting.plan import run_site
-from tuoyu.workflow.pipeline import analyse_area
+from tuoyu.workflow.run import analyse_area
 
 
 def _value(summary: dict[str, Any], key: str) -> Any:

@@ -540,8 +540,7 @@ def base_config(
     initial_datum: str,
     bounds: list[list[float]] | None,
     attribution: str | None = None,
-    api_base: str | None = None,
-    area: str | None = None,
+    nearest_url: str | None = None,
 ) -> dict[str, Any]:
     """The configuration keys every map shares (see ``static/tuoyu_maps.js``)."""
     attributions = [OSM_ATTRIBUTION]
@@ -558,8 +557,7 @@ def base_config(
         "initialDatum": initial_datum,
         "attributions": attributions,
         "bounds": bounds,
-        "apiBase": api_base,
-        "area": area,
+        "nearestUrl": nearest_url,
         "controls": [],
         "geojson": [],
         "markers": [],

@@ -326,7 +326,7 @@ def build_dashboard_map(
     pass_indicator: str | None = None,
     language: str = "zh",
     tianditu_key: str | None = None,
-    api_base: str | None = None,
+    nearest_url: str | None = None,
     area_name: str | None = None,
     attribution: str | None = None,
     simplify_m: float = DEFAULT_SIMPLIFY_M,
@@ -352,8 +352,8 @@ def build_dashboard_map(
         :func:`choose_pass_indicator`).
     language, tianditu_key, basemap
         As for :func:`tuoyu.outputs.maps.facility_map.build_facility_map`.
-    api_base
-        Recorded on the page (``data-api-base``) for pages served by the API.
+    nearest_url
+        URL template of the service's nearest-facility search (recorded in the page).
     area_name
         Shown in the title.
     attribution
@@ -451,7 +451,7 @@ def build_dashboard_map(
         initial_datum=initial,
         bounds=bounds,
         attribution=attribution,
-        api_base=api_base,
+        nearest_url=nearest_url,
     )
     subtitle = None
     if profile is not None:

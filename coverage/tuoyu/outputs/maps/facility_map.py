@@ -6,7 +6,7 @@ modes, address), filters by kind and 普惠, the facility's 5/10/15-minute isoch
 click, and "walk from here": click the map or type a point to list the facilities within
 a 15-minute walk, ordered by walking time. In a standalone file the walking times come
 from an embedded lookup (sample network nodes → facilities within 15 minutes); when the
-page is served by the API (``api_base``) they come from its nearest endpoint.
+page is served by the API (``nearest_url``) they come from its nearest endpoint.
 """
 
 from __future__ import annotations
@@ -329,8 +329,7 @@ def build_facility_map(
     *,
     language: str = "zh",
     tianditu_key: str | None = None,
-    api_base: str | None = None,
-    area: str | None = None,
+    nearest_url: str | None = None,
     area_name: str | None = None,
     speed_kmh: float = 4.0,
     walk_minutes: float = 15.0,
@@ -352,18 +351,17 @@ def build_facility_map(
         is clicked; simplified by ``simplify_m`` metres for display.
     walk_lookup
         The "walk from here" lookup (:data:`WALK_LOOKUP_COLUMNS`, e.g. from
-        :func:`walk_lookup_from_reaches`); without it and without ``api_base`` the
+        :func:`walk_lookup_from_reaches`); without it and without ``nearest_url`` the
         search panel says there is no walking network.
     language
         ``"zh"`` (default) or ``"en"``.
     tianditu_key
         天地图 key; the 天地图 basemap is offered only with one.
-    api_base
-        Root URL of the service (e.g. ``"/api"`` or ``"https://host"``): the search then
-        calls ``{api_base}/areas/{area}/nearest?lon=&lat=&crs=&minutes=`` with ``crs``
-        the current basemap's datum (``wgs84``/``gcj02``).
-    area
-        Study-area slug for the API URL (required with ``api_base``).
+    nearest_url
+        URL template of a nearest-facility service, with the placeholders ``{lon}``,
+        ``{lat}``, ``{crs}`` and ``{minutes}`` (e.g. the API's
+        ``/areas/<area>/nearest?lon={lon}&lat={lat}&crs={crs}&minutes={minutes}``);
+        ``crs`` is filled with the datum of the basemap shown (``wgs84``/``gcj02``).
     area_name
         Shown in the title.
     speed_kmh, walk_minutes, max_snap_m
@@ -386,15 +384,20 @@ def build_facility_map(
     ------
     InputValidationError
         Missing ``id`` column, duplicate ids, empty geometries, isochrones or lookup
-        entries naming facilities not given, ``api_base`` without ``area``, bad language.
+        entries naming facilities not given, a ``nearest_url`` without its placeholders,
+        bad language.
     CRSError
         A layer without CRS.
     """
     lang = check_language(language)
     require_crs(facilities, "facilities")
     require_columns(facilities, ("id",), "facilities")
-    if api_base is not None and not area:
-        raise InputValidationError("api_base needs the study-area slug 'area'", field="area")
+    if nearest_url is not None:
+        missing = [p for p in ("{lon}", "{lat}") if p not in nearest_url]
+        if missing:
+            raise InputValidationError(
+                f"nearest_url needs the placeholders {', '.join(missing)}", field="nearest_url"
+            )
     ids = facilities["id"].astype(str).tolist()
     if len(set(ids)) != len(ids):
         dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
@@ -452,7 +455,7 @@ def build_facility_map(
         if counts.get(kind, 0) > 0
     ]
     iso_cfg, iso_colors = _isochrone_config(isochrones, index_of, simplify_m)
-    walk_mode = "api" if api_base else ("lookup" if walk_lookup is not None else "none")
+    walk_mode = "api" if nearest_url else ("lookup" if walk_lookup is not None else "none")
 
     config = base_config(
         kind="facilities",
@@ -461,8 +464,7 @@ def build_facility_map(
         initial_datum=initial,
         bounds=bounds,
         attribution=attribution,
-        api_base=api_base,
-        area=area,
+        nearest_url=nearest_url,
     )
     subtitle = ui("speed", lang).replace("{v}", f"{speed_kmh:g}")
     config["controls"].append(title_control(f"{area_name or ''} {title}".strip(), subtitle))

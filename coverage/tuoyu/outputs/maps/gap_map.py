@@ -181,7 +181,7 @@ def build_gap_map(
     h3_resolution: int = 9,
     language: str = "zh",
     tianditu_key: str | None = None,
-    api_base: str | None = None,
+    nearest_url: str | None = None,
     area_name: str | None = None,
     attribution: str | None = None,
     simplify_m: float = DEFAULT_SIMPLIFY_M,
@@ -216,7 +216,7 @@ def build_gap_map(
         ``"hex"`` (H3 cells of ``h3_resolution`` shaded by people) or ``"points"``.
     h3_resolution
         H3 resolution of the hexagons (9 ≈ 0.1 km² cells).
-    language, tianditu_key, api_base, area_name, attribution, simplify_m, basemap
+    language, tianditu_key, nearest_url, area_name, attribution, simplify_m, basemap
         As for the other maps.
 
     Returns
@@ -260,7 +260,7 @@ def build_gap_map(
         initial_datum=initial,
         bounds=bounds,
         attribution=attribution,
-        api_base=api_base,
+        nearest_url=nearest_url,
     )
     config["controls"].append(title_control(full_title))
     legend: list[str] = []

@@ -464,12 +464,14 @@
     L.circleMarker([lat, lon], {
       radius: 7, color: "#000", weight: 2, fillColor: "#ffeb3b", fillOpacity: 1, interactive: false,
     }).addTo(st.hereGroup);
-    if (walk.mode === "api" && st.cfg.apiBase) {
+    if (walk.mode === "api" && st.cfg.nearestUrl) {
       st.walkOut.innerHTML = '<div class="tuoyu-msg">…</div>';
-      var url =
-        st.cfg.apiBase.replace(/\/$/, "") + "/areas/" + encodeURIComponent(st.cfg.area) +
-        "/nearest?lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6) + "&crs=" + st.datum +
-        "&minutes=" + walk.minutes;
+      // The service hands the page its URL template (placeholders {lon} {lat} {crs} {minutes}).
+      var url = st.cfg.nearestUrl
+        .replace("{lon}", lon.toFixed(6))
+        .replace("{lat}", lat.toFixed(6))
+        .replace("{crs}", encodeURIComponent(st.datum))
+        .replace("{minutes}", encodeURIComponent(String(walk.minutes)));
       fetch(url)
         .then(function (r) {
           if (!r.ok) {
@@ -610,8 +612,8 @@
     var el = map.getContainer();
     el.setAttribute("data-tuoyu-datum", st.datum);
     el.setAttribute("data-tuoyu-kind", cfg.kind || "");
-    if (cfg.apiBase) {
-      el.setAttribute("data-api-base", cfg.apiBase);
+    if (cfg.nearestUrl) {
+      el.setAttribute("data-nearest-url", cfg.nearestUrl);
     }
     if (map.attributionControl) {
       map.attributionControl.setPrefix(

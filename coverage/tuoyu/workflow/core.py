@@ -1,25 +1,29 @@
-"""Stateful analysis of one study area: nearest facilities, isochrones, current results,
-incremental facility updates and what-if scenarios (the library side of the service).
+"""The one core model of a study area: layers in, typed results out, kept up to date.
 
-:class:`AreaAnalysis` is built once per study area from the pipeline steps
-(:func:`tuoyu.workflow.pipeline.load_layers`, the routing graph, the snapped population) and
-then follows changes to the facility set:
+:class:`AreaModel` is built once per study area from its layers
+(:func:`tuoyu.workflow.layers.load_layers`): the routing graph, the population snapped
+to it and the facility set with its incremental reach. ``tuoyu run`` reads its results
+and writes them out, batch runs do the same per area, and the service keeps one per
+area and follows registry writes:
 
 * the walking network, population points and units never change;
-* the facility set changes by :meth:`AreaAnalysis.add_facility`,
-  :meth:`~AreaAnalysis.update_facility` and :meth:`~AreaAnalysis.remove_facility`. Each
+* the facility set changes by :meth:`AreaModel.add_facility`,
+  :meth:`~AreaModel.update_facility` and :meth:`~AreaModel.remove_facility`. Each
   change updates the per-node nearest-facility distances only in the neighbourhood it
-  touches (:class:`tuoyu.reach.engine.ReachState`, one for all facilities and one for 普惠),
-  recomputes one row of the facility × population reach matrix, and re-derives the
-  population walking distances from the node distances (one vectorised pass); the
-  indicator table, summary and gaps are re-aggregated from those on the next read;
-* :meth:`AreaAnalysis.scenario` applies additions and removals to a copy and returns the
-  new summary and per-unit table without touching the state.
+  touches (:class:`tuoyu.reach.engine.ReachState`, one for all facilities and one for
+  普惠), recomputes one row of the facility × population reach matrix, and re-derives
+  the population walking distances from the node distances (one vectorised pass); the
+  indicators are re-aggregated from those on the next read;
+* :meth:`AreaModel.scenario` applies additions and removals to a copy and returns the
+  new results without touching the model.
+
+Every answer is a typed, immutable value (:class:`NearestFacility`,
+:class:`FacilityIsochrone`, :class:`ScenarioResult`, :class:`IndicatorResults`, …);
+turning them into JSON, HTTP limits and caching belong to the service.
 
 Thread safety: writes take a lock; every write publishes a new immutable *view*
 (facility points, walking distances, reach matrix) that readers pick up with one
-attribute read, so :meth:`~AreaAnalysis.nearest` never waits for a write and never sees
-half of one.
+attribute read, so queries never wait for a write and never see half of one.
 
 Areas without a walking network give :class:`NoNetworkError` for walking-time queries;
 areas in ``[network] mode = "straight_line"`` answer with straight-line distances × the
@@ -30,23 +34,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as dt
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import folium
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import Transformer
 from scipy.spatial import cKDTree
-from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from tuoyu.config.settings import Settings, get_settings
@@ -64,8 +65,7 @@ from tuoyu.errors import (
 from tuoyu.indicators.targets import Profile, load_profile
 from tuoyu.isochrones.exact import isochrone_polygons
 from tuoyu.isochrones.grid import area_isochrones
-from tuoyu.layers.facilities import records_frame
-from tuoyu.layers.schema import ASSUMED_COLUMN, FACILITY_FIELDS, FACILITY_KINDS
+from tuoyu.layers.schema import FACILITY_KINDS
 from tuoyu.network.graph import WalkGraph, build_graph
 from tuoyu.network.snap import snap_points
 from tuoyu.progress import SILENT, Progress
@@ -77,172 +77,99 @@ from tuoyu.reach.engine import (
     point_times,
     reach_matrix,
 )
-from tuoyu.types import SnappedPoints
-from tuoyu.workflow.pipeline import (
-    AreaLayers,
+from tuoyu.types import LocalReach, SnappedPoints
+from tuoyu.workflow.facility_records import (
+    check_record,
+    facilities_frame,
+    is_puhui,
+    plain_value,
+    records_from,
+)
+from tuoyu.workflow.layers import AreaLayers, load_layers, study_area_polygon
+from tuoyu.workflow.provenance import file_records
+from tuoyu.workflow.steps import (
     IndicatorResults,
+    ReachMode,
     ReachResults,
     compute_indicators,
-    compute_reach,
-    load_layers,
-    population_with_walk,
+    straight_line_reach,
 )
+
+if TYPE_CHECKING:
+    from tuoyu.siting.plan import SitingPlan
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-ReachMode = Literal["network", "straight_line", "none"]
 MapName = Literal["facilities", "dashboard", "gaps"]
-
-MAX_NEAREST_MINUTES: Final = 60.0
-"""Longest walk a nearest-facility or isochrone query may ask for (minutes)."""
-MAX_NEAREST_K: Final = 200
-"""Most facilities one nearest-facility query returns."""
-MAX_SCENARIO_ADDITIONS: Final = 500
-"""Most facilities one what-if scenario may add."""
-ISOCHRONE_CACHE_SIZE: Final = 256
-"""Isochrones kept in memory (least recently used dropped first)."""
-MAP_NAMES: Final[tuple[str, ...]] = ("facilities", "dashboard", "gaps")
-"""Maps :meth:`AreaAnalysis.map_html` builds."""
-OSM_ATTRIBUTION: Final = "© OpenStreetMap contributors"
+MAP_NAMES: tuple[MapName, ...] = ("facilities", "dashboard", "gaps")
+"""Maps :meth:`AreaModel.build_map` builds."""
 
 
 def no_network_message(area: StudyArea) -> str:
     """The explanation given when an area has no walking network."""
     return (
         f"study area '{area.slug}' has no walking network (无步行路网): walking times and "
-        "isochrones cannot be computed; give an OSM file as [network] path, or "
-        '[network] mode = "straight_line" with a detour_factor for approximate results'
+        "isochrones cannot be computed; give an OSM file or a road line layer as "
+        '[network] path, or [network] mode = "straight_line" with a detour_factor for '
+        "approximate results"
     )
 
 
-# --- JSON ------------------------------------------------------------------------------
+# --- typed answers ------------------------------------------------------------------------
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` with numpy/pandas scalars, NaN/NA and dates turned into plain JSON values.
+@dataclasses.dataclass(frozen=True)
+class LocatedPoint:
+    """A query point in WGS84 and in the metric CRS."""
 
-    NaN, infinities, ``pd.NA`` and ``NaT`` become ``None`` (JSON null: unknown).
-
-    Examples
-    --------
-    >>> json_ready({"a": np.float64("nan"), "b": [np.int64(3), pd.NA], "c": dt.date(2024, 3, 1)})
-    {'a': None, 'b': [3, None], 'c': '2024-03-01'}
-    """
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_ready(v) for v in value.tolist()]
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.generic):
-        return json_ready(value.item())
-    if value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp | dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, CRS):
-        return value.to_string()
-    return str(value)
+    lon_wgs84: float
+    lat_wgs84: float
+    x_m: float
+    y_m: float
 
 
-def table_records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of ``table`` as JSON-ready dicts (unknown values ``None``)."""
-    out: list[dict[str, Any]] = json_ready(table.to_dict("records"))
-    return out
+@dataclasses.dataclass(frozen=True)
+class NearestFacility:
+    """One facility within walking reach of a point."""
+
+    facility_id: str
+    name: str | None
+    kind: str | None
+    kind_en: str | None
+    puhui: bool | None
+    walk_m: float
+    walk_min: float
+    lon: float
+    lat: float
+    approximate: bool
 
 
-# --- facility records ------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class FacilityIsochrone:
+    """The area one facility reaches on foot within ``minutes`` (geometry in WGS84)."""
+
+    facility_id: str
+    name: str | None
+    minutes: float
+    walk_m: float
+    speed_kmh: float
+    method: str
+    buffer_m: float | None
+    area_m2: float
+    off_network: bool
+    approximate: bool
+    geometry_wgs84: BaseGeometry
 
 
-def _records_from(facilities: Any) -> list[dict[str, Any]]:
-    """Facility records from a (Geo)DataFrame with WGS84 lon/lat, or from mappings."""
-    if isinstance(facilities, pd.DataFrame):
-        frame = facilities.drop(columns="geometry", errors="ignore")
-        return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    return [dict(r) for r in facilities]
+@dataclasses.dataclass(frozen=True)
+class ScenarioResult:
+    """A what-if: the results with facilities added and removed (model unchanged)."""
 
-
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _check_record(record: Mapping[str, Any]) -> tuple[str, float, float]:
-    """The id and WGS84 lon/lat of a record; raises naming the field at fault."""
-    fid = record.get("id")
-    if fid is None or not str(fid).strip():
-        raise InputValidationError("facility record has no id", field="id")
-    try:
-        lon = float(record["lon"])
-        lat = float(record["lat"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputValidationError(
-            f"facility '{fid}' needs numeric WGS84 lon/lat", field="lon"
-        ) from exc
-    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
-        raise InputValidationError(f"facility '{fid}': lon {lon!r} out of range", field="lon")
-    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
-        raise InputValidationError(f"facility '{fid}': lat {lat!r} out of range", field="lat")
-    return str(fid), lon, lat
-
-
-def _is_puhui(record: Mapping[str, Any]) -> bool:
-    """普惠 membership as the pipeline counts it: unknown is not 普惠."""
-    value = _plain(record.get("puhui"))
-    return bool(value) if value is not None else False
-
-
-def facilities_frame(records: Sequence[Mapping[str, Any]], metric_crs: CRS) -> gpd.GeoDataFrame:
-    """Registry records (WGS84 ``lon``/``lat``) as the facility loader's GeoDataFrame.
-
-    Same columns and dtypes as :func:`tuoyu.layers.facilities.load_facilities` returns,
-    points in ``metric_crs``; ``service_modes`` lists are joined with ``、`` and
-    ``assumed_fields`` lists with commas, as the loader writes them.
-
-    Parameters
-    ----------
-    records
-        Records with the fields of :data:`tuoyu.layers.schema.FACILITY_FIELDS` (missing ones
-        are unknown), lon/lat in WGS84.
-    metric_crs
-        CRS of the output points.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-    """
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        row = {name: _plain(record.get(name)) for name in FACILITY_FIELDS}
-        row["crs"] = "wgs84"
-        modes = row.get("service_modes")
-        if isinstance(modes, list | tuple):
-            row["service_modes"] = "、".join(str(m) for m in modes) if modes else None
-        assumed = record.get(ASSUMED_COLUMN)
-        if isinstance(assumed, list | tuple):
-            assumed = ",".join(str(a) for a in assumed)
-        row[ASSUMED_COLUMN] = _plain(assumed) or ""
-        rows.append(row)
-    return records_frame(rows, metric_crs)
-
-
-# --- the facility set and its reach ------------------------------------------------------
+    results: IndicatorResults
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    version: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +188,7 @@ class _Context:
     polygon_m: BaseGeometry | None
     detour_factor: float | None
     facility_source: str
+    data_sources: tuple[Mapping[str, Any], ...]
 
     def project(self, lon: float, lat: float) -> tuple[float, float]:
         """WGS84 lon/lat → metric x/y; refuses points the metric CRS cannot hold."""
@@ -303,7 +231,7 @@ class _FacilitySet:
         self.ids_all: list[str | None] = []
         self.rows: dict[str, tuple[IntArray, FloatArray]] = {}
         for record in records:
-            fid, lon, lat = _check_record(record)
+            fid, lon, lat = check_record(record)
             if fid in self.records:
                 raise ConflictError(f"duplicate facility id '{fid}'")
             self.records[fid] = dict(record)
@@ -323,7 +251,7 @@ class _FacilitySet:
         ids = list(self.records)
         xy = np.array([self.xy_m[i] for i in ids], dtype=float).reshape(-1, 2)
         points = snap_points(graph, xy[:, 0], xy[:, 1], max_snap_m=ctx.max_snap_m)
-        puhui = np.array([_is_puhui(self.records[i]) for i in ids], dtype=bool)
+        puhui = np.array([is_puhui(self.records[i]) for i in ids], dtype=bool)
         self.state_all = ReachState(graph, points, ctx.cutoff_m)
         self.state_puhui = ReachState(graph, points, ctx.cutoff_m, active=puhui)
         self.slot_all = {fid: k for k, fid in enumerate(ids)}
@@ -355,7 +283,7 @@ class _FacilitySet:
     # -- changes -------------------------------------------------------------------------
 
     def add(self, record: Mapping[str, Any]) -> None:
-        fid, lon, lat = _check_record(record)
+        fid, lon, lat = check_record(record)
         if fid in self.records:
             raise ConflictError(f"facility '{fid}' is already in the analysis")
         self.records[fid] = dict(record)
@@ -373,7 +301,7 @@ class _FacilitySet:
         point = snap_points(graph, [x], [y], max_snap_m=ctx.max_snap_m)
         self.slot_all[fid] = self.state_all.add_facility(point)
         self.ids_all.append(fid)
-        if _is_puhui(self.records[fid]):
+        if is_puhui(self.records[fid]):
             self.slot_puhui[fid] = self.state_puhui.add_facility(point)
         if ctx.population_snapped is not None:
             row = reach_matrix(graph, point, ctx.population_snapped, ctx.cutoff_m)
@@ -401,12 +329,12 @@ class _FacilitySet:
         self.rows.pop(fid, None)
 
     def update(self, record: Mapping[str, Any]) -> None:
-        fid, lon, lat = _check_record(record)
+        fid, lon, lat = check_record(record)
         old = self.records.get(fid)
         if old is None:
             raise NotFoundError(f"facility '{fid}' is not in the analysis")
         xy = self.ctx.project(lon, lat)
-        moved = xy != self.xy_m[fid] or _is_puhui(old) != _is_puhui(record)
+        moved = xy != self.xy_m[fid] or is_puhui(old) != is_puhui(record)
         if moved:
             self._remove_reach(fid)
         self.records[fid] = dict(record)  # keeps the facility's place in the order
@@ -474,10 +402,9 @@ class _View:
     _frame: gpd.GeoDataFrame | None = None
     _reach: ReachResults | None = None
     _results: IndicatorResults | None = None
-    _maps: dict[tuple[str, str | None, str, str | None], str] = dataclasses.field(
-        default_factory=dict
-    )
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _reaches: list[LocalReach] | None = None
+    _isochrones: gpd.GeoDataFrame | None = None
+    lock: threading.RLock = dataclasses.field(default_factory=threading.RLock)
 
     def frame(self) -> gpd.GeoDataFrame | None:
         """The facilities as a GeoDataFrame (metric CRS), ``None`` when there are none."""
@@ -492,20 +419,18 @@ class _View:
     def layers(self) -> AreaLayers:
         """The area's layers with this view's facilities (and its reach warnings)."""
         base = self.ctx.layers
-        warnings = list(base.warnings)
+        warnings: tuple[str, ...] = ()
         if self.points is not None and self.active is not None:
             off = int(self.points.off_network[[self.slot_of[i] for i in self.ids]].sum())
             if off:
-                warnings.append(
+                warnings = (
                     f"{off} facilities farther than {self.ctx.max_snap_m:.0f} m from any "
-                    "walkable edge: they reach nobody on foot (off-network)"
+                    "walkable edge: they reach nobody on foot (off-network)",
                 )
-        return dataclasses.replace(
-            base, facilities=self.frame(), warnings=warnings, skipped=dict(base.skipped)
-        )
+        return dataclasses.replace(base, facilities=self.frame()).with_notes(warnings=warnings)
 
     def reach(self) -> ReachResults | None:
-        """The walking reach of this view as the pipeline's :class:`ReachResults`."""
+        """The walking reach of this view (``None`` without walking distances)."""
         ctx = self.ctx
         if ctx.mode == "network" and self.walk_m_all is not None:
             return ReachResults(
@@ -521,8 +446,8 @@ class _View:
         if ctx.mode == "straight_line":
             if self._reach is None:
                 # Straight lines need no graph: one KD-tree pass over every facility is
-                # cheaper than any bookkeeping, so the pipeline's step is rerun as is.
-                self._reach = compute_reach(self.layers(), SILENT)
+                # cheaper than any bookkeeping.
+                self._reach = straight_line_reach(self.layers(), ctx.cutoff_m)
             return self._reach
         return None
 
@@ -530,30 +455,59 @@ class _View:
         """Per-unit table, summary and gaps of this view (computed once)."""
         with self.lock:
             if self._results is None:
-                layers = self.layers()
-                results = compute_indicators(layers, self.reach(), self.ctx.profile)
-                results.summary["facility_source"] = self.ctx.facility_source
-                self._results = results
+                self._results = compute_indicators(
+                    self.layers(),
+                    self.reach(),
+                    self.ctx.profile,
+                    data_sources=self.ctx.data_sources,
+                    facility_source=self.ctx.facility_source,
+                )
             return self._results
 
+    def facility_reaches(self) -> list[LocalReach] | None:
+        """Each current facility's local reach up to the service circle (computed once)."""
+        ctx = self.ctx
+        if ctx.mode != "network" or self.points is None or not self.ids:
+            return None
+        with self.lock:
+            if self._reaches is None:
+                graph = ctx.graph
+                assert graph is not None  # network mode has a graph (internal invariant)
+                self._reaches = all_facility_reach(graph, self.current_points(), ctx.cutoff_m)
+            return self._reaches
 
-# --- the analysis ------------------------------------------------------------------------
+    def current_points(self) -> SnappedPoints:
+        """The snapped points of the current facilities, in :attr:`ids` order."""
+        assert self.points is not None  # network mode only (internal invariant)
+        slots = np.array([self.slot_of[i] for i in self.ids], dtype=np.int64)
+        return _subset_points(self.points, slots)
+
+    def isochrones(self) -> gpd.GeoDataFrame | None:
+        """The area's isochrones (every threshold) of the current facilities (once)."""
+        reaches = self.facility_reaches()
+        if reaches is None:
+            return None
+        with self.lock:
+            if self._isochrones is None:
+                graph = self.ctx.graph
+                assert graph is not None
+                self._isochrones = area_isochrones(
+                    graph.network,
+                    reaches,
+                    self.ids,
+                    self.ctx.layers.area.walk,
+                    points=self.current_points(),
+                )
+            return self._isochrones
 
 
-class AreaAnalysis:
-    """The live analysis of one study area (see the module docstring).
+# --- the model ----------------------------------------------------------------------------
+
+
+class AreaModel:
+    """The live model of one study area (see the module docstring).
 
     Build with :meth:`build` (or :meth:`from_layers`); do not call the constructor.
-
-    Attributes
-    ----------
-    area
-        The study area.
-    profile
-        Its target profile.
-    mode
-        ``"network"`` (OSM walking network), ``"straight_line"`` (approximate) or
-        ``"none"`` (no walking network).
     """
 
     def __init__(self, ctx: _Context, facilities: _FacilitySet) -> None:
@@ -562,8 +516,6 @@ class AreaAnalysis:
         self._write_lock = threading.RLock()
         self._version = 0
         self._view = facilities.snapshot(0)
-        self._isochrones: OrderedDict[tuple[str, int, float], dict[str, Any]] = OrderedDict()
-        self._iso_lock = threading.Lock()
 
     # -- construction ------------------------------------------------------------------------
 
@@ -575,8 +527,8 @@ class AreaAnalysis:
         facilities: Any | None = None,
         *,
         progress: Progress = SILENT,
-    ) -> AreaAnalysis:
-        """Load the area's layers and build its analysis.
+    ) -> AreaModel:
+        """Load the area's layers and build its model.
 
         Parameters
         ----------
@@ -589,10 +541,6 @@ class AreaAnalysis:
             a (Geo)DataFrame with those columns. ``None``: the area's facility file.
         progress
             Progress reporter.
-
-        Returns
-        -------
-        AreaAnalysis
         """
         settings = settings or get_settings()
         layers = load_layers(area, settings, progress)
@@ -607,8 +555,8 @@ class AreaAnalysis:
         *,
         facility_source: str | None = None,
         progress: Progress = SILENT,
-    ) -> AreaAnalysis:
-        """Build the analysis from layers already loaded (:func:`load_layers`).
+    ) -> AreaModel:
+        """Build the model from layers already loaded (:func:`load_layers`).
 
         Parameters
         ----------
@@ -621,7 +569,7 @@ class AreaAnalysis:
             See :meth:`build`.
         facility_source
             Where the facility set comes from, recorded in the summary as
-            ``facility_source`` (default ``"file"`` or ``"records"``; the API says
+            ``facility_source`` (default ``"file"`` or ``"records"``; the service says
             ``"registry"``).
         progress
             Progress reporter.
@@ -640,23 +588,12 @@ class AreaAnalysis:
         if profile is None:
             profile = load_profile(area.area.target_profile, settings.project_data_dir)
         walk = area.walk
-        cutoff_m = walk.metres_for(walk.max_minutes)
         section = area.network
-        mode: ReachMode
-        if section is not None and section.mode == "straight_line":
-            mode = "straight_line"
-            if section.detour_factor is None:
-                raise AreaConfigError(
-                    f'{area.source_path}: [network] mode = "straight_line" needs detour_factor'
-                )
-        elif layers.network is not None:
-            mode = "network"
-        else:
-            mode = "none"
+        mode = _reach_mode(layers)
         graph = None
         pop_snap = None
         if mode == "network":
-            assert layers.network is not None
+            assert layers.network is not None  # what _reach_mode checked
             with progress.step("routing graph and snapping"):
                 graph = build_graph(layers.network)
                 if layers.population is not None:
@@ -667,15 +604,17 @@ class AreaAnalysis:
                         pop.y.to_numpy(dtype=float),
                         max_snap_m=walk.max_snap_m,
                     )
-        base_warnings = list(layers.warnings)
-        if pop_snap is not None and pop_snap.off_network.any():
-            base_warnings.append(
-                f"{int(pop_snap.off_network.sum())} population points farther than "
-                f"{walk.max_snap_m:.0f} m from any walkable edge: counted as not covered "
-                "(off-network)"
-            )
-        layers = dataclasses.replace(layers, warnings=base_warnings)
-        polygon = _area_polygon_m(layers)
+            if pop_snap is not None:
+                off = int(pop_snap.off_network.sum())
+                progress.info(f"  snapped {len(pop_snap):,} population points ({off} off-network)")
+                if off:
+                    layers = layers.with_notes(
+                        warnings=(
+                            f"{off} population points farther than {walk.max_snap_m:.0f} m "
+                            "from any walkable edge: counted as not covered (off-network)",
+                        )
+                    )
+        polygon = study_area_polygon(layers)
         if polygon is not None:
             shapely.prepare(polygon)
         ctx = _Context(
@@ -684,15 +623,16 @@ class AreaAnalysis:
             mode=mode,
             graph=graph,
             population_snapped=pop_snap,
-            cutoff_m=cutoff_m,
+            cutoff_m=walk.metres_for(walk.max_minutes),
             max_snap_m=walk.max_snap_m,
             to_metric=Transformer.from_crs(WGS84, layers.metric_crs, always_xy=True),
             to_wgs84=Transformer.from_crs(layers.metric_crs, WGS84, always_xy=True),
             polygon_m=polygon,
             detour_factor=section.detour_factor if section is not None else None,
             facility_source=facility_source or ("file" if facilities is None else "records"),
+            data_sources=tuple(file_records(layers.files, settings)),
         )
-        records = _records_from(facilities if facilities is not None else _file_facilities(layers))
+        records = records_from(facilities if facilities is not None else _file_facilities(layers))
         with progress.step(f"reach of {len(records)} facilities"):
             facility_set = _FacilitySet(ctx, records)
         return cls(ctx, facility_set)
@@ -739,6 +679,11 @@ class AreaAnalysis:
         """The service-circle walking distance (largest threshold) in metres."""
         return self._ctx.cutoff_m
 
+    @property
+    def data_sources(self) -> tuple[Mapping[str, Any], ...]:
+        """Provenance of the input files (role, path, sha256, origin, licence)."""
+        return self._ctx.data_sources
+
     def facility_ids(self) -> list[str]:
         """Ids of the current facilities, in order."""
         return list(self._view.ids)
@@ -756,15 +701,36 @@ class AreaAnalysis:
             raise NotFoundError(f"no facility '{facility_id}' in area '{self.area.slug}'")
         return dict(record)
 
+    def facility_revision(self, facility_id: str) -> int:
+        """A number that changes whenever the facility's record changes (cache key).
+
+        Raises
+        ------
+        NotFoundError
+            No such facility.
+        """
+        revision = self._view.revision.get(facility_id)
+        if revision is None:
+            raise NotFoundError(f"no facility '{facility_id}' in area '{self.area.slug}'")
+        return revision
+
     def facilities(self) -> gpd.GeoDataFrame | None:
         """The current facilities (metric CRS), ``None`` when there are none."""
         frame = self._view.frame()
         return frame.copy() if frame is not None else None
 
+    def current_layers(self) -> AreaLayers:
+        """The layers with the current facility set (and its reach warnings)."""
+        return self._view.layers()
+
+    def reach(self) -> ReachResults | None:
+        """The current walking reach (``None`` without walking distances)."""
+        return self._view.reach()
+
     def walk_distances(self) -> tuple[FloatArray | None, FloatArray | None]:
         """Walking metres from each population point to the nearest facility (all, 普惠).
 
-        ``inf`` beyond the service circle; ``(None, None)`` without walking distances.
+        ``inf`` beyond the circle; ``(None, None)`` without walking distances.
         """
         reach = self._view.reach()
         if reach is None:
@@ -777,12 +743,21 @@ class AreaAnalysis:
         reach = self._view.reach()
         return reach.matrix if reach is not None else None
 
+    def facility_reaches(self) -> list[LocalReach] | None:
+        """Each current facility's local reach up to the circle (network mode)."""
+        return self._view.facility_reaches()
+
+    def isochrones(self) -> gpd.GeoDataFrame | None:
+        """The current facilities' isochrones at every threshold of the area (network mode).
+
+        Method and accuracy follow ``[walk] isochrone_method``; computed once per state.
+        """
+        return self._view.isochrones()
+
     # -- queries ------------------------------------------------------------------------------
 
-    def locate(
-        self, lon: float, lat: float, crs: str = "wgs84"
-    ) -> tuple[float, float, float, float]:
-        """A point given in WGS84/GCJ-02/BD-09 as WGS84 lon/lat and metric x/y.
+    def locate(self, lon: float, lat: float, crs: str = "wgs84") -> LocatedPoint:
+        """A point given in WGS84/GCJ-02/BD-09 in WGS84 lon/lat and metric x/y.
 
         Raises
         ------
@@ -810,7 +785,7 @@ class AreaAnalysis:
                 f"'{self.area.slug}' ({self.area.area.name}) / 该点不在研究区内",
                 field="lon",
             )
-        return lon84, lat84, x, y
+        return LocatedPoint(lon84, lat84, x, y)
 
     def nearest(
         self,
@@ -819,7 +794,7 @@ class AreaAnalysis:
         crs: str = "wgs84",
         minutes: float = 15.0,
         k: int = 20,
-    ) -> list[dict[str, Any]]:
+    ) -> list[NearestFacility]:
         """Facilities within a walk of ``minutes`` from a point, nearest first.
 
         Parameters
@@ -829,16 +804,14 @@ class AreaAnalysis:
         crs
             ``wgs84``, ``gcj02`` (Amap/Tencent) or ``bd09`` (Baidu).
         minutes
-            Walk limit, 0 < minutes ≤ :data:`MAX_NEAREST_MINUTES`.
+            Walk limit (> 0).
         k
-            Most facilities returned, 1 ≤ k ≤ :data:`MAX_NEAREST_K`.
+            Most facilities returned (≥ 1).
 
         Returns
         -------
-        list of dict
-            ``facility_id``, ``name``, ``kind``, ``kind_en``, ``puhui``, ``walk_m``,
-            ``walk_min``, ``lon``/``lat`` (WGS84), ``approximate`` (true for
-            straight-line areas); sorted by walking distance, then id order.
+        list of NearestFacility
+            Sorted by walking distance, then id order.
 
         Raises
         ------
@@ -849,30 +822,26 @@ class AreaAnalysis:
         NoNetworkError
             The area has no walking network.
         """
-        self._check_minutes(minutes)
-        if (
-            isinstance(k, bool)
-            or not isinstance(k, int | np.integer)
-            or not 1 <= k <= MAX_NEAREST_K
-        ):
-            raise InputValidationError(
-                f"k must be an integer 1–{MAX_NEAREST_K}, got {k!r}", field="k"
-            )
+        _check_minutes(minutes)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise InputValidationError(f"k must be an integer ≥ 1, got {k!r}", field="k")
         view = self._view
         ctx = self._ctx
         if ctx.mode == "none":
             raise NoNetworkError(no_network_message(self.area))
-        _lon84, _lat84, x, y = self.locate(lon, lat, crs)
+        point_m = self.locate(lon, lat, crs)
         cutoff = self.area.walk.metres_for(minutes)
         if ctx.mode == "straight_line":
-            idx, dist = _straight_nearest(view, x, y, cutoff, ctx.detour_factor or 1.0, int(k))
+            idx, dist = _straight_nearest(
+                view, point_m.x_m, point_m.y_m, cutoff, ctx.detour_factor or 1.0, int(k)
+            )
             ids = [view.ids[i] for i in idx.tolist()]
             return [
                 self._row(view, fid, d, approximate=True) for fid, d in zip(ids, dist, strict=True)
             ]
         graph = ctx.graph
-        assert graph is not None
-        point = snap_points(graph, [x], [y], max_snap_m=ctx.max_snap_m)
+        assert graph is not None  # network mode has a graph (internal invariant)
+        point = snap_points(graph, [point_m.x_m], [point_m.y_m], max_snap_m=ctx.max_snap_m)
         if point.off_network[0]:
             raise OffNetworkError(
                 f"point lon={lon}, lat={lat} ({crs}) is {float(point.access_m[0]):.0f} m from the "
@@ -891,71 +860,52 @@ class AreaAnalysis:
                 out.append(self._row(view, fid, d, approximate=False))
         return out
 
-    def _row(self, view: _View, fid: str, dist_m: float, *, approximate: bool) -> dict[str, Any]:
+    def _row(self, view: _View, fid: str, dist_m: float, *, approximate: bool) -> NearestFacility:
         record = view.records[fid]
         m_per_min = self.speed_kmh * 1000.0 / 60.0
-        kind = _plain(record.get("kind"))
-        return {
-            "facility_id": fid,
-            "name": _plain(record.get("name")),
-            "kind": kind,
-            "kind_en": FACILITY_KINDS.get(str(kind)) if kind is not None else None,
-            "puhui": _plain(record.get("puhui")),
-            "walk_m": round(float(dist_m), 1),
-            "walk_min": round(float(dist_m) / m_per_min, 2),
-            "lon": float(record["lon"]),
-            "lat": float(record["lat"]),
-            "approximate": approximate,
-        }
+        kind = plain_value(record.get("kind"))
+        puhui = plain_value(record.get("puhui"))
+        name = plain_value(record.get("name"))
+        return NearestFacility(
+            facility_id=fid,
+            name=str(name) if name is not None else None,
+            kind=str(kind) if kind is not None else None,
+            kind_en=FACILITY_KINDS.get(str(kind)) if kind is not None else None,
+            puhui=bool(puhui) if puhui is not None else None,
+            walk_m=round(float(dist_m), 1),
+            walk_min=round(float(dist_m) / m_per_min, 2),
+            lon=float(record["lon"]),
+            lat=float(record["lat"]),
+            approximate=approximate,
+        )
 
-    def _check_minutes(self, minutes: float) -> None:
-        if not (isinstance(minutes, int | float) and 0.0 < minutes <= MAX_NEAREST_MINUTES):
-            raise InputValidationError(
-                f"minutes must be > 0 and ≤ {MAX_NEAREST_MINUTES:g}, got {minutes!r}",
-                field="minutes",
-            )
+    def facility_isochrone(self, facility_id: str, minutes: float = 15.0) -> FacilityIsochrone:
+        """The area one facility reaches on foot within ``minutes`` (WGS84 geometry).
 
-    def facility_isochrone(self, facility_id: str, minutes: float = 15.0) -> dict[str, Any]:
-        """The area one facility reaches on foot within ``minutes``, as a GeoJSON Feature.
-
-        Computed on demand (exact edge-buffer isochrone, :func:`isochrone_polygons`) and
-        cached until the facility changes. Geometry in WGS84.
+        Exact edge-buffer isochrone (:func:`isochrone_polygons`) from one bounded search
+        of that facility (its own work only, no whole-network pass).
 
         Raises
         ------
         NotFoundError
             No such facility.
         InputValidationError
-            ``minutes`` outside (0, :data:`MAX_NEAREST_MINUTES`].
+            ``minutes`` not > 0.
         NoNetworkError
             The area has no walking network.
         """
-        self._check_minutes(minutes)
+        _check_minutes(minutes)
         view = self._view
         if facility_id not in view.records:
             raise NotFoundError(f"no facility '{facility_id}' in area '{self.area.slug}'")
         ctx = self._ctx
         if ctx.mode == "none":
             raise NoNetworkError(no_network_message(self.area))
-        key = (facility_id, view.revision[facility_id], float(minutes))
-        with self._iso_lock:
-            cached = self._isochrones.get(key)
-            if cached is not None:
-                self._isochrones.move_to_end(key)
-                return cached
-        feature = self._isochrone(view, facility_id, float(minutes))
-        with self._iso_lock:
-            self._isochrones[key] = feature
-            while len(self._isochrones) > ISOCHRONE_CACHE_SIZE:
-                self._isochrones.popitem(last=False)
-        return feature
-
-    def _isochrone(self, view: _View, fid: str, minutes: float) -> dict[str, Any]:
-        ctx = self._ctx
         walk = self.area.walk
         budget_m = walk.metres_for(minutes)
-        pos = view.ids.index(fid)
+        pos = view.ids.index(facility_id)
         off_network = False
+        buffer_m: float | None = None
         if ctx.mode == "straight_line":
             x, y = view.xy_m[pos]
             geom: BaseGeometry = shapely.Point(x, y).buffer(budget_m / (ctx.detour_factor or 1.0))
@@ -963,33 +913,28 @@ class AreaAnalysis:
         else:
             graph = ctx.graph
             assert graph is not None and view.points is not None
-            slot = view.slot_of[fid]
+            slot = view.slot_of[facility_id]
             reach = facility_reach(graph, view.points, slot, budget_m)
             geom = isochrone_polygons(
                 graph.network, reach, [budget_m], walk.isochrone_buffer_m, points=view.points
             )[0]
             off_network = bool(view.points.off_network[slot])
             method = "edge_buffer"
-        area_m2 = float(geom.area)
-        wgs = shapely.transform(geom, self._to_wgs84_xy)
-        record = view.records[fid]
-        return {
-            "type": "Feature",
-            "id": fid,
-            "geometry": mapping(wgs),
-            "properties": {
-                "facility_id": fid,
-                "name": _plain(record.get("name")),
-                "minutes": minutes,
-                "walk_m": round(budget_m, 1),
-                "speed_kmh": walk.speed_kmh,
-                "method": method,
-                "buffer_m": walk.isochrone_buffer_m if method == "edge_buffer" else None,
-                "area_m2": round(area_m2, 1),
-                "off_network": off_network,
-                "approximate": ctx.mode == "straight_line",
-            },
-        }
+            buffer_m = walk.isochrone_buffer_m
+        name = plain_value(view.records[facility_id].get("name"))
+        return FacilityIsochrone(
+            facility_id=facility_id,
+            name=str(name) if name is not None else None,
+            minutes=float(minutes),
+            walk_m=round(budget_m, 1),
+            speed_kmh=walk.speed_kmh,
+            method=method,
+            buffer_m=buffer_m,
+            area_m2=round(float(geom.area), 1),
+            off_network=off_network,
+            approximate=ctx.mode == "straight_line",
+            geometry_wgs84=shapely.transform(geom, self._to_wgs84_xy),
+        )
 
     def _to_wgs84_xy(self, xy: FloatArray) -> FloatArray:
         lon, lat = self._ctx.to_wgs84.transform(xy[:, 0], xy[:, 1])
@@ -1011,8 +956,8 @@ class AreaAnalysis:
         """The per-unit (街道 or hexagon) indicator table (a copy)."""
         return self.results().table.copy()
 
-    def unit(self, code: str) -> dict[str, Any]:
-        """One unit's row as a JSON-ready dict.
+    def unit(self, code: str) -> pd.Series:
+        """One unit's row of the indicator table.
 
         Raises
         ------
@@ -1023,12 +968,11 @@ class AreaAnalysis:
         match = table[table["code"].astype(str) == str(code)]
         if match.empty:
             raise NotFoundError(f"no unit '{code}' in area '{self.area.slug}'")
-        return table_records(match.iloc[[0]])[0]
+        return match.iloc[0].copy()
 
-    def summary(self) -> dict[str, Any]:
-        """The district summary against the target profile (JSON-ready)."""
-        out: dict[str, Any] = json_ready(self.results().summary)
-        return out
+    def summary(self) -> Mapping[str, Any]:
+        """The district summary against the target profile."""
+        return self.results().summary
 
     def gaps(self) -> gpd.GeoDataFrame:
         """Populated areas outside the service circle, in WGS84 (``attrs`` kept)."""
@@ -1045,7 +989,7 @@ class AreaAnalysis:
         Raises
         ------
         ConflictError
-            A facility with that id is already in the analysis.
+            A facility with that id is already in the model.
         InputValidationError
             No id, or unusable coordinates.
         """
@@ -1060,7 +1004,7 @@ class AreaAnalysis:
         Raises
         ------
         NotFoundError
-            The facility is not in the analysis.
+            The facility is not in the model.
         InputValidationError
             ``before`` and ``after`` name different ids.
         """
@@ -1078,7 +1022,7 @@ class AreaAnalysis:
         Raises
         ------
         NotFoundError
-            The facility is not in the analysis.
+            The facility is not in the model.
         """
         with self._write_lock:
             return self._apply(lambda fs: fs.remove(str(facility_id)))
@@ -1099,79 +1043,15 @@ class AreaAnalysis:
 
     # -- what-if ------------------------------------------------------------------------------
 
-    def recommend_sites(
-        self,
-        p: int,
-        *,
-        solver: Literal["greedy", "exact"] = "exact",
-        weight: Literal["under3", "population"] = "under3",
-        require_puhui_per_jiedao: bool = False,
-        min_spacing_m: float | None = None,
-        time_limit_s: float = 30.0,
-    ) -> dict[str, Any]:
-        """Recommend ``p`` new 普惠 sites from the current facilities (registry unchanged).
-
-        Candidates are OSM features and points sampled along the network (see
-        :func:`tuoyu.siting.plan.candidate_sites`); the answer says which solver ran
-        and whether it is proven optimal.
-
-        Returns
-        -------
-        dict
-            ``sites`` (GeoJSON FeatureCollection, WGS84), ``siting`` (solver, optimal,
-            gap, gains), ``summary`` and ``units`` with the sites added.
-        """
-        from tuoyu.siting.plan import candidate_sites, plan_sites, siting_summary
-
-        view = self._view
-        reach = view.reach()
-        if self._ctx.mode != "network" or reach is None:
-            raise NoNetworkError(no_network_message(self.area))
-        if not 1 <= p <= 100:
-            raise InputValidationError(f"p must be between 1 and 100, got {p}", field="p")
-        layers = view.layers()
-        candidates = candidate_sites(layers)
-        plan = plan_sites(
-            layers,
-            reach,
-            self.profile,
-            p,
-            candidates=candidates,
-            solver=solver,
-            weight=weight,
-            require_puhui_per_jiedao=require_puhui_per_jiedao,
-            min_spacing_m=min_spacing_m,
-            time_limit_s=time_limit_s,
-        )
-        sites = plan.sites.to_crs(WGS84)
-        features = [
-            {
-                "type": "Feature",
-                "geometry": mapping(geom),
-                "properties": json_ready({k: v for k, v in row.items() if k != "geometry"}),
-            }
-            for geom, (_, row) in zip(sites.geometry, sites.iterrows(), strict=True)
-        ]
-        return {
-            "sites": {
-                "type": "FeatureCollection",
-                "features": features,
-                "attribution": OSM_ATTRIBUTION,
-            },
-            "siting": json_ready(siting_summary(plan, layers)),
-            "summary": json_ready(plan.after.summary),
-            "units": plan.after.table,
-        }
-
     def scenario(
         self,
         add: Sequence[Mapping[str, Any]] = (),
         remove: Iterable[str] = (),
-    ) -> dict[str, Any]:
-        """Summary and per-unit table with facilities added and removed, on a copy.
+    ) -> ScenarioResult:
+        """Results with facilities added and removed, on a copy (the model is unchanged).
 
         Removals are applied first, so a facility can be replaced by removing its id
-        and adding a record with the same id. The analysis itself is not changed.
+        and adding a record with the same id.
 
         Parameters
         ----------
@@ -1181,31 +1061,19 @@ class AreaAnalysis:
         remove
             Ids of current facilities to leave out.
 
-        Returns
-        -------
-        dict
-            ``summary`` (JSON-ready), ``units`` (DataFrame), ``added`` and ``removed``
-            ids, ``version`` (of the state the scenario started from).
-
         Raises
         ------
         InputValidationError
-            Too many additions, an unknown id to remove (``field='remove'``), or an
-            addition without usable coordinates.
+            An unknown id to remove (``field='remove'``), or an addition without usable
+            coordinates.
         ConflictError
             An added id that is already a facility (and not removed) or added twice.
         """
-        add = list(add)
-        if len(add) > MAX_SCENARIO_ADDITIONS:
-            raise InputValidationError(
-                f"a scenario adds at most {MAX_SCENARIO_ADDITIONS} facilities, got {len(add)}",
-                field="add",
-            )
-        removed = [str(r) for r in remove]
+        removed = tuple(dict.fromkeys(str(r) for r in remove))
         with self._write_lock:
             fork = self._set.fork()
             version = self._version
-        for fid in dict.fromkeys(removed):
+        for fid in removed:
             if fid not in fork.records:
                 raise InputValidationError(
                     f"cannot remove '{fid}': no such facility in area '{self.area.slug}'",
@@ -1227,127 +1095,107 @@ class AreaAnalysis:
                 raise type(exc)(f"add[{i}]: {exc}") from exc
             added.append(str(record["id"]))
         results = fork.snapshot(version).results()
-        summary: dict[str, Any] = json_ready(results.summary)
-        summary["scenario"] = {"added": added, "removed": list(dict.fromkeys(removed))}
-        return {
-            "summary": summary,
-            "units": results.table.copy(),
-            "added": added,
-            "removed": list(dict.fromkeys(removed)),
-            "version": version,
-        }
+        summary = dict(results.summary)
+        summary["scenario"] = {"added": added, "removed": list(removed)}
+        results = dataclasses.replace(results, summary=summary)
+        return ScenarioResult(results, tuple(added), removed, version)
+
+    def recommend_sites(
+        self,
+        p: int,
+        *,
+        solver: Literal["greedy", "exact"] = "exact",
+        weight: Literal["under3", "population"] = "under3",
+        require_puhui_per_jiedao: bool = False,
+        min_spacing_m: float | None = None,
+        time_limit_s: float = 30.0,
+    ) -> SitingPlan:
+        """Recommend ``p`` new 普惠 sites for the current facilities (model unchanged).
+
+        Candidates are OSM features and points sampled along the network (see
+        :func:`tuoyu.siting.plan.candidate_sites`); the plan says which solver ran and
+        whether it is proven optimal.
+
+        Raises
+        ------
+        NoNetworkError
+            The area has no walking network.
+        InputValidationError
+            ``p`` < 1.
+        """
+        from tuoyu.siting.plan import candidate_sites, plan_sites
+
+        view = self._view
+        reach = view.reach()
+        if self._ctx.mode != "network" or reach is None:
+            raise NoNetworkError(no_network_message(self.area))
+        if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+            raise InputValidationError(f"p must be an integer ≥ 1, got {p!r}", field="p")
+        layers = view.layers()
+        return plan_sites(
+            layers,
+            reach,
+            self.profile,
+            p,
+            candidates=candidate_sites(layers),
+            solver=solver,
+            weight=weight,
+            require_puhui_per_jiedao=require_puhui_per_jiedao,
+            min_spacing_m=min_spacing_m,
+            time_limit_s=time_limit_s,
+        )
 
     # -- maps ---------------------------------------------------------------------------------
 
-    def map_html(
+    def build_map(
         self,
         name: str,
         *,
-        api_base: str | None = None,
+        nearest_url: str | None = None,
         language: str | None = None,
         attribution: str | None = None,
-    ) -> str:
-        """One of the three maps (``facilities``, ``dashboard``, ``gaps``) as HTML text.
+    ) -> folium.Map:
+        """One of the three maps (``facilities``, ``dashboard``, ``gaps``) of the current state.
 
-        Built from the current state (cached until the next change). With ``api_base``
-        the facility map's "walk from here" calls
-        ``{api_base}/areas/{slug}/nearest`` instead of embedding a lookup.
+        Parameters
+        ----------
+        name
+            Which map.
+        nearest_url
+            URL template of a nearest-facility service for the facility map's "walk from
+            here" (placeholders ``{lon}``, ``{lat}``, ``{crs}``, ``{minutes}``); without
+            it the page carries a walking-time lookup of its own.
+        language
+            ``zh`` or ``en`` (default: settings).
+        attribution
+            Extra credit line (e.g. the registry's).
 
         Raises
         ------
         NotFoundError
-            An unknown map name.
-        AreaConfigError
-            The map needs units/population the area lacks.
+            An unknown map name, or a dashboard for an area without units.
         """
+        from tuoyu.workflow.area_maps import build_area_map
+
         if name not in MAP_NAMES:
             raise NotFoundError(f"unknown map '{name}' (maps: {', '.join(MAP_NAMES)})")
-        lang = language or self._ctx.layers.settings.language
         view = self._view
-        key = (name, api_base, lang, attribution)
-        with view.lock:
-            cached = view._maps.get(key)
-        if cached is not None:
-            return cached
-        html = self._build_map(view, name, api_base, lang, attribution)
-        with view.lock:
-            view._maps[key] = html
-        return html
-
-    def _build_map(
-        self, view: _View, name: str, api_base: str | None, language: str, attribution: str | None
-    ) -> str:
-        from tuoyu.outputs.maps import build_dashboard_map, build_facility_map, build_gap_map
-
-        ctx = self._ctx
-        layers = view.layers()
-        area = self.area
-        walk = area.walk
-        key = ctx.layers.settings.tianditu_key
-        if name == "facilities":
-            frame = view.frame()
-            if frame is None:
-                frame = facilities_frame([], ctx.layers.metric_crs)
-            isochrones = None
-            if ctx.mode == "network" and view.points is not None and view.ids:
-                graph = ctx.graph
-                assert graph is not None
-                slots = np.array([view.slot_of[i] for i in view.ids], dtype=np.int64)
-                sub = _subset_points(view.points, slots)
-                reaches = all_facility_reach(graph, sub, ctx.cutoff_m)
-                isochrones = area_isochrones(graph.network, reaches, view.ids, walk, points=sub)
-            fmap = build_facility_map(
-                frame,
-                isochrones,
-                None,
-                language=language,
-                tianditu_key=key,
-                api_base=api_base if ctx.mode != "none" else None,
-                area=area.slug,
-                area_name=area.area.name,
-                speed_kmh=walk.speed_kmh,
-                walk_minutes=walk.max_minutes,
-                max_snap_m=walk.max_snap_m,
-                attribution=attribution,
-            )
-            return str(fmap.get_root().render())
-        results = view.results()
-        if name == "dashboard":
-            if layers.units is None:
-                raise NotFoundError(f"area '{area.slug}' has no units for a dashboard")
-            units = gpd.GeoDataFrame(
-                results.table.reset_index(drop=True),
-                geometry=layers.units.geometry.reset_index(drop=True),
-                crs=layers.units.crs,
-            )
-            dmap = build_dashboard_map(
-                units,
-                ctx.profile,
-                results.summary,
-                area_name=area.area.name,
-                language=language,
-                tianditu_key=key,
-                attribution=attribution,
-            )
-            return str(dmap.get_root().render())
-        reach = view.reach()
-        population = population_with_walk(layers, reach)
-        gmap = build_gap_map(
-            population if reach is not None else None,
-            results.gaps,
-            facilities=layers.facilities,
-            units=layers.units,
-            threshold_m=ctx.cutoff_m,
-            area_name=area.area.name,
-            language=language,
-            tianditu_key=key,
+        return build_area_map(
+            name,
+            view.layers(),
+            self.profile,
+            view.results() if name != "facilities" else None,
+            view.reach(),
+            view.isochrones() if name == "facilities" else None,
+            view.facility_reaches() if name == "facilities" and nearest_url is None else None,
+            nearest_url=nearest_url if self.mode != "none" else None,
+            language=language or self._ctx.layers.settings.language,
             attribution=attribution,
         )
-        return str(gmap.get_root().render())
 
     def __repr__(self) -> str:
         return (
-            f"AreaAnalysis({self.area.slug!r}, mode={self.mode!r}, "
+            f"AreaModel({self.area.slug!r}, mode={self.mode!r}, "
             f"{len(self._view.ids)} facilities, version={self.version})"
         )
 
@@ -1355,34 +1203,43 @@ class AreaAnalysis:
 # --- helpers -----------------------------------------------------------------------------
 
 
+def _reach_mode(layers: AreaLayers) -> ReachMode:
+    section = layers.area.network
+    if section is not None and section.mode == "straight_line":
+        if section.detour_factor is None:
+            raise AreaConfigError(
+                f'{layers.area.source_path}: [network] mode = "straight_line" needs detour_factor'
+            )
+        return "straight_line"
+    return "network" if layers.network is not None else "none"
+
+
+def _check_minutes(minutes: float) -> None:
+    if not (
+        isinstance(minutes, int | float)
+        and not isinstance(minutes, bool)
+        and math.isfinite(minutes)
+        and minutes > 0.0
+    ):
+        raise InputValidationError(f"minutes must be > 0, got {minutes!r}", field="minutes")
+
+
 def _file_facilities(layers: AreaLayers) -> list[dict[str, Any]]:
     """The facilities loaded from the area's file as records (WGS84 lon/lat)."""
     if layers.facilities is None or layers.facilities.empty:
         return []
-    return _records_from(layers.facilities)
-
-
-def _area_polygon_m(layers: AreaLayers) -> BaseGeometry | None:
-    """The study area in the metric CRS: the outline, else the union of 街道 units."""
-    if layers.outline is not None and not layers.outline.empty:
-        return shapely.make_valid(layers.outline.to_crs(layers.metric_crs).union_all())
-    if layers.units is not None and layers.units_kind == "jiedao" and not layers.units.empty:
-        return shapely.make_valid(layers.units.union_all())
-    return None
+    return records_from(layers.facilities)
 
 
 def _subset_points(points: SnappedPoints, idx: IntArray) -> SnappedPoints:
     """The snapped points ``idx`` (in that order)."""
-    return SnappedPoints(
-        x_m=points.x_m[idx],
-        y_m=points.y_m[idx],
-        edge=points.edge[idx],
-        fraction=points.fraction[idx],
-        snap_x_m=points.snap_x_m[idx],
-        snap_y_m=points.snap_y_m[idx],
-        access_m=points.access_m[idx],
-        off_network=points.off_network[idx],
-        max_snap_m=points.max_snap_m,
+    return dataclasses.replace(
+        points,
+        **{
+            f.name: getattr(points, f.name)[idx]
+            for f in dataclasses.fields(points)
+            if isinstance(getattr(points, f.name), np.ndarray)
+        },
     )
 
 

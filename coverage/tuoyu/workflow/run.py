@@ -1,0 +1,243 @@
+"""The end-to-end run of a study area (``tuoyu run``): the core model, then its files.
+
+Data flows one way: sources → validated layers (:mod:`tuoyu.workflow.layers`) → the
+area's model (:class:`tuoyu.workflow.core.AreaModel`: graph, snapping, reach,
+indicators) → outputs. The service and batch runs use the same model; this module only
+adds writing. Every argument is checked before the first file is written; a step runs
+when its layers are present, and what is skipped is printed and recorded in
+``summary.json`` with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+
+from tuoyu.config.data_registry import resolve_data_dir
+from tuoyu.config.settings import Settings, get_settings
+from tuoyu.config.study_area import load_area
+from tuoyu.errors import InputValidationError
+from tuoyu.indicators.targets import Profile, load_profile
+from tuoyu.layers.rejects import write_rejects
+from tuoyu.outputs.maps import save_map
+from tuoyu.outputs.reports import write_reports
+from tuoyu.progress import Progress
+from tuoyu.workflow.area_maps import build_area_map
+from tuoyu.workflow.core import MAP_NAMES, AreaModel
+from tuoyu.workflow.layers import AreaLayers, load_layers
+from tuoyu.workflow.steps import IndicatorResults, ReachResults, population_with_walk
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True)
+class AreaRun:
+    """Everything one run of a study area produced (see :func:`analyse_area`)."""
+
+    model: AreaModel
+    results: IndicatorResults
+    out_dir: Path
+    maps_dir: Path
+    written: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def layers(self) -> AreaLayers:
+        """The layers with the facility set measured."""
+        return self.model.current_layers()
+
+    @property
+    def reach(self) -> ReachResults | None:
+        """The walking reach."""
+        return self.model.reach()
+
+    @property
+    def profile(self) -> Profile:
+        """The target profile."""
+        return self.model.profile
+
+
+def check_month(month: str | None) -> str:
+    """The reporting month ``YYYY-MM`` (default: this month), checked before any write.
+
+    >>> check_month("2025-03")
+    '2025-03'
+    """
+    if month is None:
+        return dt.date.today().strftime("%Y-%m")
+    if not _MONTH.match(month):
+        raise InputValidationError(f"--month must be YYYY-MM, got {month!r}", field="month")
+    return month
+
+
+def write_outputs(
+    layers: AreaLayers,
+    results: IndicatorResults,
+    reach: ReachResults | None,
+    isochrones: gpd.GeoDataFrame | None,
+    out_dir: Path,
+    *,
+    month: str,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """Write tables, GeoJSON, GeoPackage, the progress sheet and rejects into ``out_dir``."""
+    progress = progress or Progress()
+    population = population_with_walk(layers, reach)
+    if isochrones is None and layers.network is not None:
+        isochrones = gpd.GeoDataFrame(
+            {"facility_id": [], "minutes": [], "area_m2": []},
+            geometry=gpd.GeoSeries([], crs=layers.metric_crs),
+            crs=layers.metric_crs,
+        )
+    extra = {}
+    if len(results.failing):
+        extra["未达标街道"] = results.failing
+    if len(results.shortfall):
+        extra["托位缺口"] = results.shortfall
+    with progress.step(f"writing reports to {out_dir}"):
+        written = write_reports(
+            out_dir,
+            table=results.table,
+            summary=dict(results.summary),
+            month=month,
+            units=layers.units,
+            facilities=layers.facilities,
+            population=population,
+            gaps=results.gaps,
+            isochrones=isochrones,
+            extra_sheets=extra or None,
+        )
+        if layers.rejects:
+            written["rejects.csv"] = write_rejects(list(layers.rejects), out_dir)
+    return written
+
+
+def write_maps(
+    model: AreaModel,
+    maps_dir: Path,
+    *,
+    sites: gpd.GeoDataFrame | None = None,
+    site_isochrones: gpd.GeoDataFrame | None = None,
+    progress: Progress | None = None,
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Write the facility map, the committee dashboard and the planner's gap map.
+
+    Returns the files written and ``{map: reason}`` for maps the area cannot have.
+    """
+    progress = progress or Progress()
+    layers = model.current_layers()
+    written: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
+    with progress.step(f"maps into {maps_dir}"):
+        for name in MAP_NAMES:
+            if name == "facilities" and (layers.facilities is None or not len(layers.facilities)):
+                skipped["facility map"] = "no registered facilities to show"
+                continue
+            if name == "dashboard" and layers.units is None:
+                skipped["dashboard"] = "no units to show"
+                continue
+            fmap = build_area_map(
+                name,
+                layers,
+                model.profile,
+                model.results(),
+                model.reach(),
+                model.isochrones() if name == "facilities" else None,
+                model.facility_reaches() if name == "facilities" else None,
+                language=layers.settings.language,
+                sites=sites if name == "gaps" else None,
+                site_isochrones=site_isochrones if name == "gaps" else None,
+            )
+            written[f"{name}.html"] = save_map(fmap, maps_dir / f"{name}.html")
+    return written, skipped
+
+
+def analyse_area(
+    name_or_path: str | Path,
+    out_dir: Path | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    *,
+    month: str | None = None,
+    maps_dir: Path | None = None,
+    write_map_files: bool = True,
+) -> AreaRun:
+    """Load, route, compute indicators and write every output of one study area.
+
+    Tables and layers go to ``out_dir`` (default ``out/<area>`` in the working
+    directory), the three maps to ``maps_dir`` (default ``maps/<area>``).
+    """
+    settings = settings or get_settings()
+    progress = progress or Progress()
+    month = check_month(month)
+    area = load_area(name_or_path, settings.project_data_dir)
+    out = Path(out_dir) if out_dir is not None else Path("out") / area.slug
+    maps_out = Path(maps_dir) if maps_dir is not None else Path("maps") / area.slug
+    progress.info(f"study area: {area.area.name} ({area.area.code}) — {area.source_path}")
+    progress.info(f"data directory: {resolve_data_dir(settings)}")
+    progress.info(
+        f"walking speed {area.walk.speed_kmh} km/h, thresholds {area.walk.minutes} min "
+        f"(15 min = {area.walk.metres_for(area.walk.max_minutes):.0f} m), snapping ≤ "
+        f"{area.walk.max_snap_m:.0f} m, isochrones: {area.walk.isochrone_method}"
+    )
+    profile = load_profile(area.area.target_profile, settings.project_data_dir)
+    progress.info(f"target profile: {area.area.target_profile}")
+    layers = load_layers(area, settings, progress)
+    model = AreaModel.from_layers(layers, profile, progress=progress)
+    n_fac = len(model.facility_ids())
+    if model.mode == "network" and n_fac:
+        with progress.step(f"isochrones {area.walk.minutes} min for {n_fac} facilities"):
+            model.isochrones()
+    results = model.results()
+    skipped: dict[str, str] = {}
+    maps: dict[str, Path] = {}
+    if write_map_files:
+        maps, skipped = write_maps(model, maps_out, progress=progress)
+    if skipped:
+        summary = dict(results.summary)
+        summary["skipped"] = [
+            *list(summary.get("skipped") or []),
+            *({"indicator": what, "reason": reason} for what, reason in skipped.items()),
+        ]
+        results = dataclasses.replace(results, summary=summary)
+    written = write_outputs(
+        model.current_layers(),
+        results,
+        model.reach(),
+        model.isochrones(),
+        out,
+        month=month,
+        progress=progress,
+    )
+    written.update({f"maps/{k}": v for k, v in maps.items()})
+    for what, reason in {**dict(model.layers.skipped), **skipped}.items():
+        progress.info(f"skipped {what}: {reason}")
+    return AreaRun(model, results, out, maps_out, written, skipped)
+
+
+def report_written(run: AreaRun, progress: Progress) -> None:
+    """Print where each output file went."""
+    progress.info(f"wrote {len(run.written)} files:")
+    for name, path in sorted(run.written.items()):
+        progress.info(f"  {name}: {path}")
+
+
+def run_area(
+    name_or_path: str | Path,
+    out_dir: Path | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    *,
+    month: str | None = None,
+    maps_dir: Path | None = None,
+) -> Path:
+    """Run the analysis of one study area end to end; return the output folder."""
+    progress = progress or Progress()
+    run = analyse_area(name_or_path, out_dir, settings, progress, month=month, maps_dir=maps_dir)
+    report_written(run, progress)
+    return run.out_dir
