@@ -51,15 +51,25 @@ under3_share = 0.015
     return path
 
 
-def _brute_snap(net: WalkNetwork, x: np.ndarray, y: np.ndarray):
+def _brute_snap(net: WalkNetwork, x: np.ndarray, y: np.ndarray, min_component_nodes: int = 40):
     ax, ay = net.node_x_m[net.edge_u], net.node_y_m[net.edge_u]
     bx, by = net.node_x_m[net.edge_v], net.node_y_m[net.edge_v]
     dx, dy = bx - ax, by - ay
     seg2 = dx * dx + dy * dy
+    # Islands are not candidates: only pieces of >= min_component_nodes nodes (capped at
+    # the largest piece), found here with networkx, independently of scipy.
+    pieces = nx.Graph()
+    pieces.add_nodes_from(range(net.n_nodes))
+    pieces.add_edges_from(zip(net.edge_u.tolist(), net.edge_v.tolist(), strict=True))
+    size = np.zeros(net.n_nodes, dtype=np.int64)
+    for piece in nx.connected_components(pieces):
+        size[list(piece)] = len(piece)
+    island = size[net.edge_u] < min(min_component_nodes, int(size.max()))
     edges, fracs, access = [], [], []
     for px, py in zip(x, y, strict=True):
         t = np.clip(((px - ax) * dx + (py - ay) * dy) / seg2, 0.0, 1.0)
         d = np.hypot(ax + t * dx - px, ay + t * dy - py)
+        d[island] = np.inf
         j = int(np.argmin(d))
         edges.append(j)
         fracs.append(float(t[j]))

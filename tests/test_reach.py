@@ -42,7 +42,14 @@ TOL_M = 1e-6
 
 
 def snap(g: WalkGraph, pts: list[tuple[float, float]], max_snap_m: float = 300.0) -> SnappedPoints:
-    return snap_points(g, [X0 + p[0] for p in pts], [Y0 + p[1] for p in pts], max_snap_m=max_snap_m)
+    # These tests route on islands on purpose: no island filter.
+    return snap_points(
+        g,
+        [X0 + p[0] for p in pts],
+        [Y0 + p[1] for p in pts],
+        max_snap_m=max_snap_m,
+        min_component_nodes=0,
+    )
 
 
 # 3 × 3 grid, 100 m spacing (node r*3+c at (100c, 100r)), plus an island 9–10.

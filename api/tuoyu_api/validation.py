@@ -155,7 +155,10 @@ def _run_loader(
     first = rejects[0]
     if isinstance(first, InputValidationError):
         raise first
-    get = first.get if isinstance(first, Mapping) else lambda key: getattr(first, key, None)
+
+    def get(key: str) -> Any:
+        return first.get(key) if isinstance(first, Mapping) else getattr(first, key, None)
+
     reason = str(get("reason") or first)
     raise InputValidationError(reason, field=get("field"), row=row)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from tuoyu import __version__
 from tuoyu.errors import TuoyuError
 
-DEFAULT_AREA = "chongqing-yuzhong"
+DEFAULT_AREA = "beijing-dongcheng"
 
 
 def _cmd_areas(args: argparse.Namespace) -> int:

@@ -91,11 +91,11 @@ def _cleanup() -> Iterator[None]:
     derandomize=True,
 )
 def test_no_server_errors(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=AUTH, excluded_checks=EXCLUDED, timeout=120)
+    case.call_and_validate(headers=AUTH, excluded_checks=EXCLUDED)
 
 
 @pytest.mark.slow
 @full_schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_server_errors_coverage_phase(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=AUTH, excluded_checks=EXCLUDED, timeout=120)
+    case.call_and_validate(headers=AUTH, excluded_checks=EXCLUDED)

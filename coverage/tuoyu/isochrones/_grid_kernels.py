@@ -321,7 +321,7 @@ def _collinear(
     cross = (bx - ax) * ey - (by - ay) * ex
     if cross * cross > _COLLINEAR_M * _COLLINEAR_M * (ex * ex + ey * ey):
         return False
-    return (bx - ax) * (cx - bx) + (by - ay) * (cy - by) >= 0.0
+    return bool((bx - ax) * (cx - bx) + (by - ay) * (cy - by) >= 0.0)
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Final
+from typing import Final, cast
 
 import geopandas as gpd
 import numpy as np
@@ -414,10 +414,10 @@ def _pieces(
 
         def at(pos_m: float) -> FloatArray:
             if pos_m <= 0.0:
-                return q0
+                return cast(FloatArray, q0)
             if pos_m >= ell:
-                return q1
-            return q0 + (q1 - q0) * (pos_m / ell)
+                return cast(FloatArray, q1)
+            return cast(FloatArray, q0 + (q1 - q0) * (pos_m / ell))
 
         for lo, hi in _merge_intervals(ivals):
             starts.append(at(lo)[None, :])

@@ -626,7 +626,7 @@ def area_wgs84(area: AreaLike) -> BaseGeometry:
     """
     if isinstance(area, gpd.GeoSeries | gpd.GeoDataFrame):
         layer = area.to_crs(WGS84) if area.crs is not None else area
-        return layer.union_all()
+        return cast(BaseGeometry, layer.union_all())
     return area
 
 

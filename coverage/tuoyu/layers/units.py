@@ -12,6 +12,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -65,7 +66,7 @@ def _polygonal_part(geom: BaseGeometry) -> BaseGeometry:
     if not polys:
         return shapely.Polygon()
     if len(polys) == 1:
-        return polys[0]
+        return cast(BaseGeometry, polys[0])
     return shapely.MultiPolygon(polys)
 
 

@@ -1000,4 +1000,8 @@ def _concat_points(a: SnappedPoints, b: SnappedPoints) -> SnappedPoints:
         access_m=np.concatenate([a.access_m, b.access_m]),
         off_network=np.concatenate([a.off_network, b.off_network]),
         max_snap_m=a.max_snap_m,
+        moved_from_island=None
+        if a.moved_from_island is None or b.moved_from_island is None
+        else np.concatenate([a.moved_from_island, b.moved_from_island]),
+        min_component_nodes=a.min_component_nodes,
     )

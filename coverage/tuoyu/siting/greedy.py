@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -322,14 +323,14 @@ class _Greedy:
     def _groups_of(self, j: int) -> IntArray:
         if not len(self.problem.required_groups):
             return np.empty(0, dtype=np.int64)
-        return self.grp_idx[self.grp_ptr[j] : self.grp_ptr[j + 1]].astype(np.int64)
+        return cast(IntArray, self.grp_idx[self.grp_ptr[j] : self.grp_ptr[j + 1]].astype(np.int64))
 
     def _blocked_by(self, j: int) -> IntArray:
         """Candidates that choosing ``j`` removes (itself and its spacing neighbours)."""
         if not self.has_conflicts:
             return np.array([j], dtype=np.int64)
         nb = self.nbr_idx[self.nbr_ptr[j] : self.nbr_ptr[j + 1]]
-        return np.r_[np.int64(j), nb.astype(np.int64)]
+        return cast(IntArray, np.r_[np.int64(j), nb.astype(np.int64)])
 
     def _fresh_gain(self, j: int) -> float:
         return float(self.open_w[self.indices[self.indptr[j] : self.indptr[j + 1]]].sum())

@@ -199,7 +199,7 @@ class _Model:
         """A HiGHS instance holding the model (``relax``: the LP relaxation, by IPM)."""
         n_col = self.n_x + self.n_y
         a, lower, upper = self.matrix()
-        h = highspy.Highs()
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
         h.setOptionValue("random_seed", 0)

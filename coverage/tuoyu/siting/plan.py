@@ -38,7 +38,12 @@ from tuoyu.siting.candidates import dedupe, sample_on_network
 from tuoyu.workflow.core import AreaModel
 from tuoyu.workflow.layers import AreaLayers
 from tuoyu.workflow.run import AreaRun, analyse_area
-from tuoyu.workflow.steps import IndicatorResults, ReachResults, population_with_walk
+from tuoyu.workflow.steps import (
+    IndicatorResults,
+    ReachResults,
+    compute_indicators,
+    population_with_walk,
+)
 
 CANDIDATE_SOURCES = {"user": "用户提供", "osm": "OSM设施", "network": "路网采样"}
 
@@ -142,7 +147,7 @@ def candidate_sites(
             )
         )
     network_file = layers.files.get("network")
-    if use_osm and network_file is not None:
+    if use_osm and network_file is not None and layers.osm_used:
         pois = load_osm_pois(network_file, crs)
         if layers.outline is not None and len(pois):
             pois = pois[pois.within(layers.outline.union_all())]
@@ -273,6 +278,7 @@ def plan_sites(
         candidates.geometry.x.to_numpy(),
         candidates.geometry.y.to_numpy(),
         max_snap_m=layers.area.walk.max_snap_m,
+        min_component_nodes=layers.area.walk.min_component_nodes,
     )
     weight_column = "population_under3" if weight == "under3" else "population"
     weights = layers.population[weight_column].to_numpy(dtype=float)

@@ -183,6 +183,7 @@ class _Context:
     population_snapped: SnappedPoints | None
     cutoff_m: float
     max_snap_m: float
+    min_component_nodes: int
     to_metric: Transformer
     to_wgs84: Transformer
     polygon_m: BaseGeometry | None
@@ -250,7 +251,13 @@ class _FacilitySet:
         assert graph is not None  # network mode has a graph (internal invariant)
         ids = list(self.records)
         xy = np.array([self.xy_m[i] for i in ids], dtype=float).reshape(-1, 2)
-        points = snap_points(graph, xy[:, 0], xy[:, 1], max_snap_m=ctx.max_snap_m)
+        points = snap_points(
+            graph,
+            xy[:, 0],
+            xy[:, 1],
+            max_snap_m=ctx.max_snap_m,
+            min_component_nodes=ctx.min_component_nodes,
+        )
         puhui = np.array([is_puhui(self.records[i]) for i in ids], dtype=bool)
         self.state_all = ReachState(graph, points, ctx.cutoff_m)
         self.state_puhui = ReachState(graph, points, ctx.cutoff_m, active=puhui)
@@ -298,7 +305,13 @@ class _FacilitySet:
         graph = ctx.graph
         assert graph is not None
         x, y = self.xy_m[fid]
-        point = snap_points(graph, [x], [y], max_snap_m=ctx.max_snap_m)
+        point = snap_points(
+            graph,
+            [x],
+            [y],
+            max_snap_m=ctx.max_snap_m,
+            min_component_nodes=ctx.min_component_nodes,
+        )
         self.slot_all[fid] = self.state_all.add_facility(point)
         self.ids_all.append(fid)
         if is_puhui(self.records[fid]):
@@ -603,10 +616,25 @@ class AreaModel:
                         pop.x.to_numpy(dtype=float),
                         pop.y.to_numpy(dtype=float),
                         max_snap_m=walk.max_snap_m,
+                        min_component_nodes=walk.min_component_nodes,
                     )
             if pop_snap is not None:
                 off = int(pop_snap.off_network.sum())
-                progress.info(f"  snapped {len(pop_snap):,} population points ({off} off-network)")
+                moved = pop_snap.n_moved_from_island
+                progress.info(
+                    f"  snapped {len(pop_snap):,} population points ({off} off-network, "
+                    f"{moved} moved off network islands of < {pop_snap.min_component_nodes} "
+                    "nodes)"
+                )
+                if moved:
+                    layers = layers.with_notes(
+                        warnings=(
+                            f"{moved} population points were nearer to a small disconnected "
+                            f"piece of the network (< {pop_snap.min_component_nodes} nodes) "
+                            "and were joined to the main network instead / "
+                            f"{moved} 个人口点改为吸附到主路网",
+                        )
+                    )
                 if off:
                     layers = layers.with_notes(
                         warnings=(
@@ -625,6 +653,7 @@ class AreaModel:
             population_snapped=pop_snap,
             cutoff_m=walk.metres_for(walk.max_minutes),
             max_snap_m=walk.max_snap_m,
+            min_component_nodes=walk.min_component_nodes,
             to_metric=Transformer.from_crs(WGS84, layers.metric_crs, always_xy=True),
             to_wgs84=Transformer.from_crs(layers.metric_crs, WGS84, always_xy=True),
             polygon_m=polygon,
@@ -841,7 +870,13 @@ class AreaModel:
             ]
         graph = ctx.graph
         assert graph is not None  # network mode has a graph (internal invariant)
-        point = snap_points(graph, [point_m.x_m], [point_m.y_m], max_snap_m=ctx.max_snap_m)
+        point = snap_points(
+            graph,
+            [point_m.x_m],
+            [point_m.y_m],
+            max_snap_m=ctx.max_snap_m,
+            min_component_nodes=ctx.min_component_nodes,
+        )
         if point.off_network[0]:
             raise OffNetworkError(
                 f"point lon={lon}, lat={lat} ({crs}) is {float(point.access_m[0]):.0f} m from the "

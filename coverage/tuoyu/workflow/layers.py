@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -115,9 +116,13 @@ def study_area_polygon(layers: AreaLayers) -> BaseGeometry | None:
     ``None`` when the area has neither an outline nor 街道 polygons.
     """
     if layers.outline is not None and not layers.outline.empty:
-        return shapely.make_valid(layers.outline.to_crs(layers.metric_crs).union_all())
+        return cast(
+            BaseGeometry, shapely.make_valid(layers.outline.to_crs(layers.metric_crs).union_all())
+        )
     if layers.units is not None and layers.units_kind == "jiedao" and not layers.units.empty:
-        return shapely.make_valid(layers.units.to_crs(layers.metric_crs).union_all())
+        return cast(
+            BaseGeometry, shapely.make_valid(layers.units.to_crs(layers.metric_crs).union_all())
+        )
     return None
 
 
@@ -126,7 +131,7 @@ def study_area_polygon_wgs84(layers: AreaLayers) -> BaseGeometry | None:
     polygon = study_area_polygon(layers)
     if polygon is None:
         return None
-    return gpd.GeoSeries([polygon], crs=layers.metric_crs).to_crs(WGS84).iloc[0]
+    return cast(BaseGeometry, gpd.GeoSeries([polygon], crs=layers.metric_crs).to_crs(WGS84).iloc[0])
 
 
 def load_layers(

@@ -183,7 +183,8 @@ def analyse_area(
     progress.info(
         f"walking speed {area.walk.speed_kmh} km/h, thresholds {area.walk.minutes} min "
         f"(15 min = {area.walk.metres_for(area.walk.max_minutes):.0f} m), snapping ≤ "
-        f"{area.walk.max_snap_m:.0f} m, isochrones: {area.walk.isochrone_method}"
+        f"{area.walk.max_snap_m:.0f} m (islands < {area.walk.min_component_nodes} nodes not "
+        f"snapped to), isochrones: {area.walk.isochrone_method}"
     )
     profile = load_profile(area.area.target_profile, settings.project_data_dir)
     progress.info(f"target profile: {area.area.target_profile}")

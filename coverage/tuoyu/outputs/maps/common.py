@@ -429,7 +429,7 @@ class _Setup(MacroElement):  # type: ignore[misc]
     )
 
     def __init__(self, data_id: str) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # folium ships no type hints
         self._name = "TuoyuSetup"
         self.data_id = data_id
 

@@ -416,7 +416,7 @@ def build_facility_map(
 
     container: folium.FeatureGroup | MarkerCluster
     if cluster:
-        container = MarkerCluster(name=ui("facilities", lang), show=True)
+        container = MarkerCluster(name=ui("facilities", lang), show=True)  # type: ignore[no-untyped-call]
         container.default_js = []  # the plugin's own CDN links; inlined by new_map
         container.default_css = []
     else:

@@ -86,7 +86,8 @@ def _breaks(people: np.ndarray) -> np.ndarray:
     positive = people[people > 0]
     if positive.size == 0:
         return np.zeros(len(PEOPLE_RAMP) - 1)
-    return np.quantile(positive, np.linspace(0, 1, len(PEOPLE_RAMP) + 1)[1:-1])
+    breaks = np.quantile(positive, np.linspace(0, 1, len(PEOPLE_RAMP) + 1)[1:-1])
+    return np.asarray(breaks, dtype=float)
 
 
 def _ramp_color(value: float, breaks: np.ndarray) -> str:
