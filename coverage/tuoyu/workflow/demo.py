@@ -29,8 +29,11 @@ def _value(summary: Mapping[str, Any], key: str) -> Any:
     return indicators.get(key, {}).get("value")
 
 
-def _pct(value: object) -> str:
-    return "—" if value is None or pd.isna(value) else f"{float(value):.1f} %"  # type: ignore[arg-type]
+def _pct(value: Any) -> str:
+    if value is None:
+        return "—"
+    number = float(value)
+    return "—" if number != number else f"{number:.1f} %"  # NaN: unknown
 
 
 def _target_text(summary: Mapping[str, Any], key: str) -> str:
@@ -46,12 +49,15 @@ def jiedao_lines(table: pd.DataFrame) -> list[str]:
         f"{'街道':<10}{'人口 people':>12}{'15分钟覆盖 all':>16}{'普惠 puhui':>12}"
         f"{'有普惠 has':>11}{'托位 slots':>11}"
     ]
-    for row in table.sort_values("coverage_pct", na_position="first").itertuples():
-        slots = "不详 unknown" if pd.isna(row.slots) else f"{row.slots:,.0f}"
-        has = {True: "是 yes", False: "否 no"}.get(bool(row.has_puhui), "—")
+    ordered = table.sort_values("coverage_pct", na_position="first")
+    for record in ordered.to_dict("records"):
+        slots_value = record.get("slots")
+        slots = "不详 unknown" if pd.isna(slots_value) else f"{float(slots_value):,.0f}"
+        has = "是 yes" if bool(record.get("has_puhui")) else "否 no"
         lines.append(
-            f"{row.name:<10}{row.population:>12,.0f}{_pct(row.coverage_pct):>16}"
-            f"{_pct(row.puhui_coverage_pct):>12}{has:>11}{slots:>11}"
+            f"{record['name']!s:<10}{float(record['population']):>12,.0f}"
+            f"{_pct(record['coverage_pct']):>16}{_pct(record['puhui_coverage_pct']):>12}"
+            f"{has:>11}{slots:>11}"
         )
     return lines
 
