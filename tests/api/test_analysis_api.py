@@ -236,28 +236,37 @@ def test_gaps_and_maps(yz: tuple[TestClient, dict[str, str]]) -> None:
     _error(client.get(f"{YZ}/maps/gaps", params={"language": "fr"}), 422, "validation_error")
 
 
-def test_dongcheng_without_network(yz: tuple[TestClient, dict[str, str]]) -> None:
+def test_dongcheng_on_its_road_layer(yz: tuple[TestClient, dict[str, str]]) -> None:
+    """The flagship through the service: the road-centreline network, 64 kindergartens."""
     client, auth = yz
-    body = _error(
-        client.get(f"{DC}/nearest", params={"lon": 116.41, "lat": 39.91}), 400, "no_network"
-    )
-    assert "no walking network" in body["message"]
+    facilities = client.get(f"{DC}/facilities").json()
+    assert facilities["numberMatched"] == 64  # seeded from the file
+    first = facilities["features"][0]
+    lon, lat = first["geometry"]["coordinates"]
+    near = client.get(f"{DC}/nearest", params={"lon": lon, "lat": lat})
+    assert near.status_code == 200, near.text
+    body = near.json()
+    assert body["method"] == "network"
+    assert body["facilities"][0]["facility_id"] == first["id"]
+    assert "OpenStreetMap" not in body["attribution"]  # the road layer is not OSM data
+    assert "东城区城市体检" in body["attribution"]
     units = client.get(f"{DC}/units").json()
     assert units["units_kind"] == "jiedao" and len(units["units"]) == 17
-    assert sum(u["facilities"] for u in units["units"]) == 64  # seeded from the file
-    assert all(u["coverage_pct"] is None for u in units["units"])
+    assert sum(u["facilities"] for u in units["units"]) == 64
+    assert all(u["coverage_pct"] is not None for u in units["units"])
     code = units["units"][0]["code"]
     assert client.get(f"{DC}/units/{code}").json()["unit"]["name"] == units["units"][0]["name"]
-    assert client.get(f"{DC}/facilities").json()["numberMatched"] == 64
     summary = client.get(f"{DC}/summary").json()
     assert summary["indicators"]["puhui_jiedao_coverage"]["value"] is not None
+    assert 0 < summary["indicators"]["coverage_pct"]["value"] < 100
     assert all(not Path(f["path"]).is_absolute() for f in summary["data"]["files"])
     gaps = client.get(f"{DC}/gaps").json()
-    assert gaps["features"] == [] and "no walking network" in gaps["skipped"]
-    _error(client.get(f"{DC}/facilities/DC-KG-001/isochrone"), 400, "no_network")
+    assert gaps["features"] and not gaps["skipped"]
+    iso = client.get(f"{DC}/facilities/{first['id']}/isochrone")
+    assert iso.status_code == 200 and iso.json()["properties"]["method"] == "edge_buffer"
     assert client.get(f"{DC}/maps/dashboard").status_code == 200
     page = client.get(f"{DC}/maps/facilities")
-    assert page.status_code == 200 and '"nearestUrl":null' in page.text
+    assert page.status_code == 200 and '"nearestUrl":"../nearest?' in page.text
     # A write follows in the table at once.
     new = {"id": "DC-NEW-1", "lon": 116.4238, "lat": 39.9284, "crs": "gcj02"}
     assert client.post(f"{DC}/facilities", json=new, headers=auth).status_code == 201
