@@ -37,3 +37,25 @@ def settings(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Settin
 def fixtures_dir() -> Path:
     """Folder of small hand-made test inputs."""
     return FIXTURES
+
+
+def area_without_network(name: str, folder: Path, extra: str = "") -> Path:
+    """A copy of the shipped study area ``name`` without its ``[network]`` section.
+
+    Paths inside stay relative to the data directory; ``extra`` TOML is appended (e.g. a
+    straight-line ``[network]``). For tests of what an area without a walking network
+    does.
+    """
+    from tuoyu.config.study_area import areas_dir
+
+    kept: list[str] = []
+    skipping = False
+    for line in (areas_dir() / f"{name}.toml").read_text("utf-8").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            skipping = stripped == "[network]"
+        if not skipping:
+            kept.append(line)
+    path = folder / f"{name}-no-network.toml"
+    path.write_text("\n".join(kept) + "\n" + extra, "utf-8")
+    return path

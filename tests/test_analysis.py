@@ -49,6 +49,8 @@ from tuoyu.workflow.facility_records import facilities_frame
 from tuoyu.workflow.layers import AreaLayers, load_layers
 from tuoyu.workflow.steps import ReachResults, compute_indicators
 
+from tests.conftest import area_without_network
+
 X0, Y0 = 500_000.0, 3_270_000.0
 METRIC = CRS.from_epsg(32648)
 TO_WGS = Transformer.from_crs(METRIC, 4326, always_xy=True)
@@ -525,11 +527,14 @@ def test_yuzhong_nearest_finds_a_facility_beside_the_point(yuzhong_layers: AreaL
         analysis.nearest(106.40, 29.50)  # west of the district
 
 
-def test_dongcheng_has_units_but_no_network(settings: Settings) -> None:
-    analysis = AreaAnalysis.build(load_area("beijing-dongcheng"), settings)
+def test_dongcheng_has_units_but_no_network(settings: Settings, tmp_path: Path) -> None:
+    area = load_area(area_without_network("beijing-dongcheng", tmp_path))
+    analysis = AreaAnalysis.build(area, settings)
     assert analysis.mode == "none" and len(analysis.facility_ids()) == 64
     with pytest.raises(NoNetworkError):
         analysis.nearest(116.41, 39.91)
+    with pytest.raises(NoNetworkError):
+        analysis.recommend_sites(2)
     table = analysis.units()
     assert len(table) == 17 and table["facilities"].sum() == 64
     assert analysis.unit(str(table["code"].iloc[0]))["name"] == table["name"].iloc[0]

@@ -25,7 +25,8 @@ def test_shipped_areas_parse() -> None:
     assert yuzhong.facilities is None
     dongcheng = load_area("beijing-dongcheng")
     assert dongcheng.units is not None and dongcheng.units.crs == "gcj02"
-    assert dongcheng.network is None
+    assert dongcheng.network is not None and dongcheng.network.crs == "gcj02"
+    assert dongcheng.network.path == "beijing-dongcheng/roads.geojson"
 
 
 def test_unknown_area_names_known_ones() -> None:

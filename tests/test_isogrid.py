@@ -39,6 +39,10 @@ from tuoyu.types import LocalReach
 
 from tests.test_isochrones import X0, Y0, at_node, grid_net, make_net, nx_reach, snapped
 
+# The numba kernels compile on first use (tens of seconds on a busy 2-core machine, once
+# per fresh checkout: the compiled code is cached): slow, still run by `make test`.
+pytestmark = pytest.mark.slow
+
 B = 25.0
 
 

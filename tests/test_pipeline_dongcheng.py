@@ -1,5 +1,6 @@
-"""Dongcheng end to end: no network → 15-minute columns empty with the reason; the
-explicit straight-line stand-in is computed and labelled approximate everywhere."""
+"""Dongcheng end to end: on its road layer; without a network → 15-minute columns empty
+with the reason; the explicit straight-line stand-in is computed and labelled approximate
+everywhere."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 from tuoyu.config.settings import Settings
-from tuoyu.config.study_area import areas_dir
 from tuoyu.progress import SILENT
 from tuoyu.workflow.run import analyse_area
 
+from tests.conftest import area_without_network
+
 
 def test_dongcheng_without_network(tmp_path: Path, settings: Settings) -> None:
+    area_file = area_without_network("beijing-dongcheng", tmp_path)
     run = analyse_area(
-        "beijing-dongcheng", tmp_path / "out", settings, SILENT, month="2026-11",
+        area_file, tmp_path / "out", settings, SILENT, month="2026-11",
         maps_dir=tmp_path / "maps",
     )  # fmt: skip
     table = run.results.table
@@ -33,7 +36,7 @@ def test_dongcheng_without_network(tmp_path: Path, settings: Settings) -> None:
     # a rerun gives byte-identical tables
     first = (tmp_path / "out" / "jiedao.csv").read_bytes()
     analyse_area(
-        "beijing-dongcheng", tmp_path / "out", settings, SILENT, month="2026-11",
+        area_file, tmp_path / "out", settings, SILENT, month="2026-11",
         maps_dir=tmp_path / "maps",
     )  # fmt: skip
     assert (tmp_path / "out" / "jiedao.csv").read_bytes() == first
@@ -42,10 +45,9 @@ def test_dongcheng_without_network(tmp_path: Path, settings: Settings) -> None:
 def test_dongcheng_straight_line_is_labelled_approximate(
     tmp_path: Path, settings: Settings
 ) -> None:
-    text = (areas_dir() / "beijing-dongcheng.toml").read_text("utf-8")
-    text += '\n[network]\nmode = "straight_line"\ndetour_factor = 1.3\n'
-    area_file = tmp_path / "dongcheng-straight.toml"
-    area_file.write_text(text, "utf-8")
+    area_file = area_without_network(
+        "beijing-dongcheng", tmp_path, '\n[network]\nmode = "straight_line"\ndetour_factor = 1.3\n'
+    )
     run = analyse_area(area_file, tmp_path / "out", settings, SILENT, month="2026-11",
                        maps_dir=tmp_path / "maps")  # fmt: skip
     table = run.results.table

@@ -14,6 +14,8 @@ from tuoyu.indicators.targets import load_profile
 from tuoyu.progress import SILENT
 from tuoyu.siting.plan import candidate_sites, plan_sites
 from tuoyu.workflow.core import AreaModel
+
+from tests.conftest import area_without_network
 from tuoyu.workflow.layers import load_layers
 
 
@@ -72,7 +74,8 @@ def test_cli_site_writes_outputs(tmp_path: Path, settings: Settings, monkeypatch
 
 
 def test_cli_site_without_network_is_a_clear_error(tmp_path: Path, capsys) -> None:
-    code = main(["site", "beijing-dongcheng", "--out", str(tmp_path), "--maps", str(tmp_path)])
+    area = area_without_network("beijing-dongcheng", tmp_path)
+    code = main(["site", str(area), "--out", str(tmp_path), "--maps", str(tmp_path)])
     assert code == 2
     assert "siting needs a walking network" in capsys.readouterr().err
 

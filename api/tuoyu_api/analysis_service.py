@@ -238,6 +238,21 @@ class AnalysisService:
             seed_from_file(session, area.slug, loaded.facilities, source=path.name)
         self._seeded.add(area.slug)
 
+    def seed_for_reading(self, area: StudyArea) -> None:
+        """Seed the registry from the area's file before the first listing (under the
+        area's lock), so the registry lists every facility from the first request.
+
+        A facility file that cannot be read leaves the registry as it is (logged): a read
+        never fails for it; the first write reports the problem.
+        """
+        if area.slug in self._seeded:
+            return
+        with self.lock(area.slug):
+            try:
+                self.ensure_seeded(area)
+            except (TuoyuError, OSError) as exc:
+                logger.warning("registry of %s not seeded from its file: %s", area.slug, exc)
+
     def invalidate(self, slug: str) -> None:
         """Drop ``slug``'s analysis; the next use rebuilds it from the registry."""
         if self._analyses.pop(slug, None) is not None:

@@ -6,9 +6,11 @@ columns get their label from the indicator (see :mod:`tuoyu.indicators.targets`)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final, Literal
 
+import numpy as np
 import pandas as pd
 
 from tuoyu.indicators.targets import INDICATORS
@@ -100,3 +102,114 @@ def labels_for(columns: Iterable[str], language: Language = "zh") -> dict[str, s
 def with_labels(df: pd.DataFrame, language: Language = "zh") -> pd.DataFrame:
     """A copy of ``df`` with its columns renamed to their labels."""
     return df.rename(columns=labels_for(df.columns.astype(str), language))
+
+
+# --- Chinese wording for reports a committee files (jiedao.xlsx, 附件2, report.pdf) --------
+
+STATUS_ZH: Final[dict[bool | None, str]] = {True: "达标", False: "未达标", None: "不详"}
+"""Pass/fail of a target as a committee reads it."""
+
+UNKNOWN_ZH: Final = "不详"
+"""What a report prints for an unknown value (never 0)."""
+
+SKIPPED_ZH: Final[dict[str, str]] = {
+    "facilities": "托育机构",
+    "population": "人口",
+    "units": "统计单元",
+    "network": "步行路网",
+    "facility map": "机构分布图",
+    "dashboard": "指标地图",
+    "gaps": "覆盖缺口",
+    "isochrones": "等时圈",
+}
+"""Steps a run can skip (``summary["skipped"][i]["indicator"]`` that are not indicators)."""
+
+UNUSABLE_ZH: Final[dict[str, str]] = {
+    "facilities_2sfca_without_demand": "周边无需求人口、未计入可达托位指数的机构",
+    "facilities_enrolled_unknown": "在托人数不详的机构",
+    "facilities_excluded_2sfca_slots_unknown": "托位数不详、未计入可达托位指数的机构",
+    "facilities_outside_units": "位于统计单元以外的机构",
+    "facilities_puhui_unknown": "普惠属性不详的机构",
+    "facilities_slots_unknown": "托位数不详的机构",
+    "population_points_outside_units": "位于统计单元以外的人口点",
+    "population_points_population_unknown": "人口数不详的人口点",
+    "population_points_under3_unknown": "3岁以下人口不详的人口点",
+    "population_points_walk_puhui_unknown": "到普惠机构步行距离不详的人口点",
+    "population_points_walk_unknown": "步行距离不详的人口点（不在路网上）",
+}
+"""``summary["unusable"]`` keys → what was not usable, in Chinese."""
+
+FILE_ROLES_ZH: Final[dict[str, str]] = {
+    "facilities": "托育机构",
+    "land use": "土地利用现状",
+    "network": "步行路网",
+    "population": "人口",
+    "population cells": "人口网格",
+    "population weights": "人口权重",
+    "population totals": "人口总数",
+    "units": "街道边界",
+    "outline": "区界",
+    "buildings": "建筑",
+    "candidates": "候选选址",
+}
+"""``summary["data"]["files"][i]["role"]`` → Chinese."""
+
+_REASONS_ZH: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
+    (re.compile(pattern), zh)
+    for pattern, zh in (
+        (r"^no walking network", "无步行路网，未计算15分钟指标"),
+        (r"^no \[facilities\] file", "未提供托育机构名录，无登记机构"),
+        (r"^no registered facilities to show", "无登记机构，未绘制机构分布图"),
+        (r"^no units to show", "无统计单元，未绘制指标地图"),
+        (r"^no \[population\] section", "未提供人口数据"),
+        (r"^no population layer usable", "无可用人口数据"),
+        (r"^no 街道 polygons, outline or network", "无街道边界、区界或路网，无法划分统计单元"),
+        (r"^no units given", "未提供统计单元，无人口点"),
+        (
+            r"^under-3 population = ([\d.]+)% of the population where no per-unit",
+            r"未提供分单元数据的，3岁以下人口按总人口的\1%估算",
+        ),
+        (r"^under-3 population = ([\d.]+)% of the population", r"3岁以下人口按总人口的\1%估算"),
+        (r"^target has no number in the source", "目标无量化数值，不判定是否达标"),
+        (r"^not computable from the inputs", "输入数据不足，无法计算"),
+        (r"^(\d+) points on a shared border", r"\1个位于单元边界上的人口点计入第一个单元"),
+        (r"^unit totals spread by point weights", "单元人口总数按人口点权重分配"),
+    )
+)
+
+
+def zh_text(text: str) -> str:
+    """The Chinese wording of a reason or assumption the library wrote.
+
+    Known English-only sentences are translated; a bilingual ``"English / 中文"``
+    sentence gives its Chinese half; anything else is returned unchanged (so nothing is
+    hidden, and the report tests catch a new untranslated sentence).
+
+    Examples
+    --------
+    >>> zh_text("no walking network in the study area's data ([network] path): …")
+    '无步行路网，未计算15分钟指标'
+    >>> zh_text("no slots / 托位数为0")
+    '托位数为0'
+    >>> zh_text("under-3 population = 1.50% of the population")
+    '3岁以下人口按总人口的1.50%估算'
+    """
+    stripped = text.strip()
+    for pattern, zh in _REASONS_ZH:
+        match = pattern.match(stripped)
+        if match:
+            return match.expand(zh)
+    if " / " in stripped:
+        return stripped.rsplit(" / ", 1)[-1].strip()
+    return stripped
+
+
+def status_zh(passed: object) -> str:
+    """``True`` → 达标, ``False`` → 未达标, anything else (``None``, NA) → 不详.
+
+    >>> status_zh(True), status_zh(False), status_zh(None)
+    ('达标', '未达标', '不详')
+    """
+    if isinstance(passed, (bool, np.bool_)):
+        return STATUS_ZH[bool(passed)]
+    return STATUS_ZH[None]

@@ -35,10 +35,12 @@ def area_info(slug: str, area: StudyArea, facility_count: int) -> AreaInfo:
 @router.get("/areas", response_model=list[AreaInfo], summary="Study areas / 研究区列表")
 def get_areas(state: StateDep, session: SessionDep) -> list[AreaInfo]:
     """Every shipped study area (``data/areas/*.toml``) with its registry size."""
-    return [
-        area_info(slug, state.area(slug), count_facilities(session, slug))
-        for slug in list_areas(state.settings.project_data_dir)
-    ]
+    out = []
+    for slug in list_areas(state.settings.project_data_dir):
+        area = state.area(slug)
+        state.analyses.seed_for_reading(area)
+        out.append(area_info(slug, area, count_facilities(session, slug)))
+    return out
 
 
 @router.get(
@@ -47,6 +49,7 @@ def get_areas(state: StateDep, session: SessionDep) -> list[AreaInfo]:
     summary="One study area / 研究区",
     responses=error_responses(404),
 )
-def get_area_info(area: AreaDep, session: SessionDep) -> AreaInfo:
+def get_area_info(area: AreaDep, session: SessionDep, state: StateDep) -> AreaInfo:
     """One study area."""
+    state.analyses.seed_for_reading(area)
     return area_info(area.slug, area, count_facilities(session, area.slug))

@@ -110,6 +110,7 @@ def get_facilities(
     area: AreaDep,
     session: SessionDep,
     settings: SettingsDep,
+    state: StateDep,
     kind: Annotated[FacilityKind | None, Query(description="机构类型 / kind")] = None,
     puhui: Annotated[bool | None, Query(description="普惠 / subsidised")] = None,
     age_class: Annotated[
@@ -129,6 +130,7 @@ def get_facilities(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> FacilityCollection:
     """List an area's facilities, filtered; a GeoJSON FeatureCollection in WGS84."""
+    state.analyses.seed_for_reading(area)
     query = FacilityQuery(
         kind=kind,
         puhui=puhui,
@@ -155,9 +157,10 @@ def get_facilities(
     responses=error_responses(404, 422),
 )
 def get_one_facility(
-    area: AreaDep, facility_id: FacilityIdPath, session: SessionDep
+    area: AreaDep, facility_id: FacilityIdPath, session: SessionDep, state: StateDep
 ) -> FacilityFeature:
     """One facility as a GeoJSON Feature."""
+    state.analyses.seed_for_reading(area)
     return to_feature(get_facility(session, area.slug, facility_id))
 
 

@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tuoyu.config.locations import project_data_dir as packaged_data_dir
 from tuoyu.crs.china import parse_crs_name
@@ -109,12 +116,21 @@ class NetworkSection(_Section):
 
 
 class UnitsSection(_Section):
-    """``[units]``: 街道 polygons, or an H3 grid when no path is given."""
+    """``[units]``: 街道 polygons (``path``), a 街道 table without polygons (``table``),
+    or an H3 grid when neither is given.
+
+    A table (CSV/XLSX) lists each 街道's code and name, and optionally its resident
+    (``population_field``) and under-3 (``under3_field``) population; facilities are then
+    placed in a 街道 by their registry field ``jiedao`` (code or name).
+    """
 
     path: str | None = None
+    table: str | None = None
     crs: str = "wgs84"
     code_field: str = "code"
     name_field: str = "name"
+    population_field: str | None = None
+    under3_field: str | None = None
     h3_resolution: int = Field(default=9, ge=5, le=11)
 
     @field_validator("crs")
@@ -122,6 +138,14 @@ class UnitsSection(_Section):
     def _crs(cls, value: str) -> str:
         parse_crs_name(value)
         return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> UnitsSection:
+        if self.path and self.table:
+            raise ValueError("give [units] path (polygons) or table (codes and names), not both")
+        if self.under3_field and not self.population_field:
+            raise ValueError("[units] under3_field needs population_field")
+        return self
 
 
 class FacilitiesSection(_Section):

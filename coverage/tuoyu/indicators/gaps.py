@@ -282,7 +282,8 @@ def failing_units(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 
     People affected are the unit's residents, except for ``coverage_pct`` where they are
     its ``uncovered_population`` (the people outside the circle). Units whose pass/fail is
-    unknown are not listed (see ``meets_*`` in the table).
+    unknown are not listed (see ``meets_*`` in the table), nor units with no people (a
+    known population of 0, e.g. an empty hexagon): nothing is to be done there.
 
     Returns
     -------
@@ -297,6 +298,9 @@ def failing_units(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:
         if column not in table or unit_column is None:
             continue
         failed = table[table[column].eq(False).fillna(False).astype(bool)]
+        if "population" in failed:
+            # a unit with no people (known 0) gets no recommendation
+            failed = failed[~failed["population"].astype("Float64").eq(0).fillna(False)]
         if failed.empty:
             continue
         value_source = unit_column if unit_column in failed else None

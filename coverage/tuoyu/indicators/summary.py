@@ -53,6 +53,7 @@ from tuoyu.config.study_area import StudyArea
 from tuoyu.errors import CRSError, InputValidationError
 from tuoyu.indicators.access2sfca import two_step_fca, unit_mean_access
 from tuoyu.indicators.targets import INDICATORS, Profile, Target
+from tuoyu.layers.units import has_geometry, match_units
 
 UNIT_COLUMNS: Final[tuple[str, ...]] = (
     "code",
@@ -95,6 +96,14 @@ _NO_REACH: Final = "no facility reach matrix given / 未提供机构可达矩阵
 _NOT_JIEDAO: Final = (
     "units are H3 hexagons, not 街道: administrative coverage needs 街道 polygons "
     "([units] path) / 统计单元为六边形网格而非街道，无法计算街道覆盖率"
+)
+NO_JIEDAO_POINTS_REASON: Final = (
+    "15-minute coverage per 街道 not computable: the 街道 are a table without polygons and "
+    "the population points carry no 街道 / 街道无边界且人口点无街道归属，无法按街道计算15分钟覆盖率"
+)
+NO_JIEDAO_POPULATION_REASON: Final = (
+    "population per 街道 unknown: the 街道 table gives none and the population points carry "
+    "no 街道 / 街道人口不详（街道表未提供人口，人口点无街道归属）"
 )
 JIEDAO_INDICATORS: Final = frozenset({"puhui_jiedao_coverage", "facility_jiedao_coverage"})
 """Indicators that only mean something when the units are 街道."""
@@ -179,9 +188,33 @@ def assign_points_to_units(units: gpd.GeoDataFrame, points: gpd.GeoSeries) -> np
     return out
 
 
+def assign_facilities_to_units(
+    units: gpd.GeoDataFrame, facilities: gpd.GeoDataFrame
+) -> npt.NDArray[np.int64]:
+    """Position of each facility's unit (``-1`` = none).
+
+    By point-in-polygon when the units have polygons; for a 街道 table without polygons,
+    by the facility's ``jiedao`` field (code or name, suffix variants accepted; see
+    :func:`tuoyu.layers.units.match_units`).
+    """
+    if has_geometry(units):
+        return assign_points_to_units(units, facilities.geometry)
+    values = facilities["jiedao"].tolist() if "jiedao" in facilities else [None] * len(facilities)
+    return match_units(values, units["code"].astype(str).tolist(), units["name"].tolist())
+
+
+def points_carry_units(units: gpd.GeoDataFrame, population: gpd.GeoDataFrame) -> bool:
+    """True when population points can be placed in units (polygons, or a ``unit_code``)."""
+    if has_geometry(units):
+        return True
+    return "unit_code" in population.columns and bool(population["unit_code"].notna().any())
+
+
 def _population_groups(
     units: gpd.GeoDataFrame, population: gpd.GeoDataFrame
 ) -> npt.NDArray[np.int64]:
+    if not points_carry_units(units, population):
+        return np.full(len(population), -1, dtype=np.int64)
     if "unit_code" in population.columns:
         codes = population["unit_code"]
         positions = pd.Index(units["code"].astype(str).to_numpy()).get_indexer(
@@ -381,6 +414,29 @@ def _aggregate(
 # --- public: the unit table -------------------------------------------------------------
 
 
+def _table_population(
+    agg: dict[str, npt.NDArray[Any]], units: gpd.GeoDataFrame, slots_target: float
+) -> dict[str, npt.NDArray[Any]]:
+    """Per-unit values when population points carry no unit (a 街道 table).
+
+    Population comes from the table (unknown when it gives none); every value computed
+    from population points (coverage, median walk, 2SFCA) is unknown, not 0.
+    """
+    n = len(units)
+    out = dict(agg)
+    nan = np.full(n, np.nan)
+    out["population"] = _float(units["population"]) if "population" in units else nan.copy()
+    out["population_under3"] = (
+        _float(units["population_under3"]) if "population_under3" in units else nan.copy()
+    )
+    out["slots_per_1000"] = _ratio(out["slots"], out["population"], 1000.0)
+    out["slot_shortfall"] = slots_target * out["population"] / 1000.0 - out["slots"]
+    for key in (*COVERAGE_COLUMNS, "under3_coverage_pct", "puhui_under3_coverage_pct",
+                "puhui_covered_population", "puhui_coverage_pct", "access_2sfca"):  # fmt: skip
+        out[key] = nan.copy()
+    return out
+
+
 def _meets(target: Target, values: npt.NDArray[np.float64]) -> pd.arrays.BooleanArray:
     column = INDICATORS[target.indicator].unit_column
     if column in ("has_puhui", "has_facility"):
@@ -516,14 +572,18 @@ def unit_table(
     n = len(units)
     walk_all = _walk_array(walk_m_all, len(population), "walk_m_all")
     walk_puhui = _walk_array(walk_m_puhui, len(population), "walk_m_puhui")
-    fac_group = assign_points_to_units(units, facilities.geometry)
+    fac_group = assign_facilities_to_units(units, facilities)
     pop_group = _population_groups(units, population)
+    points_by_unit = points_carry_units(units, population)
+    units_are_jiedao = units_are_jiedao or not has_geometry(units)  # a table is 街道
     access_point, access_counts = _access_points(facilities, population, reach_matrix, decay_d0_m)
     agg = _aggregate(
         facilities, population, fac_group, pop_group, n, walk_all, walk_puhui, access_point,
         threshold_m=threshold_m, speed_kmh=speed_kmh,
         slots_target=profile.slots_per_1000_target(),
     )  # fmt: skip
+    if not points_by_unit:
+        agg = _table_population(agg, units, profile.slots_per_1000_target())
 
     table = pd.DataFrame(index=units.index)
     table["code"] = units["code"].astype(str).to_numpy()
@@ -555,7 +615,21 @@ def unit_table(
         skipped["puhui_coverage_pct"] = no_network_reason if walk_all is None else _NO_PUHUI_WALK
     if reach_matrix is None:
         skipped["access_2sfca"] = no_network_reason if walk_all is None else _NO_REACH
+    if not points_by_unit:
+        skipped.update(
+            {c: NO_JIEDAO_POINTS_REASON for c in (*COVERAGE_COLUMNS, "puhui_coverage_pct")}
+        )
+        skipped["access_2sfca"] = NO_JIEDAO_POINTS_REASON
+        if table["population"].isna().all():
+            for column in ("population", "slots_per_1000", "slot_shortfall"):
+                skipped[column] = NO_JIEDAO_POPULATION_REASON
     unusable = _unusable(facilities, population, fac_group, pop_group, walk_all, walk_puhui)
+    if not points_by_unit:
+        unusable["population_points_outside_units"] = 0
+        unusable["population_points_without_jiedao"] = len(population)
+    unusable["facilities_jiedao_unmatched"] = (
+        int((fac_group < 0).sum()) if not has_geometry(units) else 0
+    )
     unusable.update(access_counts)
     table.attrs.update(
         unusable=unusable,
@@ -698,10 +772,16 @@ def district_summary(
     _prepare(units, facilities, population)
     walk_all = _walk_array(walk_m_all, len(population), "walk_m_all")
     walk_puhui = _walk_array(walk_m_puhui, len(population), "walk_m_puhui")
-    fac_unit = assign_points_to_units(units, facilities.geometry)
-    pop_unit = _population_groups(units, population)
-    fac_group = np.where(fac_unit >= 0, 0, -1)
-    pop_group = np.where(pop_unit >= 0, 0, -1)
+    units_are_jiedao = units_are_jiedao or not has_geometry(units)  # a table is 街道
+    if has_geometry(units):
+        fac_group = np.where(assign_points_to_units(units, facilities.geometry) >= 0, 0, -1)
+    else:
+        # a 街道 table places nothing: every facility loaded (inside the district) counts
+        fac_group = np.zeros(len(facilities), dtype=np.int64)
+    if points_carry_units(units, population):
+        pop_group = np.where(_population_groups(units, population) >= 0, 0, -1)
+    else:
+        pop_group = np.zeros(len(population), dtype=np.int64)
     access_point, _ = _access_points(facilities, population, reach_matrix, decay_d0_m)
     agg = {
         k: v[0]
@@ -854,6 +934,12 @@ def district_summary(
         elif target is not None and target.value is None:
             entry["reason"] = "target has no number in the source: no pass/fail / 目标无量化数值"
         indicators[key] = entry
+    if not points_carry_units(units, population) and n_units:
+        skipped.append({"indicator": "coverage_pct per 街道", "reason": NO_JIEDAO_POINTS_REASON})
+        if table["population"].isna().all():
+            skipped.append(
+                {"indicator": "slots_per_1000 per 街道", "reason": NO_JIEDAO_POPULATION_REASON}
+            )
     for what, reason in sorted((extra_skipped or {}).items()):
         skipped.append({"indicator": what, "reason": reason})
 

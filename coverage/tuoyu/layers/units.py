@@ -9,13 +9,16 @@ be present and unique: they key population totals and indicators.
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import cast
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
@@ -330,4 +333,211 @@ def check_overlap_with_network(
         )
 
 
-__all__ = ["UNIT_COLUMNS", "check_overlap_with_network", "load_units"]
+# --- 街道 given as a table (codes and names, no polygons) ------------------------------
+
+_SUFFIXES: tuple[str, ...] = ("街道办事处", "街道办", "办事处", "街道", "镇", "乡")
+
+
+def jiedao_key(name: object) -> str | None:
+    """A 街道 name reduced for matching: NFKC, no spaces, no 街道/镇/乡 suffix.
+
+    Examples
+    --------
+    >>> jiedao_key(" 解放碑街道 "), jiedao_key("解放碑"), jiedao_key("歇马镇")
+    ('解放碑', '解放碑', '歇马')
+    >>> jiedao_key(None) is None
+    True
+    """
+    if name is None or name is pd.NA or (isinstance(name, float) and math.isnan(name)):
+        return None
+    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(name)))
+    for suffix in _SUFFIXES:
+        if text.endswith(suffix) and len(text) > len(suffix):
+            text = text[: -len(suffix)]
+            break
+    return text or None
+
+
+def has_geometry(units: gpd.GeoDataFrame) -> bool:
+    """True when the units carry polygons (a 街道 table has none).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> has_geometry(gpd.GeoDataFrame({"code": ["1"]}, geometry=[None]))
+    False
+    >>> has_geometry(gpd.GeoDataFrame({"code": ["1"]}, geometry=[shapely.box(0, 0, 1, 1)]))
+    True
+    """
+    if len(units) == 0:
+        return False
+    geoms = units.geometry
+    return bool((geoms.notna() & ~geoms.is_empty).any())
+
+
+def match_units(
+    values: Iterable[object], codes: Sequence[str], names: Sequence[str | None]
+) -> npt.NDArray[np.int64]:
+    """Position of the unit each 街道 value names (``-1`` when none or unknown).
+
+    A value matches a unit by code (9 digits, or the 12-digit statistical code whose
+    first 9 digits are the unit's code) or by name, with or without the
+    街道/镇/乡/办事处 suffix (``"解放碑"`` = ``"解放碑街道"``).
+
+    Parameters
+    ----------
+    values
+        The facilities' ``jiedao`` field (text; ``None`` = unknown).
+    codes, names
+        The units' codes and names in unit order.
+
+    Returns
+    -------
+    numpy.ndarray
+        One int64 position per value.
+
+    Examples
+    --------
+    >>> match_units(["解放碑", "500103001", "七星岗街道", "外星", None],
+    ...             ["500103001", "500103003"], ["七星岗街道", "解放碑街道"]).tolist()
+    [1, 0, 0, -1, -1]
+    """
+    by_code = {str(c).strip(): i for i, c in enumerate(codes)}
+    by_name: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = jiedao_key(name)
+        if key is not None:
+            by_name.setdefault(key, i)
+    out: list[int] = []
+    for value in values:
+        key = jiedao_key(value)
+        if key is None:
+            out.append(-1)
+            continue
+        if key in by_code:
+            out.append(by_code[key])
+        elif key.isdigit() and len(key) == 12 and key[:9] in by_code:
+            out.append(by_code[key[:9]])
+        else:
+            out.append(by_name.get(key, -1))
+    return np.asarray(out, dtype=np.int64)
+
+
+def load_unit_table(
+    path: str | Path,
+    *,
+    code_field: str = "code",
+    name_field: str = "name",
+    population_field: str | None = None,
+    under3_field: str | None = None,
+    crs: CRS | str | int | None = None,
+) -> gpd.GeoDataFrame:
+    """Load 街道 given as a table (code, name, optional population): units without polygons.
+
+    Parameters
+    ----------
+    path
+        CSV (UTF-8 or GBK), XLSX or GeoJSON read by :func:`tuoyu.layers.tables.read_table`.
+    code_field, name_field
+        Columns with the unit code (unique, non-empty, kept as text) and name.
+    population_field, under3_field
+        Optional columns with the resident and under-3 population of each unit (empty
+        cells stay unknown).
+    crs
+        CRS recorded on the (empty) geometry column, normally the area's metric CRS.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns ``code``, ``name``, ``area_m2`` (NaN: unknown), ``population`` and
+        ``population_under3`` (float, NaN when unknown or not given) and a geometry
+        column of ``None``; ``attrs["source"]`` is the file path.
+
+    Raises
+    ------
+    DataNotFoundError, EmptyInputError, InputValidationError
+        Missing file, no rows, missing column, empty/duplicate code, or a population
+        that is not a number (file, row and field named).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "jd.csv"
+    >>> _ = f.write_text("code,name\\n500103001,七星岗街道\\n500103003,解放碑街道\\n")
+    >>> t = load_unit_table(f)
+    >>> t[["code", "name"]].values.tolist(), bool(t["population"].isna().all())
+    ([['500103001', '七星岗街道'], ['500103003', '解放碑街道']], True)
+    """
+    from tuoyu.layers.population import read_unit_totals
+    from tuoyu.layers.tables import read_table
+
+    path = Path(path)
+    if not path.exists():
+        raise DataNotFoundError(f"units table not found: {path}")
+    table = read_table(path)
+    if not table.rows:
+        raise EmptyInputError("file holds no 街道 rows", path=path)
+    for name in (code_field, name_field):
+        if name not in table.columns:
+            raise InputValidationError(
+                f"no column '{name}'; the file has: {', '.join(table.columns)}",
+                path=path,
+                field=name,
+            )
+    codes: list[str] = []
+    names: list[str | None] = []
+    first_row: dict[str, int] = {}
+    for row in table.rows:
+        code = _code_text(row.values.get(code_field))
+        if code is not None and code.endswith(".0") and code[:-2].isdigit():
+            code = code[:-2]
+        if code is None:
+            raise InputValidationError(
+                "unit code is empty", path=path, row=row.number, field=code_field
+            )
+        if code in first_row:
+            raise InputValidationError(
+                f"duplicate unit code '{code}' (first at row {first_row[code]})",
+                path=path,
+                row=row.number,
+                field=code_field,
+            )
+        first_row[code] = row.number
+        codes.append(code)
+        raw_name = row.values.get(name_field)
+        names.append(None if raw_name is None else str(raw_name).strip() or None)
+    population = np.full(len(codes), np.nan)
+    under3 = np.full(len(codes), np.nan)
+    if population_field is not None:
+        totals = read_unit_totals(path, code_field, population_field, under3_field)
+        by_code = totals.set_index("code")
+        population = by_code["population"].reindex(codes).to_numpy(dtype=float)
+        under3 = by_code["population_under3"].reindex(codes).to_numpy(dtype=float)
+    elif under3_field is not None:
+        raise InputValidationError(
+            "under3_field needs population_field", path=path, field=under3_field
+        )
+    units = gpd.GeoDataFrame(
+        {
+            UNIT_CODE: pd.Series(codes, dtype="str"),
+            UNIT_NAME: pd.Series(names, dtype="str"),
+            "area_m2": np.full(len(codes), np.nan),
+            "population": population,
+            "population_under3": under3,
+        },
+        geometry=gpd.GeoSeries([None] * len(codes), crs=crs),
+    )
+    units.attrs["source"] = str(path)
+    units.attrs["population_given"] = population_field is not None
+    return units
+
+
+__all__ = [
+    "UNIT_COLUMNS",
+    "check_overlap_with_network",
+    "has_geometry",
+    "jiedao_key",
+    "load_unit_table",
+    "load_units",
+    "match_units",
+]

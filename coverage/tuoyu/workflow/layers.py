@@ -25,10 +25,10 @@ from shapely.geometry.base import BaseGeometry
 
 from tuoyu.config.data_registry import resolve_data_file
 from tuoyu.config.settings import Settings, get_settings
-from tuoyu.config.study_area import StudyArea
+from tuoyu.config.study_area import FacilitiesSection, StudyArea
 from tuoyu.crs.projection import WGS84, estimate_metric_crs, gdf_to_wgs84
 from tuoyu.errors import AreaConfigError
-from tuoyu.layers.facilities import load_facilities
+from tuoyu.layers.facilities import FacilityLoadResult, load_facilities
 from tuoyu.layers.h3units import h3_units
 from tuoyu.layers.network_file import load_network_file
 from tuoyu.layers.osm_features import load_osm_buildings
@@ -43,7 +43,7 @@ from tuoyu.layers.population import (
     read_unit_totals,
 )
 from tuoyu.layers.rejects import rejects_frame
-from tuoyu.layers.units import load_units
+from tuoyu.layers.units import load_unit_table, load_units, match_units
 from tuoyu.network.walk_network import WalkNetwork
 from tuoyu.progress import Progress
 
@@ -65,7 +65,9 @@ class AreaLayers:
     outline, network, units, facilities, population
         The layers (``None`` when the area has none).
     units_kind
-        ``"jiedao"`` (街道 polygons), ``"h3"`` (hexagons) or ``"none"``.
+        ``"jiedao"`` (街道 polygons), ``"jiedao_table"`` (街道 codes and names without
+        polygons: facilities placed by their ``jiedao`` field), ``"h3"`` (hexagons) or
+        ``"none"``.
     rejects
         Rejected rows/fields of the loaders (one frame per loader).
     warnings
@@ -165,7 +167,7 @@ def load_layers(
     network = _load_network(area, settings, files, progress)
     metric_crs: CRS | None = network.crs if network is not None else None
     units, units_kind = _load_units(area, settings, files, metric_crs, progress)
-    if metric_crs is None and units is not None:
+    if metric_crs is None and units is not None and units.crs is not None:
         metric_crs = CRS.from_user_input(units.crs)
     if metric_crs is None:
         if outline is None:
@@ -174,6 +176,8 @@ def load_layers(
                 "give at least [network] path, [units] path or [area] outline"
             )
         metric_crs = estimate_metric_crs(outline)
+    if units is not None and units_kind == "jiedao_table":
+        units = units.set_crs(metric_crs, allow_override=True)
     layers = AreaLayers(
         area=area,
         settings=settings,
@@ -188,7 +192,11 @@ def load_layers(
     layers = _with_population(layers, progress)
     if layers.units is None:
         layers = _with_h3_units(layers, progress)
-    if layers.population is not None and layers.units is not None:
+    if (
+        layers.population is not None
+        and layers.units is not None
+        and layers.units_kind != "jiedao_table"  # no polygons: points get no 街道
+    ):
         layers = dataclasses.replace(
             layers,
             population=assign_units(layers.population, layers.units),
@@ -232,6 +240,24 @@ def _load_units(
     progress: Progress,
 ) -> tuple[gpd.GeoDataFrame | None, str]:
     section = area.units
+    if section is not None and section.table:
+        table_path = resolve_data_file(section.table, settings)
+        files["units"] = table_path
+        with progress.step(f"街道 table {table_path.name}"):
+            table = load_unit_table(
+                table_path,
+                code_field=section.code_field,
+                name_field=section.name_field,
+                population_field=section.population_field,
+                under3_field=section.under3_field,
+                crs=metric_crs,
+            )
+        known = int(table["population"].notna().sum())
+        progress.info(
+            f"  {len(table)} 街道 without polygons (population given for {known}); "
+            "facilities placed by their 街道 field"
+        )
+        return table, "jiedao_table"
     if section is None or not section.path:
         return None, "none"
     path = resolve_data_file(section.path, settings)
@@ -253,13 +279,21 @@ def _resolve(layers: AreaLayers, role: str, rel: str) -> tuple[AreaLayers, Path]
     return dataclasses.replace(layers, files={**layers.files, role: path}), path
 
 
-def _with_facilities(layers: AreaLayers, progress: Progress) -> AreaLayers:
+def load_registry_snapshot(
+    layers: AreaLayers, path: Path, progress: Progress | None = None
+) -> FacilityLoadResult:
+    """Load another registry file of the area (e.g. a baseline) with its [facilities] rules.
+
+    The file is read like the area's own facility file: the same declared CRS, defaults,
+    column names and value map, the same study-area check.
+    """
+    return _load_registry(layers, path, progress or Progress())
+
+
+def _load_registry(layers: AreaLayers, path: Path, progress: Progress) -> FacilityLoadResult:
     section = layers.area.facilities
-    if section is None or not section.path:
-        return layers.with_notes(
-            skipped={"facilities": "no [facilities] file: no registered facilities"}
-        )
-    layers, path = _resolve(layers, "facilities", section.path)
+    if section is None:
+        section = FacilitiesSection()
     reference = None
     if layers.network is not None:
         nodes = gpd.GeoSeries.from_xy(
@@ -270,9 +304,9 @@ def _with_facilities(layers: AreaLayers, progress: Progress) -> AreaLayers:
         name: {key: value for key, value in mapping.items()}  # widen the key type
         for name, mapping in section.value_map.items()
     }
-    extent = layers.units if layers.units is not None else layers.outline
+    extent = layers.units if layers.units_kind == "jiedao" else layers.outline
     with progress.step(f"facility registry {path.name}"):
-        result = load_facilities(
+        return load_facilities(
             path,
             crs=section.crs,
             defaults=section.defaults or None,
@@ -282,13 +316,63 @@ def _with_facilities(layers: AreaLayers, progress: Progress) -> AreaLayers:
             metric_crs=layers.metric_crs,
             reference_points_wgs84=reference,
         )
+
+
+def _with_facilities(layers: AreaLayers, progress: Progress) -> AreaLayers:
+    section = layers.area.facilities
+    if section is None or not section.path:
+        return layers.with_notes(
+            skipped={"facilities": "no [facilities] file: no registered facilities"}
+        )
+    layers, path = _resolve(layers, "facilities", section.path)
+    result = _load_registry(layers, path, progress)
     progress.info(
         f"  {len(result.facilities)} facilities, {len(result.rejects)} rejected fields/rows"
     )
     for warning in result.warnings:
         progress.info(f"  ! {warning}")
+    warnings = tuple(result.warnings)
+    if layers.units is not None and layers.units_kind == "jiedao_table":
+        unmatched = unmatched_jiedao_warning(result.facilities, layers.units)
+        if unmatched:
+            progress.info(f"  ! {unmatched}")
+            warnings = (*warnings, unmatched)
     layers = dataclasses.replace(layers, facilities=result.facilities)
-    return layers.with_notes(warnings=tuple(result.warnings), rejects=(result.rejects,))
+    return layers.with_notes(warnings=warnings, rejects=(result.rejects,))
+
+
+def unmatched_jiedao_warning(facilities: pd.DataFrame, units: pd.DataFrame) -> str | None:
+    """The warning for facilities whose ``jiedao`` names no 街道 of the table (else ``None``).
+
+    Such facilities are kept with no 街道: they count in the district totals, not in any
+    街道's row.
+
+    Examples
+    --------
+    >>> fac = pd.DataFrame({"name": ["甲", "乙", "丙"], "jiedao": ["解放碑", "外星", None]})
+    >>> units = pd.DataFrame({"code": ["500103003"], "name": ["解放碑街道"]})
+    >>> print(unmatched_jiedao_warning(fac, units))
+    2 of 3 facilities name no 街道 of the table (乙 '外星'; 丙 (no 街道)): kept with no 街道 / 2 家机构的街道无法匹配，未计入任何街道
+    """
+    if not len(facilities):
+        return None
+    values = list(facilities["jiedao"]) if "jiedao" in facilities else [None] * len(facilities)
+    positions = match_units(values, units["code"].astype(str).tolist(), units["name"].tolist())
+    bad = np.flatnonzero(positions < 0)
+    if not bad.size:
+        return None
+    names = list(facilities["name"]) if "name" in facilities else [str(i) for i in facilities.index]
+    listed = []
+    for i in (int(k) for k in bad[:20]):
+        value = values[i]
+        given = "(no 街道)" if value is None or bool(pd.isna(value)) else f"'{value}'"
+        listed.append(f"{names[i]} {given}")
+    more = f"; … {bad.size - 20} more" if bad.size > 20 else ""
+    return (
+        f"{bad.size} of {len(facilities)} facilities name no 街道 of the table "
+        f"({'; '.join(listed)}{more}): kept with no 街道 / "
+        f"{bad.size} 家机构的街道无法匹配，未计入任何街道"
+    )
 
 
 def _with_population(layers: AreaLayers, progress: Progress) -> AreaLayers:

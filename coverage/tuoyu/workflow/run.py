@@ -21,15 +21,17 @@ import geopandas as gpd
 from tuoyu.config.data_registry import resolve_data_dir
 from tuoyu.config.settings import Settings, get_settings
 from tuoyu.config.study_area import load_area
-from tuoyu.errors import InputValidationError
+from tuoyu.errors import DataNotFoundError, InputValidationError
+from tuoyu.indicators.baseline import baseline_changes, with_baseline
 from tuoyu.indicators.targets import Profile, load_profile
 from tuoyu.layers.rejects import write_rejects
+from tuoyu.layers.units import has_geometry
 from tuoyu.outputs.maps import save_map
 from tuoyu.outputs.reports import write_reports
 from tuoyu.progress import Progress
 from tuoyu.workflow.area_maps import build_area_map
 from tuoyu.workflow.core import MAP_NAMES, AreaModel
-from tuoyu.workflow.layers import AreaLayers, load_layers
+from tuoyu.workflow.layers import AreaLayers, load_layers, load_registry_snapshot
 from tuoyu.workflow.steps import IndicatorResults, ReachResults, population_with_walk
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -73,6 +75,51 @@ def check_month(month: str | None) -> str:
     if not _MONTH.match(month):
         raise InputValidationError(f"--month must be YYYY-MM, got {month!r}", field="month")
     return month
+
+
+def check_baseline(baseline: str | Path | None) -> Path | None:
+    """The baseline registry file, checked before any work (``None`` when not given).
+
+    Raises
+    ------
+    DataNotFoundError
+        The file does not exist.
+    """
+    if baseline is None:
+        return None
+    path = Path(baseline)
+    if not path.is_file():
+        raise DataNotFoundError(f"baseline registry not found: {path}")
+    return path
+
+
+def _with_baseline(
+    model: AreaModel, results: IndicatorResults, path: Path, progress: Progress
+) -> IndicatorResults:
+    """The results with new slots / new 普惠 facilities against the baseline registry."""
+    layers = model.current_layers()
+    if layers.units is None:
+        return results
+    loaded = load_registry_snapshot(layers, path, progress)
+    progress.info(
+        f"  baseline: {len(loaded.facilities)} facilities, {len(loaded.rejects)} rejected"
+    )
+    current = layers.facilities if layers.facilities is not None else loaded.facilities.iloc[:0]
+    changes = baseline_changes(loaded.facilities, current, layers.units)
+    table, summary = with_baseline(
+        results.table,
+        results.summary,
+        changes,
+        model.profile,
+        units_are_jiedao=layers.units_kind in ("jiedao", "jiedao_table"),
+        baseline_name=path.name,
+    )
+    if loaded.warnings:
+        summary["warnings"] = [
+            *list(summary.get("warnings") or []),
+            *(f"baseline {path.name}: {w}" for w in loaded.warnings),
+        ]
+    return dataclasses.replace(results, table=table, summary=summary)
 
 
 def write_outputs(
@@ -141,6 +188,12 @@ def write_maps(
             if name == "dashboard" and layers.units is None:
                 skipped["dashboard"] = "no units to show"
                 continue
+            if name == "dashboard" and not has_geometry(layers.units):
+                skipped["dashboard"] = (
+                    "the 街道 are a table without polygons: no choropleth to draw / "
+                    "街道无边界数据，无法绘制分区地图"
+                )
+                continue
             fmap = build_area_map(
                 name,
                 layers,
@@ -166,15 +219,20 @@ def analyse_area(
     month: str | None = None,
     maps_dir: Path | None = None,
     write_map_files: bool = True,
+    baseline: str | Path | None = None,
 ) -> AreaRun:
     """Load, route, compute indicators and write every output of one study area.
 
     Tables and layers go to ``out_dir`` (default ``out/<area>`` in the working
-    directory), the three maps to ``maps_dir`` (default ``maps/<area>``).
+    directory), the three maps to ``maps_dir`` (default ``maps/<area>``). With
+    ``baseline`` (a previous registry file in the area's facility format) the unit table
+    gains ``new_slots`` and ``new_puhui_facilities`` and the summary evaluates
+    ``new_slots_per_unit`` (see :mod:`tuoyu.indicators.baseline`).
     """
     settings = settings or get_settings()
     progress = progress or Progress()
     month = check_month(month)
+    baseline_path = check_baseline(baseline)
     area = load_area(name_or_path, settings.project_data_dir)
     out = Path(out_dir) if out_dir is not None else Path("out") / area.slug
     maps_out = Path(maps_dir) if maps_dir is not None else Path("maps") / area.slug
@@ -195,6 +253,8 @@ def analyse_area(
         with progress.step(f"isochrones {area.walk.minutes} min for {n_fac} facilities"):
             model.isochrones()
     results = model.results()
+    if baseline_path is not None:
+        results = _with_baseline(model, results, baseline_path, progress)
     skipped: dict[str, str] = {}
     maps: dict[str, Path] = {}
     if write_map_files:
@@ -236,9 +296,18 @@ def run_area(
     *,
     month: str | None = None,
     maps_dir: Path | None = None,
+    baseline: str | Path | None = None,
 ) -> Path:
     """Run the analysis of one study area end to end; return the output folder."""
     progress = progress or Progress()
-    run = analyse_area(name_or_path, out_dir, settings, progress, month=month, maps_dir=maps_dir)
+    run = analyse_area(
+        name_or_path,
+        out_dir,
+        settings,
+        progress,
+        month=month,
+        maps_dir=maps_dir,
+        baseline=baseline,
+    )
     report_written(run, progress)
     return run.out_dir

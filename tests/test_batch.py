@@ -1,0 +1,224 @@
+"""tuoyu batch: many study areas on a Dask LocalCluster (tuoyu.workflow.batch).
+
+The batch runs 6 small synthetic study areas (written to a temp folder by
+``benchmarks.batch.write_synthetic_area``), the two shipped areas and one broken area
+on 2 worker processes, once per module; each area's files must equal those of
+``analyse_area`` run directly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import pandas as pd
+import pytest
+from tuoyu.config.settings import Settings
+from tuoyu.config.study_area import load_area
+from tuoyu.errors import InputValidationError
+from tuoyu.progress import SILENT
+from tuoyu.workflow.batch import (
+    DISTRICT_COLUMNS,
+    area_fingerprint,
+    expand_areas,
+    read_manifest,
+    run_batch,
+)
+from tuoyu.workflow.batch_cli import add_batch_parser
+from tuoyu.workflow.run import analyse_area
+
+from benchmarks.batch import write_synthetic_area
+
+MONTH = "2026-11"
+SHIPPED = ("chongqing-yuzhong", "beijing-dongcheng")
+
+
+@pytest.fixture(scope="module")
+def area_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("areas")
+    paths = [
+        write_synthetic_area(
+            folder,
+            f"syn-{i}",
+            n_nodes=900 + 300 * i,
+            n_facilities=8 + 2 * i,
+            n_population=400 + 100 * i,
+            seed=40 + i,
+        )
+        for i in range(6)
+    ]
+    broken = folder / "broken.toml"
+    broken.write_text(paths[0].read_text("utf-8").replace("totals.csv", "nope.csv"), "utf-8")
+    return [*paths, broken]
+
+
+@pytest.fixture(scope="module")
+def batch_run(
+    area_files: list[Path], settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("batch")
+    result = run_batch(
+        [*area_files, *SHIPPED], out, workers=2, settings=settings, progress=SILENT, month=MONTH
+    )
+    return out, result
+
+
+@pytest.mark.slow
+def test_every_area_runs_and_the_broken_one_is_reported(batch_run, area_files) -> None:  # type: ignore[no-untyped-def]
+    _, result = batch_run
+    statuses = result.statuses()
+    assert statuses == {**{p.stem: "done" for p in area_files[:-1]}, "broken": "failed",
+                        **dict.fromkeys(SHIPPED, "done")}  # fmt: skip
+    broken = result.by_slug()["broken"]
+    assert broken.error.startswith("DataNotFoundError") and "nope.csv" in broken.error
+    assert "\n" not in broken.error
+    for outcome in result.outcomes:
+        if outcome.status == "done":
+            assert outcome.seconds > 0 and outcome.peak_rss_mb and outcome.peak_rss_mb > 50
+            assert outcome.table is not None and len(outcome.district) == 1
+    assert not result.ok
+    assert len({o.worker for o in result.outcomes if o.worker}) == 2  # both workers used
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", [0, 3, 5, "chongqing-yuzhong", "beijing-dongcheng"])
+def test_outputs_equal_a_direct_run(batch_run, area_files, settings, tmp_path, index) -> None:  # type: ignore[no-untyped-def]
+    out, _ = batch_run
+    area = area_files[index] if isinstance(index, int) else index
+    slug = Path(str(area)).stem
+    direct = tmp_path / "direct"
+    analyse_area(area, direct, settings, SILENT, month=MONTH, maps_dir=tmp_path / "maps")
+    assert (out / slug / "jiedao.csv").read_bytes() == (direct / "jiedao.csv").read_bytes()
+    batch_summary = json.loads((out / slug / "summary.json").read_text("utf-8"))
+    direct_summary = json.loads((direct / "summary.json").read_text("utf-8"))
+    # summary.json holds no absolute path or timestamp today (input files are named
+    # relative to the data directory or by file name), so it must be equal as a whole.
+    assert batch_summary == direct_summary
+    for name in ("facilities.html", "dashboard.html", "gaps.html"):
+        assert (out / slug / "maps" / name).is_file() == (tmp_path / "maps" / name).is_file()
+
+
+@pytest.mark.slow
+def test_parquet_outputs_read_back_with_pandas_and_duckdb(batch_run) -> None:  # type: ignore[no-untyped-def]
+    out, result = batch_run
+    done = sorted(o.slug for o in result.outcomes if o.status == "done")
+    jiedao = pd.read_parquet(out / "jiedao.parquet")
+    assert sorted(jiedao["area"].astype(str).unique()) == done
+    for outcome in result.outcomes:
+        if outcome.status != "done":
+            continue
+        part = jiedao[jiedao["area"].astype(str) == outcome.slug].drop(columns="area")
+        direct = pd.read_csv(out / outcome.slug / "jiedao.csv", encoding="utf-8-sig",
+                             dtype={"code": str})  # fmt: skip
+        assert part["code"].astype(str).tolist() == direct["code"].tolist()
+        assert part["population"].astype(float).round(4).tolist() == pytest.approx(
+            direct["population"].astype(float).tolist(), abs=1e-4, nan_ok=True
+        )
+    districts = pd.read_parquet(out / "districts.parquet")
+    assert list(districts.columns) == list(DISTRICT_COLUMNS)
+    assert sorted(districts["area"]) == done
+    glob = (out / "jiedao.parquet").as_posix() + "/*/*.parquet"
+    relation = duckdb.sql(
+        f"select area, count(*) as n, sum(population) as people, "
+        f"sum(uncovered_population) as outside "
+        f"from read_parquet('{glob}', hive_partitioning=true) group by area order by area"
+    )
+    assert relation is not None
+    per_area = relation.df()
+    assert per_area["area"].tolist() == done
+    merged = per_area.merge(districts, on="area")
+    assert (merged["n"] == merged["units"]).all()
+    assert merged["people"].to_numpy() == pytest.approx(merged["population"].to_numpy(), rel=1e-9)
+    assert merged["outside"].to_numpy() == pytest.approx(
+        merged["uncovered_population"].to_numpy(), rel=1e-9
+    )
+
+
+@pytest.mark.slow
+def test_rollup_ranks_worst_first_and_lists_failures(batch_run) -> None:  # type: ignore[no-untyped-def]
+    out, _ = batch_run
+    raw = (out / "rollup.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rollup = pd.read_csv(out / "rollup.csv", encoding="utf-8-sig")
+    ranked = rollup[rollup["status"] == "done"]
+    assert ranked["uncovered_population"].is_monotonic_decreasing
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert rollup["area"].iloc[-1] == "broken" and rollup["status"].iloc[-1] == "failed"
+    sheet = openpyxl.load_workbook(out / "rollup.xlsx").active
+    headers = [c.value for c in sheet[1]]
+    assert "15分钟步行未覆盖人口（人）" in headers and "未达标街道数" in headers
+
+
+@pytest.mark.slow
+def test_rerun_runs_only_what_is_missing(batch_run, area_files, settings) -> None:  # type: ignore[no-untyped-def]
+    out, first = batch_run
+    manifest = read_manifest(out)
+    assert manifest["areas"]["syn-1"]["status"] == "done"
+    shutil.rmtree(out / "syn-2")  # one area's outputs lost
+    again = run_batch(
+        [area_files[0].parent, *SHIPPED], out, workers=2, settings=settings, progress=SILENT,
+        month=MONTH,
+    )  # fmt: skip
+    statuses = again.statuses()
+    assert statuses["syn-2"] == "done"
+    assert statuses["broken"] == "failed"
+    assert {s for k, s in statuses.items() if k not in ("syn-2", "broken")} == {"skipped"}
+    # skipped areas still appear in the combined outputs, with the same numbers
+    districts = pd.read_parquet(out / "districts.parquet")
+    assert len(districts) == len(first.outcomes) - 1
+    before = first.by_slug()["syn-1"].district
+    after = again.by_slug()["syn-1"].district
+    assert before is not None and after is not None
+    pd.testing.assert_frame_equal(
+        after.reset_index(drop=True), before.reset_index(drop=True),
+        check_dtype=False,
+    )  # fmt: skip
+
+
+def test_fingerprint_follows_inputs_and_parameters(tmp_path: Path, settings: Settings) -> None:
+    toml = write_synthetic_area(
+        tmp_path, "fp", n_nodes=100, n_facilities=2, n_population=20, seed=3
+    )
+    area = load_area(toml)
+    first = area_fingerprint(area, settings, {"month": MONTH})
+    assert first == area_fingerprint(area, settings, {"month": MONTH})
+    assert first != area_fingerprint(area, settings, {"month": "2026-12"})
+    facilities = tmp_path / "fp" / "facilities.geojson"
+    facilities.write_bytes(facilities.read_bytes() + b"\n")
+    assert first != area_fingerprint(area, settings, {"month": MONTH})
+    (tmp_path / "fp" / "weights.geojson").unlink()
+    assert area_fingerprint(area, settings, {"month": MONTH})  # a missing file still hashes
+
+
+def test_bad_arguments_and_manifest(tmp_path: Path, settings: Settings) -> None:
+    with pytest.raises(InputValidationError, match="no study-area"):
+        expand_areas([tmp_path])
+    with pytest.raises(InputValidationError, match="workers"):
+        run_batch(["chongqing-yuzhong"], tmp_path, workers=0, settings=settings)
+    with pytest.raises(InputValidationError, match="workers applies"):
+        run_batch(["chongqing-yuzhong"], tmp_path, workers=2, scheduler="tcp://x:1")
+    (tmp_path / "batch_manifest.json").write_text("{not json", "utf-8")
+    with pytest.raises(InputValidationError, match=r"batch_manifest\.json"):
+        read_manifest(tmp_path)
+
+
+def test_cli_parser() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tuoyu")
+    add_batch_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["batch", "areas/", "--out", "o", "--scheduler", "tcp://h:8786", "--retries", "2",
+         "--month", "2026-11"]
+    )  # fmt: skip
+    assert (args.areas, args.out, args.scheduler, args.retries, args.month, args.workers) == (
+        ["areas/"],
+        Path("o"),
+        "tcp://h:8786",
+        2,
+        "2026-11",
+        None,
+    )
