@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-
 from tuoyu.synthetic import SYNTHETIC_CRS, random_facilities, synthetic_city
 
-RESULTS_FILE = Path(__file__).resolve().parent / "results" / "batch.json"
+from benchmarks._common import machine_description, peak_rss_mb, write_result
 
 
 def write_synthetic_area(
@@ -161,3 +161,112 @@ under3_share = 0.015
     path = folder / f"{slug}.toml"
     path.write_text(toml, encoding="utf-8")
     return path
+
+
+def _serial(tomls: list[str], out_root: str, cache_dir: str, month: str) -> dict[str, Any]:
+    """The serial loop in a fresh process: ``analyse_area`` for each area, one by one."""
+    from tuoyu.config.settings import get_settings
+    from tuoyu.progress import SILENT
+    from tuoyu.workflow.run import analyse_area
+
+    settings = get_settings(cache_dir=Path(cache_dir))
+    start = time.perf_counter()
+    seconds = []
+    for toml in tomls:
+        t0 = time.perf_counter()
+        slug = Path(toml).stem
+        analyse_area(toml, Path(out_root) / slug, settings, SILENT, month=month,
+                     maps_dir=Path(out_root) / slug / "maps")  # fmt: skip
+        seconds.append(time.perf_counter() - t0)
+    return {
+        "seconds": time.perf_counter() - start,
+        "area_seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _batch(
+    tomls: list[str], out_root: str, cache_dir: str, month: str, workers: int
+) -> dict[str, Any]:
+    from tuoyu.config.settings import get_settings
+    from tuoyu.progress import SILENT
+    from tuoyu.workflow.batch import run_batch
+
+    settings = get_settings(cache_dir=Path(cache_dir))
+    start = time.perf_counter()
+    result = run_batch(tomls, out_root, workers=workers, settings=settings, progress=SILENT,
+                       month=month)  # fmt: skip
+    seconds = time.perf_counter() - start
+    peaks: dict[str, float] = {}
+    for outcome in result.outcomes:
+        if outcome.worker and outcome.peak_rss_mb is not None:
+            peaks[outcome.worker] = max(peaks.get(outcome.worker, 0.0), outcome.peak_rss_mb)
+    return {
+        "seconds": seconds,
+        "area_seconds": [o.seconds for o in result.outcomes],
+        "statuses": result.statuses(),
+        "peak_rss_mb_per_worker": sorted(peaks.values()),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Write the synthetic province, run serial / 1 worker / 2 workers, report."""
+    parser = argparse.ArgumentParser(description="tuoyu batch throughput benchmark")
+    parser.add_argument("--areas", type=int, default=8)
+    parser.add_argument("--nodes", type=int, default=50_000)
+    parser.add_argument("--facilities", type=int, default=300)
+    parser.add_argument("--population", type=int, default=25_000)
+    parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
+    parser.add_argument("--isochrones", default="grid", choices=["grid", "exact"])
+    parser.add_argument("--json", action="store_true", help="print the result JSON")
+    parser.add_argument("--no-save", action="store_true", help="do not write results/batch.json")
+    args = parser.parse_args(argv)
+    month = "2026-11"
+    base = Path(tempfile.mkdtemp(prefix="tuoyu-batch-bench-"))
+    try:
+        t0 = time.perf_counter()
+        tomls = [
+            str(write_synthetic_area(base / "areas", f"district-{i:02d}", n_nodes=args.nodes,
+                                     n_facilities=args.facilities, n_population=args.population,
+                                     seed=100 + i, isochrone_method=args.isochrones))
+            for i in range(args.areas)
+        ]  # fmt: skip
+        write_s = time.perf_counter() - t0
+        runs: dict[str, Any] = {}
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            runs["serial"] = pool.submit(
+                _serial, tomls, str(base / "serial"), str(base / "cache-serial"), month
+            ).result()
+        for n in (int(w) for w in args.workers.split(",")):
+            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                runs[f"workers_{n}"] = pool.submit(
+                    _batch, tomls, str(base / f"w{n}"), str(base / f"cache-w{n}"), month, n
+                ).result()
+        for run in runs.values():
+            run["areas_per_minute"] = round(60.0 * args.areas / run["seconds"], 2)
+        result = {
+            "case": {
+                "areas": args.areas,
+                "nodes_per_area": args.nodes,
+                "facilities_per_area": args.facilities,
+                "population_points_per_area": args.population,
+                "isochrone_method": args.isochrones,
+                "maps": True,
+                "synthetic": "tuoyu.synthetic.synthetic_city jittered grids (not real places)",
+            },
+            "write_inputs_s": round(write_s, 2),
+            "runs": runs,
+            "machine": machine_description(("dask", "distributed", "pyarrow", "numpy", "scipy")),
+        }
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    if not args.no_save:
+        write_result("batch", result)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    return result
+
+
+if __name__ == "__main__":
+    main()

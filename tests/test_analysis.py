@@ -541,3 +541,15 @@ def test_dongcheng_has_units_but_no_network(settings: Settings, tmp_path: Path) 
     assert analysis.summary()["indicators"]["puhui_jiedao_coverage"]["value"] is not None
     gaps = analysis.gaps()
     assert gaps.empty and gaps.crs is not None and gaps.crs.to_epsg() == 4326
+
+
+def test_the_core_never_writes_into_its_layers(road_layers: AreaLayers) -> None:
+    """Layers are immutable; building a model and changing it leaves them as they were."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        road_layers.warnings = ("x",)  # type: ignore[misc]
+    before = (road_layers.warnings, dict(road_layers.skipped), road_layers.rejects)
+    model = AreaAnalysis.from_layers(road_layers, facilities=[_record("F1", 0)])
+    model.add_facility(_record("F2", 1500))
+    model.results()
+    assert (road_layers.warnings, dict(road_layers.skipped), road_layers.rejects) == before
+    assert road_layers.facilities is None or "F2" not in set(road_layers.facilities["id"])

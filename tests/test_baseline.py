@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,8 +14,7 @@ from tuoyu.indicators.summary import district_summary, unit_table
 from tuoyu.indicators.targets import load_profile
 from tuoyu.workflow.run import analyse_area
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_jiedao_table import REGISTRY, _area_toml  # noqa: E402
+from tests.test_jiedao_table import REGISTRY, _area_toml
 
 CRS = "EPSG:32648"
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -95,7 +93,7 @@ def test_run_with_baseline_on_yuzhong(settings: Settings, tmp_path: Path) -> Non
     current = write(tmp_path / "now.csv", REGISTRY)
     # last month: F01 had 10 托位 and was not 普惠, F02 did not exist
     previous = [r for r in REGISTRY if r[0] != "F02"]
-    previous = [("F01", "解放碑", "否", 10, *REGISTRY[0][4:])] + previous[1:]
+    previous = [("F01", "解放碑", "否", 10, *REGISTRY[0][4:]), *previous[1:]]
     base = write(tmp_path / "before.csv", previous)
     area = _area_toml(tmp_path, current)
     run = analyse_area(

@@ -8,6 +8,7 @@ on 2 worker processes, once per module; each area's files must equal those of
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -206,8 +207,6 @@ def test_bad_arguments_and_manifest(tmp_path: Path, settings: Settings) -> None:
 
 
 def test_cli_parser() -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="tuoyu")
     add_batch_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
@@ -222,3 +221,24 @@ def test_cli_parser() -> None:
         "2026-11",
         None,
     )
+
+
+@pytest.mark.slow
+def test_cli_exit_codes(batch_run, area_files, tmp_path, monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    from tuoyu.workflow import batch_cli
+
+    out, _ = batch_run
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)  # a copy: the other tests keep their folder
+    monkeypatch.setattr(batch_cli, "get_settings", lambda: settings)
+    parser = argparse.ArgumentParser(prog="tuoyu")
+    add_batch_parser(parser.add_subparsers(dest="command"))
+    unchanged = [str(area_files[0]), str(area_files[1]), "--out", str(copy), "--month", MONTH]
+    args = parser.parse_args(["batch", *unchanged])
+    assert args.func(args) == 0  # both unchanged: skipped, no cluster needed
+    args = parser.parse_args(["batch", *unchanged, "no-such-area"])
+    assert args.func(args) == 1  # an unknown area fails before any task runs
+    rollup = pd.read_csv(copy / "rollup.csv", encoding="utf-8-sig")
+    assert rollup.set_index("area")["status"].to_dict() == {
+        "syn-0": "skipped", "syn-1": "skipped", "no-such-area": "failed"
+    }  # fmt: skip

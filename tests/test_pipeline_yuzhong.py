@@ -156,3 +156,24 @@ def test_yuzhong_without_facilities_is_all_gap(settings: Settings) -> None:
     assert gap_people == pytest.approx(588717, rel=1e-9)
     assert isinstance(results.gaps, gpd.GeoDataFrame)
     assert pd.notna(results.table["population"]).all()
+
+
+def test_map_skips_reach_summary_json(tmp_path: Path, settings: Settings) -> None:
+    """Regression: the facility-map skip was recorded after summary.json was written."""
+    import json
+
+    from tuoyu.workflow.run import analyse_area
+
+    run = analyse_area(
+        "chongqing-yuzhong",
+        tmp_path / "out",
+        settings,
+        SILENT,
+        month="2026-11",
+        maps_dir=tmp_path / "maps",
+    )
+    assert "facility map" in run.skipped
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
+    skipped = {item["indicator"]: item["reason"] for item in summary["skipped"]}
+    assert skipped["facility map"] == "no registered facilities to show"
+    assert not (tmp_path / "maps" / "facilities.html").exists()

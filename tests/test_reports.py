@@ -106,7 +106,9 @@ def test_xlsx_chinese_headers(written: dict[str, Path]) -> None:
     assert ws.cell(row=2, column=2).value == "甲街道"
     assert {"未达标街道", "托位缺口", "说明"} <= set(wb.sheetnames)
     notes = [r[0].value for r in wb["说明"].iter_rows()]
-    assert any("chongqing-2025" in (n or "") for n in notes)
+    # the profile by its Chinese title and document number, not its machine name
+    assert any("重庆市2025年婴幼儿照护服务目标" in (n or "") for n in notes)
+    assert not any("chongqing-2025" in (n or "") for n in notes)
 
 
 def test_summary_json(written: dict[str, Path]) -> None:

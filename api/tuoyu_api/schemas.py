@@ -13,7 +13,12 @@ import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
-from tuoyu.layers.schema import FACILITY_FIELDS, SERVICE_MODES
+from tuoyu.layers.schema import (
+    FACILITY_FIELDS,
+    MAX_ENROLLED_PER_FACILITY,
+    MAX_SLOTS_PER_FACILITY,
+    SERVICE_MODES,
+)
 
 # The vocabularies of tuoyu.layers.schema written out as Literal types (mypy needs literal
 # values); tests/api/test_schemas.py checks they equal the shared dictionaries.
@@ -113,6 +118,10 @@ FacilityId = Annotated[
     str, Field(pattern=ID_PATTERN, examples=["YZ-TY-0001"]), AfterValidator(_visible)
 ]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+SlotCount = Annotated[int, Field(ge=0, le=MAX_SLOTS_PER_FACILITY, strict=True)]
+"""托位 of one facility or class: the file loader's bound (one rule set)."""
+EnrolledCount = Annotated[int, Field(ge=0, le=MAX_ENROLLED_PER_FACILITY, strict=True)]
+"""Children enrolled in one facility: the file loader's bound."""
 
 
 def _label(field: str) -> str:
@@ -182,13 +191,18 @@ class FacilityIn(BaseModel):
     kind: FacilityKind | None = Field(default=None, description=_label("kind"))
     puhui: bool | None = Field(default=None, strict=True, description=_label("puhui"))
     ownership: Ownership | None = Field(default=None, description=_label("ownership"))
-    slots_infant: Count | None = Field(default=None, description=_label("slots_infant"))
-    slots_toddler: Count | None = Field(default=None, description=_label("slots_toddler"))
-    slots_preschool: Count | None = Field(default=None, description=_label("slots_preschool"))
-    slots: Count | None = Field(
-        default=None, description=_label("slots") + " (sum of the classes when all are given)"
+    slots_infant: SlotCount | None = Field(default=None, description=_label("slots_infant"))
+    slots_toddler: SlotCount | None = Field(default=None, description=_label("slots_toddler"))
+    slots_preschool: SlotCount | None = Field(
+        default=None, description=_label("slots_preschool")
     )
-    enrolled: Count | None = Field(default=None, description=_label("enrolled"))
+    slots: SlotCount | None = Field(
+        default=None,
+        description=_label("slots")
+        + " (when omitted: the sum of the classes sent, if each of them is known; a total"
+        " that differs from the classes is refused)",
+    )
+    enrolled: EnrolledCount | None = Field(default=None, description=_label("enrolled"))
     service_modes: list[ServiceMode] | None = Field(
         default=None, max_length=len(SERVICE_MODES), description=_label("service_modes")
     )
@@ -396,7 +410,7 @@ class UnitsResponse(BaseModel):
     """The per-unit (街道 or H3 hexagon) indicator table."""
 
     area: str
-    units_kind: Literal["jiedao", "h3", "none"]
+    units_kind: Literal["jiedao", "jiedao_table", "h3", "none"]
     version: int = Field(description="facility changes applied since the analysis was built")
     columns: list[ColumnLabel]
     units: list[dict[str, Any]] = Field(description="one object per unit; null = unknown")
@@ -409,7 +423,7 @@ class UnitResponse(BaseModel):
     """One unit's row of the indicator table."""
 
     area: str
-    units_kind: Literal["jiedao", "h3", "none"]
+    units_kind: Literal["jiedao", "jiedao_table", "h3", "none"]
     version: int
     columns: list[ColumnLabel]
     unit: dict[str, Any]

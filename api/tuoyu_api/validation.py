@@ -1,19 +1,21 @@
 """Validation of registry writes: the same rules as the facility file loader.
 
-Pydantic (:class:`tuoyu_api.schemas.FacilityIn`) checks types and vocabularies; this module
-adds the rules that look at several fields and raises
-:class:`tuoyu.errors.InputValidationError` naming the field:
+Pydantic (:class:`tuoyu_api.schemas.FacilityIn`) checks types and vocabularies (with the
+loader's bounds from :mod:`tuoyu.layers.schema`); this module adds the rules that look at
+several fields and raises :class:`tuoyu.errors.InputValidationError` naming the field:
 
 - lat/lon swapped, or a point outside China (checked in the submitted system);
-- 托位 by class that do not add up to the total (the total is derived when only the
-  classes are given — a sum of known parts, not an assumption);
+- 托位 by class against the total (:func:`tuoyu.layers.facilities.reconcile_class_slots`:
+  the classes sent are summed into a missing total, a total that differs is refused);
 - fields left out of the body are filled from the area's ``[facilities] defaults`` and
   listed in ``assumed_fields``;
-- coordinates converted to WGS84 with :func:`tuoyu.crs.china.convert`.
+- coordinates converted to WGS84.
 
-When the loader module ``tuoyu.layers.facilities`` provides
-``validate_facility_record``, it is run as well (see :func:`loader_validator`), so a
-record the loader would reject is rejected here too.
+Every write is normalised by the file loader's own
+:func:`tuoyu.layers.facilities.validate_facility_record` (one rule set: class sums,
+ranges, 普惠 parsing, service modes, district code, datum conversion, the outside-China
+and swapped checks), so the command line accepts nothing the service refuses and the
+same record gives the same values through both doors.
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ from typing import Any
 
 from pydantic import ValidationError
 from tuoyu.config.study_area import StudyArea
-from tuoyu.crs.china import convert, outside_china
+from tuoyu.crs.china import outside_china
 from tuoyu.errors import AreaConfigError, InputValidationError
+from tuoyu.layers.facilities import (
+    FIELD_EMPTIED,
+    ROW_SKIPPED,
+    reconcile_class_slots,
+    validate_facility_record,
+)
 from tuoyu.layers.schema import AGE_CLASSES, FACILITY_FIELDS, SERVICE_MODES
 
 from tuoyu_api.schemas import CHINA_LAT, CHINA_LON, FacilityIn
@@ -74,29 +82,22 @@ def check_coordinates(lon: float, lat: float) -> None:
 
 
 def check_slots(record: dict[str, Any]) -> None:
-    """Check 托位 by class against the total; derive the total from all three classes.
+    """Check 托位 by class against the total with the loader's rule (one rule set).
 
-    Modifies ``record`` in place when ``slots`` is unknown and every class is known.
+    The classes present in ``record`` are the classes given (see
+    :func:`tuoyu.layers.facilities.reconcile_class_slots`). Modifies ``record`` in place
+    when ``slots`` is unknown and every given class is known.
 
     Raises
     ------
     InputValidationError
         ``field='slots'`` when the classes do not add up to the given total.
     """
-    parts = [record.get(col) for col in AGE_CLASSES]
-    known = [p for p in parts if p is not None]
-    total = record.get("slots")
-    if len(known) == len(parts):
-        if total is None:
-            record["slots"] = sum(known)
-        elif total != sum(known):
-            raise InputValidationError(
-                f"托位 by class add up to {sum(known)} but slots={total}", field="slots"
-            )
-    elif total is not None and sum(known) > total:
-        raise InputValidationError(
-            f"托位 of the known classes ({sum(known)}) exceed slots={total}", field="slots"
-        )
+    classes = {name: record[name] for name in AGE_CLASSES if name in record}
+    slots, _note, problem = reconcile_class_slots(classes, record.get("slots"))
+    if problem is not None:
+        raise InputValidationError(problem, field="slots")
+    record["slots"] = slots
 
 
 def _first_error(exc: ValidationError) -> InputValidationError:
@@ -122,45 +123,52 @@ def _with_defaults(body: FacilityIn, area: StudyArea | None) -> tuple[FacilityIn
     return merged, sorted(missing)
 
 
-def _run_loader(
-    func: Callable[..., Any],
-    record: dict[str, Any],
+def _reason(text: str) -> str:
+    """A loader reject's reason without what the file loader then did with the row."""
+    for tail in (f"; {FIELD_EMPTIED}", f"; {ROW_SKIPPED}"):
+        text = text.removesuffix(tail)
+    return text
+
+
+def _normalise(
+    sent: dict[str, Any],
+    crs: str,
     area: StudyArea | None,
     row: int | None,
     area_polygon: Any | None,
-) -> None:
-    """Run the loader's record validation; its first reject becomes a 422.
+) -> dict[str, Any]:
+    """The loader's :func:`validate_facility_record` on the fields sent; first reject → 422.
 
-    Defaults were applied already (only to fields left out of the body: an explicit
-    ``null`` stays unknown), so the loader gets none. Any reject refuses the write: a
-    file row keeps going with the field emptied, an API client can fix and resend.
+    Only the fields of the body (and the area defaults already merged into it) are
+    given, so 托位 by class are summed exactly as for a file with those columns. Any
+    reject refuses the write: a file row keeps going with the field emptied, an API
+    client can fix and resend.
     """
     facilities = area.facilities if area is not None else None
-    raw = {k: v for k, v in record.items() if k != "assumed_fields"}
+    raw = dict(sent)
     if raw.get("service_modes") is not None:
         raw["service_modes"] = "、".join(raw["service_modes"])
     if raw.get("registered_on") is not None:
         raw["registered_on"] = raw["registered_on"].isoformat()
-    _clean, rejects = func(
+    raw["crs"] = crs
+    value_map: dict[str, Mapping[object, object]] = (
+        {k: dict(v) for k, v in facilities.value_map.items()} if facilities else {}
+    )
+    clean, rejects = validate_facility_record(
         raw,
-        default_crs=raw.get("crs") or "wgs84",
+        default_crs=crs,
         defaults={},
-        value_map=facilities.value_map if facilities else {},
+        value_map=value_map,
         source="api",
         row=row,
         area_polygon=area_polygon,
     )
-    if not rejects:
-        return
-    first = rejects[0]
-    if isinstance(first, InputValidationError):
-        raise first
-
-    def get(key: str) -> Any:
-        return first.get(key) if isinstance(first, Mapping) else getattr(first, key, None)
-
-    reason = str(get("reason") or first)
-    raise InputValidationError(reason, field=get("field"), row=row)
+    if rejects:
+        first = rejects[0]
+        raise InputValidationError(_reason(first.reason), field=first.field, row=row)
+    if clean is None:  # a record without rejects is always usable
+        raise InputValidationError("record cannot be used", row=row)
+    return clean
 
 
 def validate_facility_write(
@@ -199,19 +207,20 @@ def validate_facility_write(
         The area's defaults are themselves invalid.
     """
     merged, assumed = _with_defaults(body, area)
-    record: dict[str, Any] = merged.model_dump()
     try:
-        check_coordinates(record["lon"], record["lat"])
-        check_slots(record)
+        check_coordinates(merged.lon, merged.lat)
     except InputValidationError as exc:
         raise InputValidationError(exc.reason, field=exc.field, row=row) from exc
-    func = loader_validator()
-    if func is not None:
-        _run_loader(func, record, area, row, area_polygon)
-    if record["service_modes"] is not None:
-        record["service_modes"] = [m for m in SERVICE_MODES if m in set(record["service_modes"])]
-    lon, lat = convert(record["lon"], record["lat"], record["crs"], "wgs84")
-    record["lon"], record["lat"] = float(lon), float(lat)
+    sent = merged.model_dump(exclude_unset=True)
+    clean = _normalise(sent, merged.crs, area, row, area_polygon)
+    record: dict[str, Any] = {name: clean.get(name) for name in RECORD_FIELDS}
+    record["id"] = merged.id  # generated on create when omitted, not by the loader
+    record["crs"] = merged.crs  # the system it was submitted in; lon/lat are WGS84
+    modes = clean.get("service_modes")
+    record["service_modes"] = (
+        [m for m in SERVICE_MODES if m in set(str(modes).split("、"))] if modes else None
+    )
+    record["lon"], record["lat"] = float(str(clean["lon"])), float(str(clean["lat"]))
     record["assumed_fields"] = assumed
     return record
 

@@ -191,6 +191,8 @@ def zh_text(text: str) -> str:
     '无步行路网，未计算15分钟指标'
     >>> zh_text("no slots / 托位数为0")
     '托位数为0'
+    >>> zh_text("区总人口按住宅建筑面积分配 / district total spread over residential buildings")
+    '区总人口按住宅建筑面积分配'
     >>> zh_text("under-3 population = 1.50% of the population")
     '3岁以下人口按总人口的1.50%估算'
     """
@@ -200,7 +202,9 @@ def zh_text(text: str) -> str:
         if match:
             return match.expand(zh)
     if " / " in stripped:
-        return stripped.rsplit(" / ", 1)[-1].strip()
+        # bilingual either way round: keep the half with the most Chinese characters
+        halves = [h.strip() for h in stripped.split(" / ")]
+        return max(halves, key=lambda h: (sum("\u4e00" <= ch <= "\u9fff" for ch in h), -len(h)))
     return stripped
 
 

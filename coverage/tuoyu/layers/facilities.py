@@ -40,8 +40,11 @@ from tuoyu.layers.rejects import Reject, rejects_frame
 from tuoyu.layers.schema import (
     AGE_CLASSES,
     ASSUMED_COLUMN,
+    DISTRICT_CODE_DIGITS,
     FACILITY_FIELDS,
     FACILITY_KINDS,
+    MAX_ENROLLED_PER_FACILITY,
+    MAX_SLOTS_PER_FACILITY,
     OWNERSHIP,
     SERVICE_MODES,
 )
@@ -232,6 +235,28 @@ def _parse_count(value: object) -> _Parsed:
     return _Parsed(int(number), note)
 
 
+def _parse_slots(value: object) -> _Parsed:
+    """托位 of a facility or of one class: a count from 0 to :data:`MAX_SLOTS_PER_FACILITY`."""
+    parsed = _parse_count(value)
+    if _num(parsed.value) > MAX_SLOTS_PER_FACILITY:
+        raise _FieldError(
+            f"more than {MAX_SLOTS_PER_FACILITY} 托位 for one facility "
+            f"(单个机构托位数超过{MAX_SLOTS_PER_FACILITY})"
+        )
+    return parsed
+
+
+def _parse_enrolled(value: object) -> _Parsed:
+    """Children enrolled: a count from 0 to :data:`MAX_ENROLLED_PER_FACILITY`."""
+    parsed = _parse_count(value)
+    if _num(parsed.value) > MAX_ENROLLED_PER_FACILITY:
+        raise _FieldError(
+            f"more than {MAX_ENROLLED_PER_FACILITY} children enrolled in one facility "
+            f"(单个机构在托人数超过{MAX_ENROLLED_PER_FACILITY})"
+        )
+    return parsed
+
+
 def _parse_float(value: object) -> _Parsed:
     if isinstance(value, bool):
         raise _FieldError("not a number (不是数字)")
@@ -261,8 +286,11 @@ def _parse_text(value: object) -> _Parsed:
 
 def _parse_district_code(value: object) -> _Parsed:
     text = str(_parse_text(value).value)
-    if not text.isdigit():
-        raise _FieldError("district code is not digits (区县代码应为数字)")
+    if not (text.isascii() and text.isdigit() and len(text) == DISTRICT_CODE_DIGITS):
+        raise _FieldError(
+            f"district code is not {DISTRICT_CODE_DIGITS} digits "
+            f"(区县代码应为{DISTRICT_CODE_DIGITS}位数字)"
+        )
     return _Parsed(text)
 
 
@@ -337,11 +365,11 @@ _PARSERS = {
     "kind": _parse_kind,
     "puhui": _parse_bool,
     "ownership": _parse_ownership,
-    "slots_infant": _parse_count,
-    "slots_toddler": _parse_count,
-    "slots_preschool": _parse_count,
-    "slots": _parse_count,
-    "enrolled": _parse_count,
+    "slots_infant": _parse_slots,
+    "slots_toddler": _parse_slots,
+    "slots_preschool": _parse_slots,
+    "slots": _parse_slots,
+    "enrolled": _parse_enrolled,
     "service_modes": _parse_modes,
     "status": _parse_text,
     "registered_on": _parse_date,
@@ -487,7 +515,7 @@ def _parse_fields(
         if parsed.note:
             record.notes.append((name, parsed.note))
     _parse_coordinates(record, fields, opts, geometry_problem)
-    _sum_classes(record)
+    _sum_classes(record, opts)
     for name in FIELDS:  # schema order, so assumed_fields reads the same in every row
         if name in opts.defaults and name in missing and record.values[name] is None:
             record.values[name] = opts.defaults[name]
@@ -533,23 +561,73 @@ def _parse_coordinates(
     record.raw_coords = (fields.get("lon"), fields.get("lat"))
 
 
-def _sum_classes(record: _Record) -> None:
-    """Fill ``slots`` with the sum of the class columns the record has, when all are known."""
-    given = [name for name in CLASS_FIELDS if name in record.present]
-    classes = [record.values[name] for name in given]
-    if not given or any(v is None for v in classes):
-        return
-    total = int(sum(_num(v) for v in classes))
-    if record.values["slots"] is None and "slots" not in {r.field for r in record.rejects}:
-        record.values["slots"] = total
-        record.notes.append(("slots", f"slots = {' + '.join(given)} = {total}"))
-    elif record.values["slots"] is not None and record.values["slots"] != total:
-        record.notes.append(
-            (
-                "slots",
-                f"slots {record.values['slots']} differs from the class sum {total} (托位数与分班合计不符)",
-            )
+def reconcile_class_slots(
+    classes: Mapping[str, object], total: object
+) -> tuple[int | None, str | None, str | None]:
+    """托位 by class against the total: one rule for registry files and API writes.
+
+    ``classes`` holds the classes a record gives (columns of the file, fields of the
+    request; ``None`` = given but unknown). Their sum fills a missing total when each is
+    known; a total that differs from that sum, or that known classes already exceed, is
+    refused. A missing total stays unknown when a given class is unknown.
+
+    Parameters
+    ----------
+    classes
+        Class field → count (``slots_infant``, ``slots_toddler``, ``slots_preschool``).
+    total
+        The registered total (``None`` = not given).
+
+    Returns
+    -------
+    tuple
+        ``(slots, note, problem)``: the total to keep (``None`` = unknown), a remark when
+        it was derived, and the reason it was refused (``None`` when it was not).
+
+    Examples
+    --------
+    >>> reconcile_class_slots({"slots_toddler": 40, "slots_preschool": 40}, None)
+    (80, 'slots = slots_toddler + slots_preschool = 80', None)
+    >>> reconcile_class_slots({"slots_toddler": 40, "slots_infant": None}, None)
+    (None, None, None)
+    >>> reconcile_class_slots({"slots_toddler": 40, "slots_preschool": 40}, 90)[2]
+    '托位 by class (slots_toddler + slots_preschool) add up to 80 but slots = 90 (托位数与分班合计不符)'
+    """
+    known = [name for name, value in classes.items() if value is not None]
+    given_total = None if total is None else int(_num(total))
+    if not known:
+        return given_total, None, None
+    partial = int(sum(_num(classes[name]) for name in known))
+    complete = len(known) == len(classes)
+    if given_total is None:
+        if complete:
+            return partial, f"slots = {' + '.join(known)} = {partial}", None
+        return None, None, None
+    if complete and given_total != partial:
+        return None, None, (
+            f"托位 by class ({' + '.join(known)}) add up to {partial} but slots = "
+            f"{given_total} (托位数与分班合计不符)"
         )
+    if partial > given_total:
+        return None, None, (
+            f"托位 of the known classes ({' + '.join(known)} = {partial}) exceed slots = "
+            f"{given_total} (分班托位超过托位数)"
+        )
+    return given_total, None, None
+
+
+def _sum_classes(record: _Record, opts: _Options) -> None:
+    """Apply :func:`reconcile_class_slots` to a record (a refused total is emptied)."""
+    if "slots" in {r.field for r in record.rejects}:
+        return
+    classes = {name: record.values[name] for name in CLASS_FIELDS if name in record.present}
+    total = record.values["slots"]
+    slots, note, problem = reconcile_class_slots(classes, total)
+    record.values["slots"] = slots
+    if note is not None:
+        record.notes.append(("slots", note))
+    if problem is not None:
+        record.reject_field(opts, "slots", total, problem)
 
 
 def _check_lonlat(
@@ -559,13 +637,15 @@ def _check_lonlat(
     opts: _Options,
 ) -> npt.NDArray[np.bool_]:
     """Reject swapped, out-of-range and (0, 0) longitude/latitude; return the kept mask."""
-    swapped = outside_china(lon, lat) & ~outside_china(lat, lon)
+    outside = np.asarray(outside_china(lon, lat), dtype=bool)
+    swapped = outside & ~np.asarray(outside_china(lat, lon), dtype=bool)
     in_range = (np.abs(lon) <= 180.0) & (np.abs(lat) <= 90.0)
     placeholder = (lon == 0.0) & (lat == 0.0)
     problems = (
         (swapped, "lat/lon swapped? (经纬度疑似颠倒)"),
         (~in_range, "longitude/latitude out of range (经纬度超出范围)"),
         (placeholder, "coordinates are (0, 0), a placeholder (坐标为0)"),
+        (outside, "outside China (不在中国境内)"),
     )
     keep = np.ones(len(members), dtype=bool)
     for mask, reason in problems:
@@ -1234,5 +1314,6 @@ __all__ = [
     "gcj02_check",
     "load_facilities",
     "parse_row_crs",
+    "reconcile_class_slots",
     "validate_facility_record",
 ]

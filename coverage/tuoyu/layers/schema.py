@@ -61,6 +61,15 @@ FACILITY_FIELDS: Final[dict[str, tuple[str, str, str]]] = {
 }
 """Every facility field after loading (WGS84 lon/lat; geometry in the metric CRS)."""
 
+MAX_SLOTS_PER_FACILITY: Final = 2000
+"""Most 托位 one facility (and each of its classes) may register: more is a typing error."""
+
+MAX_ENROLLED_PER_FACILITY: Final = 2000
+"""Most children one facility may report as enrolled (在托)."""
+
+DISTRICT_CODE_DIGITS: Final = 6
+"""A district (区县) code is 6 digits (GB/T 2260)."""
+
 ASSUMED_COLUMN: Final = "assumed_fields"
 """Facility column listing the fields filled from the area's ``[facilities] defaults``."""
 

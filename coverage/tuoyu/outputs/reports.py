@@ -516,7 +516,6 @@ def write_xlsx(
     language: Language = "zh",
     extra_sheets: Mapping[str, pd.DataFrame] | None = None,
     summary: Mapping[str, Any] | None = None,
-    first_sheets: Mapping[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write a table to Excel, formatted for filing, deterministically.
 
@@ -543,13 +542,9 @@ def write_xlsx(
     summary
         :func:`~tuoyu.indicators.summary.district_summary`; when given, the first sheet
         ends with a 合计 row (:func:`total_row`).
-    first_sheets
-        Tables written before ``table`` (e.g. the district indicators against targets).
     """
     wb = Workbook()
     wb.remove(wb.active)
-    for name, frame in (first_sheets or {}).items():
-        _write_frame(wb.create_sheet(name[:31]), frame, language, freeze="B2")
     ws = wb.create_sheet(sheet_title[:31])
     total = total_row(table, summary) if summary is not None else None
     _write_frame(ws, table, language, total=total)
@@ -565,7 +560,6 @@ def write_xlsx(
         info["A1"].font = Font(bold=True, size=13)
         print_setup(info, title_rows="1:1", freeze=None)
         info.page_setup.orientation = "portrait"
-    wb.active = wb.index(ws)
     return _save_workbook(wb, Path(path))
 
 
@@ -602,7 +596,7 @@ def district_indicator_sheet(summary: Mapping[str, Any]) -> pd.DataFrame:
             "现状值": value,
             "单位": unit,
             "目标": str(target.get("text")) if target else "无",
-            "是否达标": status_zh(entry.get("pass")),
+            "是否达标": status_zh(entry.get("pass")) if target else "—",
             "差距": _format_value(gap, unit) if gap is not None else "",
             "依据（文号、条款）": cite(target) if target else "",
             "政策原文": str(target.get("quote") or "") if target else "",
@@ -780,13 +774,14 @@ def _fmt(value: Any, digits: int = 0) -> str | None:
 def _num(value: Any, digits: int = 1) -> str:
     """A parameter as people write it: rounded, no trailing zeros (15, 4, 0.5).
 
-    >>> _num(14.999999999999998), _num(4.0), _num(1000.0), _num(0.25, 2)
-    ('15', '4', '1000', '0.25')
+    >>> _num(14.999999999999998), _num(4.0), _num(1000.0), _num(300.0, 0), _num(0.25, 2)
+    ('15', '4', '1000', '300', '0.25')
     """
     v = _plain_value(value)
     if v is None:
         return UNKNOWN_ZH
-    return f"{round(float(v), digits):.{digits}f}".rstrip("0").rstrip(".")
+    text = f"{round(float(v), digits):.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _indicator(summary: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -1088,8 +1083,11 @@ def committee_workbook_parts(
     table: pd.DataFrame,
     summary: Mapping[str, Any],
     extra_sheets: Mapping[str, pd.DataFrame] | None = None,
-) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """The unit table, sheets before it and sheets after it, as ``jiedao.xlsx`` files them.
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The unit table and the sheets after it, as ``jiedao.xlsx`` files them.
+
+    Sheets: 街道指标 (with 合计), 区级指标 (:func:`district_indicator_sheet`), then the
+    extra sheets, then 说明 (:func:`committee_notes`).
 
     2SFCA is blanked (不详) when any facility's slots are unknown; the failing-unit sheet
     cites its targets by 文号; the shortfall sheet is ranked by the gap.
@@ -1097,8 +1095,10 @@ def committee_workbook_parts(
     unit_table_out = pd.DataFrame(table).copy()
     if access_unknown(summary) and "access_2sfca" in unit_table_out:
         unit_table_out["access_2sfca"] = pd.array([None] * len(unit_table_out), dtype="Float64")
-    first = {"区级指标": district_indicator_sheet(summary)}
-    return unit_table_out, first, _committee_extra_sheets(extra_sheets, summary)
+    return unit_table_out, {
+        "区级指标": district_indicator_sheet(summary),
+        **_committee_extra_sheets(extra_sheets, summary),
+    }
 
 
 def write_reports(
@@ -1141,7 +1141,7 @@ def write_reports(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     attribution = summary.get("attribution")
-    unit_sheet, first, extra = committee_workbook_parts(table, summary, extra_sheets)
+    unit_sheet, extra = committee_workbook_parts(table, summary, extra_sheets)
     written: dict[str, Path] = {
         "jiedao.csv": write_csv(table, out / "jiedao.csv"),
         "jiedao.xlsx": write_xlsx(
@@ -1150,7 +1150,6 @@ def write_reports(
             notes=committee_notes(summary),
             extra_sheets=extra,
             summary=summary,
-            first_sheets=first,
         ),
         "summary.json": write_summary_json(summary, out / "summary.json"),
     }
@@ -1282,6 +1281,10 @@ def committee_notes(summary: Mapping[str, Any]) -> list[str]:
         n = int((summary.get("unusable") or {}).get("facilities_excluded_2sfca_slots_unknown") or 0)
         lines.append(f"    {n}家机构托位数不详，可达托位指数（2SFCA）无法计算，记为“不详”。")
     lines.append("    “不详”表示数据缺失、无法计算，不等于0。")
+    if no_facility_registry(summary):
+        lines.append(
+            "    未提供托育机构备案名录：托位数、覆盖率等按0家登记机构计算，不代表实际情况。"
+        )
     lines.append("四、人口与假定")
     if data.get("population_method"):
         lines.append(f"    人口分布：{zh_text(str(data['population_method']))}。")
