@@ -14,6 +14,14 @@ Tables
     record before and after as JSON.
 ``area_seeds``
     Which areas were filled from their facility file (makes seeding idempotent).
+``registry_heads``
+    One row per area: ``seq``, the number of the area's last write. Every write (and a
+    seeding) starts by incrementing it, which takes the row's write lock, so the writes
+    of one area are numbered 1, 2, 3, … in commit order whichever process makes them.
+``registry_changes``
+    One row per write: ``(area, seq)``, the facility id and the action (``seed`` with id
+    ``*`` for a seeding). A worker that has seen the area up to ``seq`` *s* applies the
+    changes after *s* to its live analysis before answering (revision ``0002``).
 
 The Alembic revision ``api/tuoyu_api/migrations/versions`` creates exactly these tables; a test
 compares the migrated database with this metadata on both engines.
@@ -50,6 +58,8 @@ NAMING_CONVENTION = {
 }
 
 AUDIT_ACTIONS = ("create", "update", "delete")
+CHANGE_ACTIONS = (*AUDIT_ACTIONS, "seed")
+"""Actions of :class:`RegistryChange` rows (``seed``: the whole area was (re)filled)."""
 
 
 def utc_now() -> dt.datetime:
@@ -163,3 +173,24 @@ class AreaSeed(Base):
     source: Mapped[str | None] = mapped_column(Text)
     count: Mapped[int] = mapped_column(Integer, nullable=False)
     seeded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utc_now)
+
+
+class RegistryHead(Base):
+    """The number of an area's last registry write (its change sequence head)."""
+
+    __tablename__ = "registry_heads"
+
+    area: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class RegistryChange(Base):
+    """One numbered write to an area's registry (what changed, not how: the rows tell)."""
+
+    __tablename__ = "registry_changes"
+
+    area: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    facility_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(8), nullable=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utc_now)

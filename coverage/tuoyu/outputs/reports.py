@@ -10,15 +10,23 @@ Files (see :func:`write_reports`):
 
 * ``jiedao.csv`` — the unit table, UTF-8 with BOM (Excel opens the Chinese names
   correctly), column keys as headers, empty cells for unknown values;
-* ``jiedao.xlsx`` — the same table with Chinese headers, plus a 说明 sheet (parameters,
-  assumptions, what was skipped);
+* ``jiedao.xlsx`` — sheets 街道指标 (the table with Chinese headers and a 合计 row),
+  区级指标 (district values against targets), 未达标街道, 托位缺口 (largest gap first) and
+  说明 (method, assumptions, data sources, in Chinese);
 * ``summary.json`` — :func:`tuoyu.indicators.summary.district_summary`, sorted keys, UTF-8;
 * ``gaps.geojson``, ``isochrones.geojson`` — WGS84 (RFC 7946) with a top-level
   ``attribution`` member when OSM data was used;
 * ``coverage.gpkg`` — layers ``units``, ``facilities``, ``population``, ``gaps``,
   ``isochrones`` (those given), in their metric CRS;
 * ``progress_YYYY-MM.xlsx`` — 托位数发展工作落实情况推进表 in the layout of 附件2 of
-  渝北府办发〔2022〕30号 (policy file 004).
+  渝北府办发〔2022〕30号 (policy file 004);
+* ``report.pdf`` — the one-page district report (:mod:`tuoyu.outputs.pdf_report`), when
+  the unit polygons and the target profile are given.
+
+``jiedao.xlsx`` and the progress sheet are meant to be filed unchanged by a district health
+committee: Chinese only, whole people, percentages with one decimal, 达标/未达标/不详 on
+green/red/grey, a 合计 row, targets cited by document number (文号) and clause, A4
+landscape print set-up (:func:`print_setup`).
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from openpyxl.utils import get_column_letter
 
 from tuoyu.errors import InputValidationError
 from tuoyu.indicators.citations import cite
-from tuoyu.indicators.targets import INDICATORS
+from tuoyu.indicators.targets import INDICATORS, Profile
 from tuoyu.labels import (
     FILE_ROLES_ZH,
     SKIPPED_ZH,
@@ -58,6 +66,7 @@ from tuoyu.labels import (
 )
 from tuoyu.outputs.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from tuoyu.outputs.cells import neutralise_frame, neutralise_text
+from tuoyu.outputs.pdf_report import write_district_report
 
 FIXED_TIMESTAMP: Final = datetime(2000, 1, 1)
 """Written as the workbook's created/modified time so reruns are byte-identical."""
@@ -1114,6 +1123,7 @@ def write_reports(
     gaps: gpd.GeoDataFrame | None = None,
     isochrones: gpd.GeoDataFrame | None = None,
     extra_sheets: Mapping[str, pd.DataFrame] | None = None,
+    profile: Profile | None = None,
 ) -> dict[str, Path]:
     """Write every report file into ``out_dir``; return ``{file kind: path}``.
 
@@ -1137,6 +1147,9 @@ def write_reports(
         empty layer is given).
     extra_sheets
         More tables for ``jiedao.xlsx`` (e.g. failing units, slot shortfall).
+    profile
+        The target profile; with ``units`` it adds the one-page ``report.pdf``
+        (:func:`tuoyu.outputs.pdf_report.write_district_report`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1183,6 +1196,10 @@ def write_reports(
     }
     if any(v is not None for v in layers.values()):
         written["coverage.gpkg"] = write_gpkg(out / "coverage.gpkg", layers)
+    if units is not None and profile is not None:
+        written["report.pdf"] = write_district_report(
+            out / "report.pdf", table, summary, units, profile
+        )
     area_name = (summary.get("area") or {}).get("name") or "XXX单位"
     rows = progress_rows(table, summary, gaps=gaps)
     written[f"progress_{month}.xlsx"] = write_progress_sheet(

@@ -1,0 +1,185 @@
+"""One registry rule set: the same records through the file loader and through the API.
+
+Each record goes through both doors — :func:`tuoyu.layers.facilities.load_facilities` on
+a CSV in ``tmp_path`` (columns = the record's fields, so a field left out of the record is
+a column the file does not have) and a POST to the service — and must give the same
+values, or be refused in both, naming the same field.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pytest
+from tuoyu.crs.china import convert
+from tuoyu.layers.facilities import load_facilities, reconcile_class_slots
+from tuoyu_api.app import create_app
+from tuoyu_api.db import upgrade_database
+from tuoyu_api.settings import get_api_settings
+from tuoyu_api.tokens import create_token
+
+with warnings.catch_warnings():
+    # Starlette 1.x warns that its TestClient will move from httpx to httpx2.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+YZ = "/areas/chongqing-yuzhong/facilities"
+LON, LAT = 106.5775, 29.5583  # 解放碑, WGS84, inside 渝中区
+BASE: dict[str, Any] = {"name": "测试托育点", "lon": LON, "lat": LAT}
+
+
+def _file_door(
+    record: dict[str, Any], folder: Path, outline: gpd.GeoDataFrame | None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The loaded facility (schema fields) or None, and the fields rejected."""
+    path = folder / f"{record['id']}.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(record))
+        writer.writeheader()
+        writer.writerow(
+            {
+                k: "、".join(v) if isinstance(v, list) else ("" if v is None else v)
+                for k, v in record.items()
+            }
+        )
+    result = load_facilities(path, area_polygon=outline)
+    fields = result.rejects["field"].tolist()
+    if not len(result.facilities):
+        return None, fields
+    row = result.facilities.iloc[0]
+    out = {k: row[k] for k in ("slots", "puhui", "district_code", "lon", "lat", "enrolled")}
+    modes = row["service_modes"]
+    out["service_modes"] = None if modes is None or modes != modes else str(modes).split("、")
+    return out, fields
+
+
+def _api_door(
+    record: dict[str, Any], client: TestClient, auth: dict[str, str]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The stored facility's values, or None and the field the 422 names."""
+    response = client.post(YZ, json=record, headers=auth)
+    if response.status_code != 201:
+        assert response.status_code == 422, response.text
+        return None, response.json()["error"]["field"]
+    props = response.json()["properties"]
+    out = {k: props[k] for k in ("slots", "puhui", "district_code", "lon", "lat", "enrolled")}
+    out["service_modes"] = props["service_modes"]
+    return out, None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or (isinstance(a, float) and a != a):
+        return b is None or (isinstance(b, float) and b != b)
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) < 1e-7
+    return bool(a == b)
+
+
+GLON, GLAT = (float(v) for v in convert(LON, LAT, "wgs84", "gcj02"))
+
+ACCEPTED: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    # 托位 by class only: the total is their sum (the API read this as 托位数 不详)
+    ({"id": "A1", **BASE, "slots_toddler": 40, "slots_preschool": 40}, {"slots": 80}),
+    # a class sent but unknown: the total stays unknown, never a partial sum
+    ({"id": "A2", **BASE, "slots_infant": None, "slots_toddler": 40}, {"slots": None}),
+    # GCJ-02 (Amap) coordinates are stored in WGS84; 普惠 and service modes parsed alike
+    (
+        {"id": "A3", **BASE, "lon": GLON, "lat": GLAT, "crs": "gcj02", "puhui": True,
+         "district_code": "500103", "slots": 60, "enrolled": 45,
+         "service_modes": ["全日托", "临时托"]},
+        {"slots": 60, "puhui": True, "district_code": "500103", "enrolled": 45,
+         "lon": LON, "lat": LAT, "service_modes": ["全日托", "临时托"]},
+    ),  # fmt: skip
+]
+
+REFUSED: list[tuple[dict[str, Any], set[str]]] = [
+    ({"id": "R1", **BASE, "slots": 999_999_999_999}, {"slots"}),
+    ({"id": "R2", **BASE, "slots_toddler": 2001}, {"slots_toddler"}),
+    ({"id": "R3", **BASE, "enrolled": 50_000}, {"enrolled"}),
+    ({"id": "R4", **BASE, "district_code": "abc"}, {"district_code"}),
+    ({"id": "R5", **BASE, "district_code": "50010"}, {"district_code"}),
+    (
+        {"id": "R6", **BASE, "slots_infant": 10, "slots_toddler": 30, "slots_preschool": 40,
+         "slots": 90},
+        {"slots"},
+    ),  # fmt: skip
+    ({"id": "R7", **BASE, "slots_toddler": 50, "slots": 40}, {"slots"}),
+    ({"id": "R8", **BASE, "lon": LAT, "lat": LON}, {"lat", "lon/lat"}),  # swapped
+    ({"id": "R9", **BASE, "lon": 2.35, "lat": 48.85}, {"lon", "lon/lat"}),  # Paris
+]
+
+
+@pytest.fixture()
+def client(tmp_path: Path, data_dir: Path) -> Iterator[TestClient]:
+    """The full service on a fresh SQLite registry (as ``tests/api/conftest.py`` builds it)."""
+    url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    upgrade_database(url)
+    settings = get_api_settings(
+        state_dir=tmp_path / "state",
+        cache_dir=tmp_path / "cache",
+        database_url=url,
+        upgrade_database_on_start=False,
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture()
+def auth(client: TestClient) -> dict[str, str]:
+    with client.app.state.tuoyu.database.session() as session:  # type: ignore[attr-defined]
+        return {"Authorization": f"Bearer {create_token(session, 'tester')}"}
+
+
+@pytest.fixture(scope="module")
+def outline(data_dir: Path) -> gpd.GeoDataFrame:
+    return gpd.read_file(data_dir / "chongqing-yuzhong" / "district.geojson")
+
+
+@pytest.mark.parametrize(("record", "expected"), ACCEPTED, ids=[r["id"] for r, _ in ACCEPTED])
+def test_same_values_through_both_doors(
+    record: dict[str, Any],
+    expected: dict[str, Any],
+    client: TestClient,
+    auth: dict[str, str],
+    outline: gpd.GeoDataFrame,
+    tmp_path: Path,
+) -> None:
+    from_file, rejected = _file_door(record, tmp_path, outline)
+    from_api, refused = _api_door(record, client, auth)
+    assert from_file is not None and not rejected, rejected
+    assert from_api is not None and refused is None
+    for key, value in from_api.items():
+        assert _same(from_file[key], value), (key, from_file[key], value)
+    for key, value in expected.items():
+        assert _same(from_api[key], value), (key, from_api[key], value)
+
+
+@pytest.mark.parametrize(("record", "fields"), REFUSED, ids=[r["id"] for r, _ in REFUSED])
+def test_same_refusals_through_both_doors(
+    record: dict[str, Any],
+    fields: set[str],
+    client: TestClient,
+    auth: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    from_file, rejected = _file_door(record, tmp_path, None)
+    from_api, refused = _api_door(record, client, auth)
+    assert from_api is None and refused in fields, refused
+    assert set(rejected) & fields, rejected
+    if from_file is not None:  # a field refused in a file row is emptied, never kept
+        field = next(iter(set(rejected) & fields))
+        assert _same(from_file.get(field), None), from_file
+
+
+def test_reconcile_class_slots_rules() -> None:
+    assert reconcile_class_slots({"slots_toddler": 40, "slots_preschool": 40}, None)[0] == 80
+    assert reconcile_class_slots({"slots_toddler": 40, "slots_infant": None}, None)[0] is None
+    assert reconcile_class_slots({"slots_toddler": 40, "slots_infant": None}, 60)[0] == 60
+    slots, _note, problem = reconcile_class_slots({"slots_toddler": 70, "slots_infant": None}, 60)
+    assert slots is None and problem is not None and "exceed" in problem
+    assert reconcile_class_slots({}, 30) == (30, None, None)
