@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 from tuoyu.crs.china import convert
 from tuoyu.layers.facilities import load_facilities, reconcile_class_slots
@@ -72,9 +73,13 @@ def _api_door(
     return out, None
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, list) and bool(pd.isna(value)))
+
+
 def _same(a: Any, b: Any) -> bool:
-    if a is None or (isinstance(a, float) and a != a):
-        return b is None or (isinstance(b, float) and b != b)
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
     if isinstance(a, float) or isinstance(b, float):
         return abs(float(a) - float(b)) < 1e-7
     return bool(a == b)
@@ -89,12 +94,28 @@ ACCEPTED: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"id": "A2", **BASE, "slots_infant": None, "slots_toddler": 40}, {"slots": None}),
     # GCJ-02 (Amap) coordinates are stored in WGS84; 普惠 and service modes parsed alike
     (
-        {"id": "A3", **BASE, "lon": GLON, "lat": GLAT, "crs": "gcj02", "puhui": True,
-         "district_code": "500103", "slots": 60, "enrolled": 45,
-         "service_modes": ["全日托", "临时托"]},
-        {"slots": 60, "puhui": True, "district_code": "500103", "enrolled": 45,
-         "lon": LON, "lat": LAT, "service_modes": ["全日托", "临时托"]},
-    ),  # fmt: skip
+        {
+            "id": "A3",
+            **BASE,
+            "lon": GLON,
+            "lat": GLAT,
+            "crs": "gcj02",
+            "puhui": True,
+            "district_code": "500103",
+            "slots": 60,
+            "enrolled": 45,
+            "service_modes": ["全日托", "临时托"],
+        },
+        {
+            "slots": 60,
+            "puhui": True,
+            "district_code": "500103",
+            "enrolled": 45,
+            "lon": LON,
+            "lat": LAT,
+            "service_modes": ["全日托", "临时托"],
+        },
+    ),
 ]
 
 REFUSED: list[tuple[dict[str, Any], set[str]]] = [
@@ -104,10 +125,16 @@ REFUSED: list[tuple[dict[str, Any], set[str]]] = [
     ({"id": "R4", **BASE, "district_code": "abc"}, {"district_code"}),
     ({"id": "R5", **BASE, "district_code": "50010"}, {"district_code"}),
     (
-        {"id": "R6", **BASE, "slots_infant": 10, "slots_toddler": 30, "slots_preschool": 40,
-         "slots": 90},
+        {
+            "id": "R6",
+            **BASE,
+            "slots_infant": 10,
+            "slots_toddler": 30,
+            "slots_preschool": 40,
+            "slots": 90,
+        },
         {"slots"},
-    ),  # fmt: skip
+    ),
     ({"id": "R7", **BASE, "slots_toddler": 50, "slots": 40}, {"slots"}),
     ({"id": "R8", **BASE, "lon": LAT, "lat": LON}, {"lat", "lon/lat"}),  # swapped
     ({"id": "R9", **BASE, "lon": 2.35, "lat": 48.85}, {"lon", "lon/lat"}),  # Paris

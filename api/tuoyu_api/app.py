@@ -17,6 +17,7 @@ from tuoyu.config.settings import Settings
 
 from tuoyu_api.db import open_database
 from tuoyu_api.deps import install_state
+from tuoyu_api.docs import install_docs
 from tuoyu_api.errors import install_error_handlers
 from tuoyu_api.limits import RequestLimitMiddleware
 from tuoyu_api.registry import RegistryHook
@@ -33,8 +34,13 @@ DESCRIPTION = """
   or BD-09 (百度) with `crs`.
 * Analysis (`/nearest`, `/units`, `/summary`, `/gaps`, `/maps`, isochrones, `/scenarios`)
   runs on a live per-area analysis built from the registry on first use; registry writes
-  update it incrementally, so results reflect a write at once. Run one worker process.
-* Errors: `{"error": {"code": ..., "message": ..., "field": ...}}` with 400/401/403/404/409/422.
+  update it incrementally, so results reflect a write at once — in every worker and on
+  every host sharing the registry (each catches up with the registry's change sequence
+  before answering).
+* Expensive requests (`/sites` (token), `/scenarios`, isochrones, maps) are rate-limited
+  per token or client (429) and bounded per worker (503); both carry `Retry-After`.
+* Errors: `{"error": {"code": ..., "message": ..., "field": ...}}` with
+  400/401/403/404/409/422/429/503.
 """
 
 
@@ -57,12 +63,20 @@ def create_app(
     fastapi.FastAPI
     """
     api_settings = as_api_settings(settings)
+    url = resolve_database_url(api_settings)
     database = open_database(
-        resolve_database_url(api_settings), upgrade=api_settings.upgrade_database_on_start
+        url,
+        upgrade=api_settings.upgrade_database_on_start,
+        # One connection per worker thread at most, so a thread never waits for one
+        # (plus the probe pool of /healthz and the change-sequence look-ups).
+        pool_size=api_settings.db_pool_size,
+        max_connections=api_settings.worker_threads,
+        pool_timeout_s=api_settings.db_pool_timeout_s,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = api_settings.worker_threads
         state = app.state.tuoyu
         for slug in api_settings.preload_areas:
             # Build before serving, off the event loop (about a second per district).
@@ -75,7 +89,10 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by install_docs (no CDN)
+        redoc_url=None,
     )
+    install_docs(app)
     install_state(app, api_settings, database, on_registry_change)
     loader_validator()  # import the facility loader now, not on the first write
     install_error_handlers(app)

@@ -26,7 +26,8 @@ from tuoyu_api.analysis_service import AnalysisService
 from tuoyu_api.db import Database
 from tuoyu_api.registry import RegistryHook
 from tuoyu_api.settings import ApiSettings
-from tuoyu_api.tokens import verify_token
+from tuoyu_api.shedding import Slots, TokenBucket
+from tuoyu_api.tokens import hash_token, verify_token
 
 
 @dataclass
@@ -39,9 +40,22 @@ class AppState:
     areas: dict[str, StudyArea] = field(default_factory=dict)
     area_polygons: dict[str, BaseGeometry | None] = field(default_factory=dict)
     analyses: AnalysisService = field(init=False)
+    write_rate: TokenBucket = field(init=False)
+    expensive_rate: TokenBucket = field(init=False)
+    slots: dict[str, Slots] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.analyses = AnalysisService(self.settings, self.database, self.area_polygon)
+        s = self.settings
+        self.analyses = AnalysisService(s, self.database, self.area_polygon)
+        # Per worker process, in memory (see tuoyu_api.shedding).
+        self.write_rate = TokenBucket(s.write_rate_per_s, s.write_burst)
+        self.expensive_rate = TokenBucket(s.expensive_rate_per_s, s.expensive_burst)
+        self.slots = {
+            "sites": Slots("siting", s.max_concurrent_sites, retry_after_s=10.0),
+            "scenarios": Slots("scenario", s.max_concurrent_scenarios, retry_after_s=5.0),
+            "isochrone": Slots("isochrone", s.max_concurrent_isochrones, retry_after_s=1.0),
+            "maps": Slots("map", s.max_concurrent_maps, retry_after_s=5.0),
+        }
 
     def area(self, slug: str) -> StudyArea:
         """The study area ``slug`` (loaded once).
@@ -176,8 +190,9 @@ def get_analyses(state: StateDep) -> AnalysisService:
 
 
 def get_analysis(area: AreaDep, state: StateDep) -> AreaModel:
-    """The live analysis of the area in the path (built on first use)."""
-    return state.analyses.get(area)
+    """The live analysis of the area in the path (built on first use), with every
+    committed registry write applied, whichever worker or host made it."""
+    return state.analyses.current(area)
 
 
 AnalysesDep = Annotated[AnalysisService, Depends(get_analyses)]
@@ -212,12 +227,13 @@ AreaAsyncDep = Annotated[StudyArea, Depends(get_area_async)]
 
 
 async def get_analysis_async(area: AreaAsyncDep, request: Request) -> AreaModel:
-    """:func:`get_analysis` without a thread hop once the analysis is built."""
+    """:func:`get_analysis` without a thread hop once the analysis is built and no
+    process wrote to the area since (one primary-key read on the probe pool)."""
     state = get_state(request)
     analysis = state.analyses.peek(area.slug)
-    if analysis is not None:
+    if analysis is not None and state.analyses.is_current(area.slug):
         return analysis
-    return await run_in_threadpool(state.analyses.get, area)
+    return await run_in_threadpool(state.analyses.current, area)
 
 
 AnalysisAsyncDep = Annotated[AreaModel, Depends(get_analysis_async)]
@@ -231,14 +247,45 @@ bearer_scheme = HTTPBearer(
 
 def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    session: SessionDep,
+    state: StateDep,
 ) -> str:
     """Check the bearer token; returns its name (the audit actor).
+
+    The look-up uses a session of its own, closed at once: a write never holds a pooled
+    connection while it waits for its turn (:meth:`AnalysisService.write`).
 
     Raises ``InvalidTokenError`` (401) when missing or unknown, ``RevokedTokenError``
     (403) when revoked.
     """
-    return verify_token(session, credentials.credentials if credentials else None)
+    with state.database.session() as session:
+        return verify_token(session, credentials.credentials if credentials else None)
 
 
 ActorDep = Annotated[str, Depends(require_token)]
+
+
+def client_key_of(request: Request) -> str:
+    """Who sends ``request``, for rate limits: its bearer token (hashed) if it has one,
+    else the client address.
+
+    Examples
+    --------
+    >>> from starlette.requests import Request
+    >>> scope = {"type": "http", "headers": [], "client": ("10.0.0.7", 5000)}
+    >>> client_key_of(Request(scope))
+    'addr:10.0.0.7'
+    """
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return "token:" + hash_token(credentials.strip())[:16]
+    host = request.client.host if request.client is not None else "unknown"
+    return f"addr:{host}"
+
+
+async def client_key(request: Request) -> str:
+    """:func:`client_key_of` as a dependency (async: no thread hop)."""
+    return client_key_of(request)
+
+
+ClientKeyDep = Annotated[str, Depends(client_key)]

@@ -10,6 +10,7 @@ same shape, so clients parse one error format and bad input is never a 500.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from tuoyu.errors import (
@@ -31,11 +34,49 @@ from tuoyu.errors import (
     TuoyuError,
 )
 
+from tuoyu_api.public import scrub_paths
 from tuoyu_api.tokens import InvalidTokenError, RevokedTokenError
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_RETRY_AFTER_S = 1
+"""``Retry-After`` (seconds) of a 503 whose cause names no better wait."""
+
+
+class ShedError(Exception):
+    """The service refused a request it could not take now (429/503 with ``Retry-After``).
+
+    Parameters
+    ----------
+    message
+        What was full and what to do.
+    retry_after_s
+        Seconds the client should wait before retrying (rounded up, at least 1).
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float = DEFAULT_RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(ShedError):
+    """A token or client sent more than its rate (HTTP 429)."""
+
+
+class ServiceBusyError(ShedError):
+    """The server is full: every slot of the endpoint or the write queue is taken (503)."""
+
+
+class RequestTimeoutError(ShedError):
+    """An expensive request ran past its time limit and was abandoned (503)."""
+
+
 ERROR_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
+    (RateLimitedError, 429, "rate_limited"),
+    (RequestTimeoutError, 503, "request_timeout"),
+    (ServiceBusyError, 503, "service_busy"),
+    (PoolTimeoutError, 503, "service_busy"),
+    (OperationalError, 503, "database_unavailable"),
     (InvalidTokenError, 401, "unauthorized"),
     (RevokedTokenError, 403, "token_revoked"),
     (NotFoundError, 404, "not_found"),
@@ -58,6 +99,8 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     422: "validation_error",
+    429: "rate_limited",
+    503: "service_busy",
 }
 
 
@@ -68,8 +111,14 @@ def error_body(
     field: str | None = None,
     details: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of an error response."""
-    error: dict[str, Any] = {"code": code, "message": message}
+    """The JSON body of an error response (absolute server paths reduced to file names).
+
+    Examples
+    --------
+    >>> error_body("data_not_found", "missing /srv/data/yuzhong.osm.pbf")
+    {'error': {'code': 'data_not_found', 'message': 'missing yuzhong.osm.pbf'}}
+    """
+    error: dict[str, Any] = {"code": code, "message": scrub_paths(message)}
     if field is not None:
         error["field"] = field
     if details is not None:
@@ -90,11 +139,41 @@ def _loc_field(loc: Sequence[Any]) -> str | None:
     return ".".join(parts) or None
 
 
+def retry_after(exc: BaseException) -> str:
+    """``Retry-After`` value (whole seconds, at least 1) of a shed or busy answer.
+
+    Examples
+    --------
+    >>> retry_after(ServiceBusyError("full", retry_after_s=2.2))
+    '3'
+    >>> retry_after(PoolTimeoutError())
+    '1'
+    """
+    seconds = getattr(exc, "retry_after_s", DEFAULT_RETRY_AFTER_S)
+    return str(max(1, math.ceil(float(seconds))))
+
+
+def _message(exc: BaseException, status: int) -> str:
+    if isinstance(exc, PoolTimeoutError):
+        return "the server is busy (no database connection free); retry later"
+    if isinstance(exc, OperationalError):
+        # The driver's text may hold the database URL or file path: never sent.
+        logger.warning("database unavailable: %s", exc)
+        return "the registry database is busy or unavailable; retry later"
+    return str(exc)
+
+
 async def _library_error(request: Request, exc: Exception) -> JSONResponse:
     status, code = status_for(exc)
     field = getattr(exc, "field", None)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(code, str(exc), field=field), status, headers=headers)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status in (429, 503):
+        headers["Retry-After"] = retry_after(exc)
+    return JSONResponse(
+        error_body(code, _message(exc, status), field=field), status, headers=headers or None
+    )
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -130,6 +209,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # Starlette lists the methods of the one route that matched; a path served by
         # several routes (GET, PUT, DELETE) must list them all.
         headers["Allow"] = ", ".join(allowed_methods(request))
+    if status in (429, 503):
+        headers.setdefault("Retry-After", str(DEFAULT_RETRY_AFTER_S))
     code = _HTTP_CODES.get(status, "http_error")
     return JSONResponse(error_body(code, str(detail)), status, headers=headers)
 
@@ -144,6 +225,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TuoyuError, _library_error)
     app.add_exception_handler(InvalidTokenError, _library_error)
     app.add_exception_handler(RevokedTokenError, _library_error)
+    app.add_exception_handler(ShedError, _library_error)
+    app.add_exception_handler(PoolTimeoutError, _library_error)
+    app.add_exception_handler(OperationalError, _library_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

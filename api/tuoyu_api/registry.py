@@ -6,6 +6,11 @@ UTC time, record before and after), then the injectable hook
 update in there), then the commit. If the hook raises, the write is rolled back and the
 error propagates, so the registry never disagrees with the results built from it.
 
+Every write also takes the next number of its area's change sequence first
+(:func:`begin_write`: ``registry_heads`` incremented, a ``registry_changes`` row added),
+which serialises the writes of one area across processes and numbers them in commit
+order; :func:`head_seq` and :func:`changes_after` let a service worker catch up.
+
 Records are plain JSON-ready dicts (dates as ISO strings), the same shape in the audit
 log, in the hook and in the API's GeoJSON properties.
 """
@@ -18,17 +23,30 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Connection, Select, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tuoyu.errors import ConflictError, InputValidationError, NotFoundError
 from tuoyu.layers.schema import AGE_CLASSES, FACILITY_KINDS, SERVICE_MODES
 
-from tuoyu_api.models import AreaSeed, AuditEntry, Facility, utc_now
+from tuoyu_api.models import (
+    AreaSeed,
+    AuditEntry,
+    Facility,
+    RegistryChange,
+    RegistryHead,
+    utc_now,
+)
 from tuoyu_api.validation import RECORD_FIELDS, record_from_loaded
 
 RegistryHook = Callable[[str, str, dict[str, Any] | None, dict[str, Any] | None], None]
 """``hook(area, action, before, after)``; action is ``create``, ``update`` or ``delete``."""
+
+CHANGE_SEQ_KEY = "tuoyu_change_seq"
+"""Key of ``session.info`` holding the sequence number of the session's last write."""
+SEED_ID = "*"
+"""Facility id of the change row of a seeding (the whole area changed)."""
 
 _AGE_CLASS_BY_NAME = {name: col for col, (name, _a, _b) in AGE_CLASSES.items()}
 _COLUMNS = [f for f in RECORD_FIELDS if f != "id"]
@@ -209,6 +227,80 @@ def get_facility(session: Session, area: str, facility_id: str) -> dict[str, Any
     return facility_to_record(_row(session, area, facility_id))
 
 
+def _insert_head_if_missing(session: Session, area: str) -> None:
+    dialect = session.get_bind().dialect.name
+    values = {"area": area, "seq": 0}
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(RegistryHead).values(values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(RegistryHead).values(values).on_conflict_do_nothing())
+    else:  # another engine: a plain insert, a concurrent twin is an IntegrityError
+        if session.get(RegistryHead, area) is None:
+            session.execute(insert(RegistryHead).values(values))
+
+
+def begin_write(session: Session, area: str, facility_id: str, action: str) -> int:
+    """Take the next number of ``area``'s change sequence; the first step of every write.
+
+    Incrementing the area's head row takes its write lock (PostgreSQL: the row lock;
+    SQLite: the database write lock, waited for up to the busy timeout), held until the
+    transaction ends, so the writes of one area are serialised across processes and
+    their numbers follow commit order. The number is also put in
+    ``session.info[CHANGE_SEQ_KEY]``.
+
+    Returns
+    -------
+    int
+        The write's sequence number (1 for an area's first write).
+    """
+    _insert_head_if_missing(session, area)
+    seq = session.execute(
+        update(RegistryHead)
+        .where(RegistryHead.area == area)
+        .values(seq=RegistryHead.seq + 1)
+        .returning(RegistryHead.seq)
+    ).scalar_one()
+    session.add(
+        RegistryChange(
+            area=area, seq=int(seq), facility_id=facility_id, action=action, at=utc_now()
+        )
+    )
+    session.info[CHANGE_SEQ_KEY] = int(seq)
+    return int(seq)
+
+
+def head_seq(connection: Session | Connection, area: str) -> int:
+    """The number of ``area``'s last committed write (0 when none).
+
+    One primary-key look-up: cheap enough to run before every analysis read.
+    """
+    value = connection.execute(
+        select(RegistryHead.seq).where(RegistryHead.area == area)
+    ).scalar_one_or_none()
+    return int(value) if value is not None else 0
+
+
+def changes_after(session: Session, area: str, seq: int) -> list[tuple[int, str, str]]:
+    """``(seq, facility_id, action)`` of ``area``'s writes numbered above ``seq``, in order."""
+    stmt = (
+        select(RegistryChange.seq, RegistryChange.facility_id, RegistryChange.action)
+        .where(RegistryChange.area == area, RegistryChange.seq > seq)
+        .order_by(RegistryChange.seq)
+    )
+    return [(int(s), str(f), str(a)) for s, f, a in session.execute(stmt)]
+
+
+def records_by_id(session: Session, area: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The current records of the facilities ``ids`` of ``area`` that exist, by id."""
+    wanted = sorted(set(ids))
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):  # bounded IN lists
+        chunk = wanted[start : start + 500]
+        stmt = select(Facility).where(Facility.area == area, Facility.id.in_(chunk))
+        out.update((row.id, facility_to_record(row)) for row in session.scalars(stmt))
+    return out
+
+
 def _finish(
     session: Session,
     hook: RegistryHook | None,
@@ -266,10 +358,12 @@ def create_facility(
         The area already has a facility with that id.
     """
     facility_id = str(record.get("id") or f"api-{secrets.token_hex(6)}")
+    begin_write(session, area, facility_id, "create")
     exists = session.scalar(
         select(Facility.pk).where(Facility.area == area, Facility.id == facility_id)
     )
     if exists is not None:
+        session.rollback()
         raise ConflictError(f"facility '{facility_id}' already exists in area '{area}'")
     now = utc_now()
     row = Facility(
@@ -310,7 +404,12 @@ def update_facility(
             "ids cannot be changed (delete and create instead)",
             field="id",
         )
-    row = _row(session, area, facility_id, lock=True)
+    begin_write(session, area, facility_id, "update")
+    try:
+        row = _row(session, area, facility_id, lock=True)
+    except NotFoundError:
+        session.rollback()
+        raise
     before = facility_to_record(row)
     for column, value in _column_values(record).items():
         setattr(row, column, value)
@@ -336,7 +435,12 @@ def delete_facility(
     NotFoundError
         No such facility.
     """
-    row = _row(session, area, facility_id, lock=True)
+    begin_write(session, area, facility_id, "delete")
+    try:
+        row = _row(session, area, facility_id, lock=True)
+    except NotFoundError:
+        session.rollback()
+        raise
     before = facility_to_record(row)
     session.delete(row)
     _finish(session, on_change, area, "delete", before, None, actor)
@@ -444,6 +548,11 @@ def seed_from_file(
                 f"duplicate facility id '{record['id']}' in rows {seen[record['id']]} and {i}"
             )
         seen[record["id"]] = i
+    begin_write(session, area_slug, SEED_ID, "seed")
+    # Re-checked under the area's write lock: another process may have seeded meanwhile.
+    if is_seeded(session, area_slug) or count_facilities(session, area_slug) > 0:
+        session.rollback()
+        return 0
     now = utc_now()
     rows = [
         Facility(area=area_slug, id=r["id"], created_at=now, updated_at=now, **_column_values(r))

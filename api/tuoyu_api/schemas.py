@@ -193,9 +193,7 @@ class FacilityIn(BaseModel):
     ownership: Ownership | None = Field(default=None, description=_label("ownership"))
     slots_infant: SlotCount | None = Field(default=None, description=_label("slots_infant"))
     slots_toddler: SlotCount | None = Field(default=None, description=_label("slots_toddler"))
-    slots_preschool: SlotCount | None = Field(
-        default=None, description=_label("slots_preschool")
-    )
+    slots_preschool: SlotCount | None = Field(default=None, description=_label("slots_preschool"))
     slots: SlotCount | None = Field(
         default=None,
         description=_label("slots")

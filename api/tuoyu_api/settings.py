@@ -41,6 +41,72 @@ class ApiSettings(Settings):
     upgrade_database_on_start: bool = Field(
         default=True, description="Run the Alembic migrations when the app is created."
     )
+    worker_threads: int = Field(
+        default=24,
+        ge=4,
+        le=256,
+        description="Threads of one worker process for blocking work (anyio's default "
+        "limiter); the database pool is sized to match.",
+    )
+    db_pool_size: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Connections the pool keeps open; up to worker_threads are opened under "
+        "load (overflow). With several workers on PostgreSQL keep workers × worker_threads "
+        "below the server's max_connections.",
+    )
+    db_pool_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for a pooled connection; then 503 with Retry-After.",
+    )
+    max_queued_writes: int = Field(
+        default=256,
+        ge=1,
+        description="Registry writes one worker holds waiting for their area (beyond: 503 "
+        "with Retry-After).",
+    )
+    write_queue_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait of a write for its turn (then 503 with Retry-After).",
+    )
+    write_rate_per_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Registry writes per second per token (token bucket, per worker).",
+    )
+    write_burst: int = Field(
+        default=100, ge=1, description="Writes a token may send at once before the rate applies."
+    )
+    expensive_rate_per_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Expensive requests (sites, scenarios, isochrones, maps) per second per "
+        "token or client address (token bucket, per worker).",
+    )
+    expensive_burst: int = Field(
+        default=20, ge=1, description="Expensive requests a client may send at once."
+    )
+    max_concurrent_sites: int = Field(
+        default=1, ge=1, description="Siting requests one worker runs at a time (beyond: 503)."
+    )
+    max_concurrent_scenarios: int = Field(
+        default=2, ge=1, description="What-if scenarios one worker runs at a time."
+    )
+    max_concurrent_isochrones: int = Field(
+        default=4, ge=1, description="Isochrones one worker computes at a time."
+    )
+    max_concurrent_maps: int = Field(
+        default=2, ge=1, description="Map pages one worker builds at a time."
+    )
+    expensive_time_limit_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest an expensive request may take before it is answered 503 "
+        "(the computation is then abandoned; its slot is freed when it ends).",
+    )
 
 
 def get_api_settings(**overrides: object) -> ApiSettings:

@@ -151,9 +151,9 @@ def _normalise(
     if raw.get("registered_on") is not None:
         raw["registered_on"] = raw["registered_on"].isoformat()
     raw["crs"] = crs
-    value_map: dict[str, Mapping[object, object]] = (
-        {k: dict(v) for k, v in facilities.value_map.items()} if facilities else {}
-    )
+    value_map: dict[str, Mapping[object, object]] = {}
+    for name, mapping in (facilities.value_map if facilities else {}).items():
+        value_map[name] = {key: value for key, value in mapping.items()}  # widen the key type
     clean, rejects = validate_facility_record(
         raw,
         default_crs=crs,

@@ -129,7 +129,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tuoyu.workflow.run import run_area
 
-    run_area(args.area, out_dir=args.out, month=args.month, maps_dir=args.maps)
+    run_area(
+        args.area,
+        out_dir=args.out,
+        month=args.month,
+        maps_dir=args.maps,
+        baseline=args.baseline,
+    )
     return 0
 
 
@@ -159,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         default=DEFAULT_AREA,
         help=f"study-area name under data/areas/ or path to a .toml (default {DEFAULT_AREA})",
+    )
+    run.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="PREVIOUS_REGISTRY",
+        help="previous registry file (same format as the area's facilities): 新增托位 and "
+        "新增普惠机构 per 街道; evaluates targets such as ≥ 40 new 托位 per 镇街",
     )
     run.add_argument("--out", type=Path, default=None, help="output folder (default out/<area>)")
     run.add_argument(

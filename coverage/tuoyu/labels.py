@@ -136,6 +136,7 @@ UNUSABLE_ZH: Final[dict[str, str]] = {
     "population_points_under3_unknown": "3岁以下人口不详的人口点",
     "population_points_walk_puhui_unknown": "到普惠机构步行距离不详的人口点",
     "population_points_walk_unknown": "步行距离不详的人口点（不在路网上）",
+    "population_points_without_jiedao": "无街道归属的人口点",
 }
 """``summary["unusable"]`` keys → what was not usable, in Chinese."""
 
@@ -147,7 +148,7 @@ FILE_ROLES_ZH: Final[dict[str, str]] = {
     "population cells": "人口网格",
     "population weights": "人口权重",
     "population totals": "人口总数",
-    "units": "街道边界",
+    "units": "街道（统计单元）",
     "outline": "区界",
     "buildings": "建筑",
     "candidates": "候选选址",
@@ -176,6 +177,18 @@ _REASONS_ZH: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"^unit totals spread by point weights", "单元人口总数按人口点权重分配"),
     )
 )
+
+
+def skipped_label(key: str) -> str:
+    """Chinese name of a skipped step: an indicator, ``"<indicator> per 街道"`` or a step.
+
+    >>> skipped_label("coverage_pct per 街道"), skipped_label("facility map")
+    ('15分钟步行覆盖人口占比（全部机构）（分街道）', '机构分布图')
+    """
+    base, per_unit = (key[: -len(" per 街道")], True) if key.endswith(" per 街道") else (key, False)
+    if base in INDICATORS:
+        return INDICATORS[base].label_zh + ("（分街道）" if per_unit else "")
+    return SKIPPED_ZH.get(key, key)
 
 
 def zh_text(text: str) -> str:

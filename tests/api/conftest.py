@@ -191,7 +191,10 @@ def pg_url(pg_session_url: str) -> str:
     try:
         with engine.begin() as conn:
             conn.execute(
-                text("TRUNCATE facilities, api_tokens, audit_log, area_seeds RESTART IDENTITY")
+                text(
+                    "TRUNCATE facilities, api_tokens, audit_log, area_seeds, registry_heads, registry_changes "
+                    "RESTART IDENTITY"
+                )
             )
     finally:
         engine.dispose()

@@ -12,7 +12,15 @@ from tuoyu_api.db import DatabaseConfigError, make_engine, open_database, upgrad
 from tuoyu_api.models import Base
 from tuoyu_api.settings import get_api_settings, resolve_database_url
 
-TABLES = {"facilities", "api_tokens", "audit_log", "area_seeds", "alembic_version"}
+TABLES = {
+    "facilities",
+    "api_tokens",
+    "audit_log",
+    "area_seeds",
+    "registry_heads",
+    "registry_changes",
+    "alembic_version",
+}
 
 
 def _check_fresh_upgrade(url: str) -> None:
@@ -33,7 +41,7 @@ def _check_fresh_upgrade(url: str) -> None:
         token_cols = {c["name"] for c in inspector.get_columns("api_tokens")}
         assert "token_hash" in token_cols and "token" not in token_cols
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
             # The migrated schema is exactly what the models describe.
             diff = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata

@@ -31,7 +31,7 @@ def client(tmp_path: Path, settings: Settings):
 
 def test_sites_recommended_on_yuzhong(client) -> None:
     c, auth = client
-    response = c.post("/areas/chongqing-yuzhong/sites", json={"p": 3})
+    response = c.post("/areas/chongqing-yuzhong/sites", json={"p": 3}, headers=auth)
     assert response.status_code == 200, response.text
     body = response.json()
     assert len(body["sites"]["features"]) == 3
@@ -48,7 +48,7 @@ def test_sites_recommended_on_yuzhong(client) -> None:
         ).status_code
         == 201
     )
-    again = c.post("/areas/chongqing-yuzhong/sites", json={"p": 3}).json()
+    again = c.post("/areas/chongqing-yuzhong/sites", json={"p": 3}, headers=auth).json()
     total_before = sum(gains)
     total_after = sum(f["properties"]["added_under3"] for f in again["sites"]["features"])
     assert total_after <= total_before + 1e-6
@@ -57,9 +57,17 @@ def test_sites_recommended_on_yuzhong(client) -> None:
 
 
 def test_sites_errors(client) -> None:
-    c, _ = client
-    assert c.post("/areas/chongqing-yuzhong/sites", json={"p": 0}).status_code == 422
+    c, auth = client
+    # Siting is expensive: it needs a token (401 before the body is read).
+    unauthenticated = c.post("/areas/chongqing-yuzhong/sites", json={"p": 2})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["error"]["code"] == "unauthorized"
+    assert (
+        c.post("/areas/chongqing-yuzhong/sites", json={"p": 0}, headers=auth).status_code == 422
+    )
     # Dongcheng walks on its road-centreline layer: siting works there (no OSM candidates).
-    response = c.post("/areas/beijing-dongcheng/sites", json={"p": 2, "solver": "greedy"})
+    response = c.post(
+        "/areas/beijing-dongcheng/sites", json={"p": 2, "solver": "greedy"}, headers=auth
+    )
     assert response.status_code == 200, response.text
     assert len(response.json()["sites"]["features"]) == 2

@@ -17,6 +17,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown area or facility / 未找到",
         409: "Conflict (duplicate id) / 冲突",
         422: "Invalid input; `field` names the field / 输入无效",
-        503: "Database unavailable / 数据库不可用",
+        429: "Too many requests from this token or client; wait `Retry-After` seconds / "
+        "请求过于频繁",
+        503: "Server full, request over its time limit, or database unavailable; retry "
+        "after `Retry-After` seconds / 服务繁忙",
     }
     return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}

@@ -26,14 +26,18 @@ from tuoyu.siting.plan import siting_summary
 from tuoyu.workflow.core import AreaModel
 
 from tuoyu_api.deps import (
+    ActorDep,
     AnalysesDep,
     AnalysisAsyncDep,
     AnalysisDep,
+    AppState,
     AreaAsyncDep,
     AreaDep,
+    ClientKeyDep,
     SettingsDep,
     StateDep,
 )
+from tuoyu_api.public import scrub_paths
 from tuoyu_api.request_limits import (
     MAX_NEAREST_K,
     MAX_NEAREST_MINUTES,
@@ -62,6 +66,7 @@ from tuoyu_api.schemas import (
 )
 from tuoyu_api.serialize import json_ready, nearest_rows, sites_collection, table_records
 from tuoyu_api.settings import ApiSettings
+from tuoyu_api.shedding import run_expensive
 from tuoyu_api.validation import validate_facility_write
 
 router = APIRouter(tags=["analysis"])
@@ -153,9 +158,9 @@ def _attribution(analysis: AreaModel, area: StudyArea, settings: ApiSettings) ->
 _ATTRIBUTIONS: weakref.WeakKeyDictionary[AreaModel, str] = weakref.WeakKeyDictionary()
 
 
-def _units_kind(analysis: AreaModel) -> Literal["jiedao", "h3", "none"]:
+def _units_kind(analysis: AreaModel) -> Literal["jiedao", "jiedao_table", "h3", "none"]:
     kind = analysis.layers.units_kind
-    return kind if kind in ("jiedao", "h3") else "none"  # type: ignore[return-value]
+    return kind if kind in ("jiedao", "jiedao_table", "h3") else "none"  # type: ignore[return-value]
 
 
 # --- nearest / isochrone --------------------------------------------------------------------
@@ -220,24 +225,33 @@ async def get_nearest(
     "/areas/{area}/facilities/{facility_id}/isochrone",
     response_model=IsochroneFeature,
     summary="A facility's walking isochrone / 托育机构步行等时圈 (GeoJSON)",
-    responses=error_responses(400, 404, 422),
+    responses=error_responses(400, 404, 422, 429, 503),
 )
-def get_isochrone(
-    area: AreaDep,
+async def get_isochrone(
+    area: AreaAsyncDep,
     facility_id: FacilityIdPath,
-    analysis: AnalysisDep,
-    analyses: AnalysesDep,
-    settings: SettingsDep,
+    analysis: AnalysisAsyncDep,
+    state: StateDep,
+    client: ClientKeyDep,
     minutes: Minutes = 15.0,
 ) -> IsochroneFeature:
     """The area reachable on foot from the facility within ``minutes``.
 
     Exact edge-buffer isochrone: the walkable ways reached (partial ways cut at the
-    remaining distance) buffered by the area's ``isochrone_buffer_m``. WGS84.
+    remaining distance) buffered by the area's ``isochrone_buffer_m``. WGS84. An
+    expensive request: rate-limited per client (429) and bounded per worker (503).
     """
-    feature = dict(analyses.isochrone_feature(analysis, facility_id, float(minutes)))
-    properties = {**feature["properties"], "attribution": _attribution(analysis, area, settings)}
-    return IsochroneFeature.model_validate({**feature, "properties": properties})
+    state.expensive_rate.check(client, "expensive")
+
+    def compute() -> IsochroneFeature:
+        feature = dict(state.analyses.isochrone_feature(analysis, facility_id, float(minutes)))
+        attribution = _attribution(analysis, area, state.settings)
+        properties = {**feature["properties"], "attribution": attribution}
+        return IsochroneFeature.model_validate({**feature, "properties": properties})
+
+    return await run_expensive(
+        state.slots["isochrone"], state.settings.expensive_time_limit_s, compute
+    )
 
 
 # --- current results --------------------------------------------------------------------------
@@ -295,19 +309,9 @@ def get_unit(
 
 
 def _public_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    """The summary without server file-system paths (file names are kept)."""
-    out = dict(summary)
-    data = dict(out.get("data") or {})
-    files = []
-    for entry in data.get("files") or []:
-        entry = dict(entry)
-        path = entry.get("path")
-        if isinstance(path, str) and Path(path).is_absolute():
-            entry["path"] = Path(path).name
-        files.append(entry)
-    if files:
-        data["files"] = files
-        out["data"] = data
+    """The summary without server file-system paths anywhere in it (file names are
+    kept): data sources, population assumptions, notes (:mod:`tuoyu_api.public`)."""
+    out: dict[str, Any] = scrub_paths(summary)
     return out
 
 
@@ -337,11 +341,15 @@ _SUMMARY_EXAMPLE = {
         **_json_example(_SUMMARY_EXAMPLE, "indicators, targets, totals, data sources"),
     },
 )
-def get_summary(area: AreaDep, analysis: AnalysisDep) -> dict[str, Any]:
+def get_summary(area: AreaDep, analysis: AnalysisDep, analyses: AnalysesDep) -> dict[str, Any]:
     """Every indicator of the district with its target, gap and pass/fail, the totals,
-    the parameters and data sources, and what could not be computed (with the reason)."""
+    the parameters and data sources, and what could not be computed (with the reason).
+
+    ``version`` counts this worker's changes to its analysis; ``registry_seq`` is the
+    number of the last registry write it reflects (the same in every worker)."""
     summary = _public_summary(json_ready(analysis.summary()))
     summary["version"] = analysis.version
+    summary["registry_seq"] = analyses.seen_seq(area.slug)
     return summary
 
 
@@ -390,14 +398,14 @@ def get_gaps(area: AreaDep, analysis: AnalysisDep, settings: SettingsDep) -> Gap
             "content": {"text/html": {"schema": {"type": "string"}}},
             "description": "a standalone Leaflet page",
         },
-        **error_responses(400, 404, 422),
+        **error_responses(400, 404, 422, 429, 503),
     },
 )
-def get_map(
-    area: AreaDep,
-    analysis: AnalysisDep,
-    analyses: AnalysesDep,
-    settings: SettingsDep,
+async def get_map(
+    area: AreaAsyncDep,
+    analysis: AnalysisAsyncDep,
+    state: StateDep,
+    client: ClientKeyDep,
     name: Annotated[
         Literal["facilities", "dashboard", "gaps"],
         PathParam(
@@ -410,14 +418,19 @@ def get_map(
 ) -> HTMLResponse:
     """A map built from the current state. On the facility map, "walk from here" asks
     this service's ``/areas/{area}/nearest``, so it follows registry writes."""
-    attribution = facility_attribution(area, settings)
-    html = analyses.map_html(
-        analysis,
-        name,
-        nearest_url=MAP_NEAREST_URL,
-        language=language or settings.language,
-        attribution=attribution,
-    )
+    state.expensive_rate.check(client, "expensive")
+    settings = state.settings
+
+    def build() -> str:
+        return state.analyses.map_html(
+            analysis,
+            name,
+            nearest_url=MAP_NEAREST_URL,
+            language=language or settings.language,
+            attribution=facility_attribution(area, settings),
+        )
+
+    html = await run_expensive(state.slots["maps"], settings.expensive_time_limit_s, build)
     return HTMLResponse(html)
 
 
@@ -428,12 +441,13 @@ def get_map(
     "/areas/{area}/scenarios",
     response_model=ScenarioOut,
     summary="What-if: add or remove facilities / 情景模拟（不修改登记库）",
-    responses=error_responses(400, 404, 409, 422),
+    responses=error_responses(400, 404, 409, 422, 429, 503),
 )
-def post_scenario(
-    area: AreaDep,
-    analysis: AnalysisDep,
+async def post_scenario(
+    area: AreaAsyncDep,
+    analysis: AnalysisAsyncDep,
     state: StateDep,
+    client: ClientKeyDep,
     body: Annotated[
         ScenarioIn,
         Body(
@@ -450,11 +464,26 @@ def post_scenario(
     """The district summary and per-unit coverage with the given facilities added and
     removed. Added facilities are validated like registry writes; the registry and the
     live analysis are not changed."""
+    state.expensive_rate.check(client, "expensive")
     if len(body.add) > MAX_SCENARIO_ADDITIONS:
         raise InputValidationError(
             f"a scenario adds at most {MAX_SCENARIO_ADDITIONS} facilities, got {len(body.add)}",
             field="add",
         )
+    return await run_expensive(
+        state.slots["scenarios"],
+        state.settings.expensive_time_limit_s,
+        _scenario,
+        state,
+        area,
+        analysis,
+        body,
+    )
+
+
+def _scenario(
+    state: AppState, area: StudyArea, analysis: AreaModel, body: ScenarioIn
+) -> ScenarioOut:
     polygon = state.area_polygon(area.slug)
     records = []
     for i, facility in enumerate(body.add):
@@ -491,12 +520,28 @@ def post_scenario(
     "/areas/{area}/sites",
     response_model=SitesOut,
     summary="Recommend new 普惠 sites (maximal covering) / 新增普惠托育点选址",
-    responses=error_responses(400, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
-def post_sites(area: AreaDep, analysis: AnalysisDep, body: SitesIn) -> SitesOut:
+async def post_sites(
+    area: AreaAsyncDep,
+    analysis: AnalysisAsyncDep,
+    body: SitesIn,
+    actor: ActorDep,
+    state: StateDep,
+) -> SitesOut:
     """The next ``p`` 普惠 sites that bring the most under-3 children (or residents)
     within the 15-minute walk, current facilities kept; with the per-unit table and
-    district summary after adding them. The registry is not changed."""
+    district summary after adding them. The registry is not changed.
+
+    Needs a bearer token (siting is expensive: rate-limited per token, 429, and one
+    request at a time per worker, 503 with ``Retry-After`` beyond)."""
+    state.expensive_rate.check(f"token:{actor}", "expensive")
+    return await run_expensive(
+        state.slots["sites"], state.settings.expensive_time_limit_s, _sites, area, analysis, body
+    )
+
+
+def _sites(area: StudyArea, analysis: AreaModel, body: SitesIn) -> SitesOut:
     plan = analysis.recommend_sites(
         body.p,
         solver=body.solver,

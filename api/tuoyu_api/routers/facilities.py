@@ -13,10 +13,19 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Response, status
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from tuoyu.config.data_registry import load_registry
 from tuoyu.config.study_area import StudyArea
 
-from tuoyu_api.deps import ActorDep, AreaDep, HookDep, SessionDep, SettingsDep, StateDep
+from tuoyu_api.deps import (
+    ActorDep,
+    AppState,
+    AreaAsyncDep,
+    AreaDep,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+)
 from tuoyu_api.registry import (
     FacilityQuery,
     count_facilities,
@@ -169,24 +178,28 @@ def get_one_facility(
     response_model=FacilityFeature,
     status_code=status.HTTP_201_CREATED,
     summary="Register a facility / 新增托育机构 (token)",
-    responses=error_responses(400, 401, 403, 404, 409, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429, 503),
 )
-def post_facility(
-    area: AreaDep,
+async def post_facility(
+    area: AreaAsyncDep,
     body: Annotated[FacilityIn, Body(openapi_examples=_BODY_EXAMPLES)],
     actor: ActorDep,
-    session: SessionDep,
-    hook: HookDep,
     state: StateDep,
     response: Response,
 ) -> FacilityFeature:
     """Add a facility; validated like the file loader, audited, passed to the hook.
 
-    The area's live analysis follows at once (``/nearest``, ``/units``).
+    The area's live analysis follows at once (``/nearest``, ``/units``). A token sending
+    more than its write rate gets 429, a full server 503 (both with ``Retry-After``).
     """
-    record = validate_facility_write(body, area, area_polygon=state.area_polygon(area.slug))
-    with state.analyses.writing(area):
-        stored = create_facility(session, area.slug, record, actor=actor, on_change=hook)
+    state.write_rate.check(actor, "write")
+    record = await _validated(state, body, area)
+    stored = await state.analyses.write(
+        area,
+        lambda session: create_facility(
+            session, area.slug, record, actor=actor, on_change=state.on_registry_change
+        ),
+    )
     # Header values are Latin-1 on the wire: a Chinese id such as 渝中-托育-0001 would
     # make the response fail after the commit, so the path segments are percent-encoded.
     response.headers["Location"] = (
@@ -199,23 +212,29 @@ def post_facility(
     "/areas/{area}/facilities/{facility_id}",
     response_model=FacilityFeature,
     summary="Replace a facility / 修改托育机构 (token)",
-    responses=error_responses(400, 401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
-def put_facility(
-    area: AreaDep,
+async def put_facility(
+    area: AreaAsyncDep,
     facility_id: FacilityIdPath,
     body: Annotated[FacilityIn, Body(openapi_examples=_BODY_EXAMPLES)],
     actor: ActorDep,
-    session: SessionDep,
-    hook: HookDep,
     state: StateDep,
 ) -> FacilityFeature:
     """Replace every field of a facility (fields left out become unknown or default)."""
-    record = validate_facility_write(body, area, area_polygon=state.area_polygon(area.slug))
-    with state.analyses.writing(area):
-        stored = update_facility(
-            session, area.slug, facility_id, record, actor=actor, on_change=hook
-        )
+    state.write_rate.check(actor, "write")
+    record = await _validated(state, body, area)
+    stored = await state.analyses.write(
+        area,
+        lambda session: update_facility(
+            session,
+            area.slug,
+            facility_id,
+            record,
+            actor=actor,
+            on_change=state.on_registry_change,
+        ),
+    )
     return to_feature(stored)
 
 
@@ -224,20 +243,32 @@ def put_facility(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Remove a facility / 删除托育机构 (token)",
-    responses=error_responses(400, 401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
-def remove_facility(
-    area: AreaDep,
+async def remove_facility(
+    area: AreaAsyncDep,
     facility_id: FacilityIdPath,
     actor: ActorDep,
-    session: SessionDep,
-    hook: HookDep,
     state: StateDep,
 ) -> Response:
     """Remove a facility (the audit log keeps its last record)."""
-    with state.analyses.writing(area):
-        delete_facility(session, area.slug, facility_id, actor=actor, on_change=hook)
+    state.write_rate.check(actor, "write")
+    await state.analyses.write(
+        area,
+        lambda session: delete_facility(
+            session, area.slug, facility_id, actor=actor, on_change=state.on_registry_change
+        ),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _validated(state: AppState, body: FacilityIn, area: StudyArea) -> dict[str, Any]:
+    """The write's record, validated in a worker thread before the write waits its turn."""
+
+    def check() -> dict[str, Any]:
+        return validate_facility_write(body, area, area_polygon=state.area_polygon(area.slug))
+
+    return await run_in_threadpool(check)
 
 
 @router.get(

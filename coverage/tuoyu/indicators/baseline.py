@@ -195,10 +195,10 @@ def baseline_changes(
     placed = [int(r["unit"]) for r in rows]
     new_slots = _strict_unit_sum([float(r["new_slots"]) for r in rows], placed, n)
     new_puhui_values = [math.nan if r["new_puhui"] is None else float(r["new_puhui"]) for r in rows]
-    new_puhui = _strict_unit_sum(new_puhui_values, placed, n)
+    new_puhui_count = _strict_unit_sum(new_puhui_values, placed, n)
     table = pd.DataFrame(
         {"code": codes, "new_slots": _int_array(new_slots),
-         "new_puhui_facilities": _int_array(new_puhui)},
+         "new_puhui_facilities": _int_array(new_puhui_count)},
         index=units.index,
     )  # fmt: skip
     facilities = pd.DataFrame(rows, columns=["unit", *CHANGE_COLUMNS])

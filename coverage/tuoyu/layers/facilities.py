@@ -604,14 +604,22 @@ def reconcile_class_slots(
             return partial, f"slots = {' + '.join(known)} = {partial}", None
         return None, None, None
     if complete and given_total != partial:
-        return None, None, (
-            f"托位 by class ({' + '.join(known)}) add up to {partial} but slots = "
-            f"{given_total} (托位数与分班合计不符)"
+        return (
+            None,
+            None,
+            (
+                f"托位 by class ({' + '.join(known)}) add up to {partial} but slots = "
+                f"{given_total} (托位数与分班合计不符)"
+            ),
         )
     if partial > given_total:
-        return None, None, (
-            f"托位 of the known classes ({' + '.join(known)} = {partial}) exceed slots = "
-            f"{given_total} (分班托位超过托位数)"
+        return (
+            None,
+            None,
+            (
+                f"托位 of the known classes ({' + '.join(known)} = {partial}) exceed slots = "
+                f"{given_total} (分班托位超过托位数)"
+            ),
         )
     return given_total, None, None
 

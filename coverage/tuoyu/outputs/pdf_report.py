@@ -55,23 +55,24 @@ _STATUS_COLOURS: Final = {"达标": "#C6EFCE", "未达标": "#FFC7CE", "不详":
 _MAX_LISTED: Final = 8
 
 
-def cjk_font_path() -> Path:
-    """The file of a CJK font matplotlib can use (Noto Sans CJK SC preferred).
+def cjk_font_family() -> str:
+    """The family name of a CJK font matplotlib knows (Noto Sans CJK SC preferred).
+
+    Chosen by family name rather than file: Debian's Noto CJK is one ``.ttc`` collection
+    whose first face is the Japanese one; the name selects the Simplified Chinese face.
 
     Raises
     ------
     DataNotFoundError
         No CJK font is installed; the message names the Debian package.
     """
-    fonts = font_manager.fontManager.ttflist
-    regular = [f for f in fonts if f.weight in (400, "normal", "regular")] or list(fonts)
+    names = {entry.name for entry in font_manager.fontManager.ttflist}
     for name in _PREFERRED_FONTS:
-        for entry in regular:
-            if entry.name == name:
-                return Path(entry.fname)
-    for entry in regular:
-        if "CJK" in entry.name or "Hei" in entry.name:
-            return Path(entry.fname)
+        if name in names:
+            return name
+    for name in sorted(names):
+        if "CJK" in name or "Hei" in name:
+            return name
     raise DataNotFoundError(
         "no Chinese (CJK) font found for report.pdf: install the Debian package "
         f"{CJK_FONT_PACKAGE} (apt-get install -y {CJK_FONT_PACKAGE}), then delete "
@@ -81,7 +82,7 @@ def cjk_font_path() -> Path:
 
 def _font(size: float, bold: bool = False) -> font_manager.FontProperties:
     return font_manager.FontProperties(
-        fname=str(cjk_font_path()), size=size, weight="bold" if bold else "normal"
+        family=cjk_font_family(), size=size, weight="bold" if bold else "normal"
     )
 
 
@@ -195,6 +196,21 @@ def failing_lines(table: pd.DataFrame, summary: Mapping[str, Any], profile: Prof
             )
             lines.append(f"15分钟步行圈外人口最多：{names}")
     return lines
+
+
+def coverage_line(table: pd.DataFrame) -> str:
+    """Every unit with its 15-minute coverage, lowest first (不详 last).
+
+    Examples
+    --------
+    >>> coverage_line(pd.DataFrame({"name": ["甲街道", "乙街道", "丙街道"],
+    ...                             "coverage_pct": [80.04, None, 45.0]}))
+    '丙街道45.0%、甲街道80.0%、乙街道不详'
+    """
+    pairs = [(str(n), _plain(v)) for n, v in zip(table["name"], table["coverage_pct"], strict=True)]
+    known = sorted((p for p in pairs if p[1] is not None), key=lambda p: (p[1], p[0]))
+    unknown = [p for p in pairs if p[1] is None]
+    return "、".join([f"{n}{v:.1f}%" for n, v in known] + [f"{n}{UNKNOWN_ZH}" for n, _ in unknown])
 
 
 def _draw_map(
@@ -325,6 +341,8 @@ def build_figure(
     y = _draw_table(fig, headline_rows(summary, profile), 0.455)
     lines = failing_lines(table, summary, profile)
     y = _text_block(fig, "未达标的街道及差距", lines or ["无"], y - 0.015, 8)
+    if not small:
+        y = _text_block(fig, "各街道15分钟步行覆盖率（由低到高）", [coverage_line(table)], y, 8)
     notes = _footnotes(summary)
     _text_block(fig, "说明", notes, y - 0.01, 7)
     return fig

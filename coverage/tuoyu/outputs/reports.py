@@ -56,11 +56,11 @@ from tuoyu.indicators.citations import cite
 from tuoyu.indicators.targets import INDICATORS, Profile
 from tuoyu.labels import (
     FILE_ROLES_ZH,
-    SKIPPED_ZH,
     UNKNOWN_ZH,
     UNUSABLE_ZH,
     Language,
     label,
+    skipped_label,
     status_zh,
     zh_text,
 )
@@ -253,7 +253,7 @@ def apportion(values: Sequence[float | None]) -> list[int | None]:
     Examples
     --------
     >>> apportion([0.4, 0.4, 0.2, None])
-    [0, 1, 0, None]
+    [1, 0, 0, None]
     >>> apportion([2.5, -1.25])
     [2, -1]
     """
@@ -599,12 +599,14 @@ def district_indicator_sheet(summary: Mapping[str, Any]) -> pd.DataFrame:
             continue
         unit = str(entry.get("unit") or "")
         value = _format_value(entry.get("value"), unit)
+        if key == "access_2sfca" and access_unknown(summary):
+            value = UNKNOWN_ZH
         gap = entry.get("gap")
         rows.append({
             "指标": INDICATORS[key].label_zh if key in INDICATORS else str(entry.get("label_zh")),
             "现状值": value,
             "单位": unit,
-            "目标": str(target.get("text")) if target else "无",
+            "目标": str(target.get("text")) if target else "无量化目标",
             "是否达标": status_zh(entry.get("pass")) if target else "—",
             "差距": _format_value(gap, unit) if gap is not None else "",
             "依据（文号、条款）": cite(target) if target else "",
@@ -928,7 +930,10 @@ def progress_rows(
         _citation(summary, "puhui_jiedao_coverage"),
     )
     reason = str(cov.get("reason") or "")
-    if cov.get("value") is not None:
+    if no_registry:
+        done = "未提供托育机构备案名录，无法核实各街道普惠托育机构"
+        problem, plan = "缺少托育机构备案名录", "收集托育机构名录并核实普惠认定情况"
+    elif cov.get("value") is not None:
         done = (
             f"{totals.get('units_with_puhui')}/{n_units}个街道辖区内有普惠托育机构"
             f"（{_fmt(cov['value'], 1)}%）"
@@ -942,9 +947,6 @@ def progress_rows(
         done = "未计算：" + zh_text(reason)
         problem = "缺少街道边界数据，无法按街道统计普惠机构覆盖"
         plan = "补充街道边界后测算"
-    elif no_registry:
-        done = "未计算：未提供托育机构备案名录"
-        problem, plan = "缺少托育机构备案名录", "收集托育机构名录并核实普惠认定情况"
     else:
         done = "未计算：" + zh_text(reason or "数据缺失")
         problem, plan = "机构普惠属性不详", "核实机构普惠认定情况"
@@ -991,8 +993,18 @@ def progress_rows(
                          f"共{len(table)}个{kind}，逐单元结果见 jiedao.xlsx", "", "", remark))  # fmt: skip
         return rows
     for r in table.to_dict(orient="records"):
-        target = _fmt((_plain_value(r["population"]) or 0) * per_1000 / 1000.0)
-        task = f"辖区托位达到约{target}个（每千人口{per_1000:g}个）"
+        population = _plain_value(r["population"])
+        if population is None:
+            task = f"辖区托位达到每千人口{per_1000:g}个（人口不详，目标托位数无法核算）"
+        else:
+            task = (
+                f"辖区托位达到约{_fmt(population * per_1000 / 1000.0)}个（每千人口{per_1000:g}个）"
+            )
+        if no_registry:
+            rows.append(_row(str(r["name"]), task, "未提供托育机构备案名录，现有机构和托位不详",
+                             "缺少托育机构备案名录", "报送辖区托育机构名录（位置、托位数、普惠属性）",
+                             remark))  # fmt: skip
+            continue
         parts = [f"托育机构{r['facilities']}家"]
         if _plain_value(r["puhui_facilities"]) is not None:
             parts[-1] += f"（普惠{_fmt(r['puhui_facilities'])}家）"
@@ -1223,6 +1235,7 @@ _ISOCHRONE_METHODS_ZH: Final = {
 _LICENCES_ZH: Final = {
     "ODbL-1.0": "开放数据库许可 ODbL 1.0",
     "no stated licence; demonstration and testing only": "未声明许可，仅供演示和测试",
+    "public administrative codes": "公开的行政区划代码",
 }
 
 
@@ -1311,8 +1324,7 @@ def committee_notes(summary: Mapping[str, Any]) -> list[str]:
     if skipped:
         lines.append("五、未计算的内容")
         for item in skipped:
-            key = str(item.get("indicator"))
-            what = INDICATORS[key].label_zh if key in INDICATORS else SKIPPED_ZH.get(key, key)
+            what = skipped_label(str(item.get("indicator")))
             lines.append(f"    {what}：{zh_text(str(item.get('reason') or ''))}")
     unusable = [(k, c) for k, c in sorted((summary.get("unusable") or {}).items()) if c]
     if unusable:

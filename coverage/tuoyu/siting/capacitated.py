@@ -59,6 +59,7 @@ Two demand points of 10 children, one candidate covering both with 15 托位:
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import time
@@ -278,6 +279,12 @@ class CapacitatedProblem:
             return 1.0
         return float(2.0 ** math.floor(math.log2(_INT32_MAX / (total * (1 + 1e-9) + 1.0))))
 
+    def flow_tolerance(self, value: float) -> float:
+        """How far a max-flow total may sit below the real optimum of its set (rounding),
+        plus a relative 1e-7 (the LP solver's own tolerance)."""
+        arcs = self.classes().n_classes + self.n_candidates + self.n_existing
+        return 1e-7 * max(abs(value), 1.0) + arcs / self.scale()
+
     def reachable_weight(self) -> float:
         """Demand within reach of some candidate or existing facility."""
         return float(self.classes().weight.sum())
@@ -345,7 +352,7 @@ class FlowEvaluation:
 
 
 def _class_flow(
-    problem: CapacitatedProblem, rows: IntArray, caps: FloatArray
+    problem: CapacitatedProblem, rows: IntArray, caps: FloatArray, *, value_only: bool = False
 ) -> tuple[int, sp.coo_matrix]:
     """Integer max flow (scaled) from demand classes to the site ``rows`` of the class
     coverage with capacities ``caps``; returns the flow value and the class × row flow
@@ -371,6 +378,8 @@ def _class_flow(
         (val.astype(np.int32), (src, dst)), shape=(sink + 1, sink + 1), dtype=np.int32
     )
     result = maximum_flow(graph, 0, sink)
+    if value_only:
+        return int(result.flow_value), sp.coo_matrix((classes.n_classes, m))
     flow = sp.csr_array(result.flow)
     mid = np.asarray(flow[1 + local, n_u + 1 + site_of_nz]).reshape(-1)
     keep = mid > 0
@@ -382,7 +391,7 @@ def _class_flow(
 
 
 def _flow_value(problem: CapacitatedProblem, rows: IntArray, caps: FloatArray) -> int:
-    return _class_flow(problem, rows, caps)[0]
+    return _class_flow(problem, rows, caps, value_only=True)[0]
 
 
 def _disaggregate(
@@ -789,7 +798,7 @@ def solve_capacitated_greedy(
     bound = problem.capacity_bound()
     stats: dict[str, int] = {"max_flows": flows}
     value = evaluate_sites(problem, chosen, sizes[chosen]).served_total
-    if lp_bound and bound - value > 1e-9 * max(value, 1.0):
+    if lp_bound and bound - value > problem.flow_tolerance(value):
         t0 = time.perf_counter()
         model = _build_model(problem, strong_linking=None)
         h = model.to_highs(time_limit_s, 0.0, relax=True)
@@ -819,16 +828,10 @@ def solve_capacitated_greedy(
         timings=timings,
         stats=stats,
     )
-    tol = 1e-6 * max(result.served_total, 1.0)
-    if result.upper_bound - result.served_total <= tol:
-        return _replace_optimal(result)
+    if result.upper_bound - result.served_total <= problem.flow_tolerance(result.served_total):
+        met = "LP bound met" if "lp_bound" in timings else "capacity bound met"
+        return dataclasses.replace(result, optimal=True, status=f"{result.status}, {met}")
     return result
-
-
-def _replace_optimal(result: CapacitatedResult) -> CapacitatedResult:
-    import dataclasses
-
-    return dataclasses.replace(result, optimal=True, status=result.status + ", LP bound met")
 
 
 # ------------------------------------------------------------------------------ exact
@@ -1091,29 +1094,19 @@ def solve_capacitated_exact(
     timings: dict[str, float] = {}
     greedy_sizes: FloatArray | None = None
     if warm_start:
-        greedy_sizes, _ = _greedy_sizes(problem)
-        timings["greedy"] = time.perf_counter() - start
-        chosen = np.flatnonzero(greedy_sizes > 0).astype(np.int64)
-        bound = problem.capacity_bound()
-        value = evaluate_sites(problem, chosen, greedy_sizes[chosen]).served_total
-        if bound - value <= 1e-9 * max(value, 1.0):
-            # Every usable 托位 is filled: no MILP needed.
-            return _result(
-                problem,
-                chosen,
-                greedy_sizes[chosen],
-                served_total=None,
-                assignment=None,
-                upper_bound=bound,
-                optimal=True,
-                mip_gap=max(0.0, bound - value) / max(value, 1e-12),
+        greedy = solve_capacitated_greedy(problem, lp_bound=True, time_limit_s=time_limit_s)
+        timings.update({f"warm_{k}": v for k, v in greedy.timings_s.items()})
+        if greedy.optimal:
+            # The heuristic met a bound (capacity or LP relaxation): no MILP needed.
+            return dataclasses.replace(
+                greedy,
                 solver="exact",
-                status="Optimal (capacity bound met)",
-                start=start,
-                notes=("the heuristic filled every usable 托位: proven optimal without the MILP",),
-                timings=timings,
-                stats={},
+                status="Optimal (" + greedy.status.split(", ")[-1] + ")",
+                wall_time_s=time.perf_counter() - start,
+                timings_s=timings,
             )
+        greedy_sizes = np.zeros(problem.n_candidates)
+        greedy_sizes[greedy.chosen] = greedy.chosen_slots
     t0 = time.perf_counter()
     model = _build_model(problem, strong_linking=strong_linking)
     left = time_limit_s - (time.perf_counter() - start)

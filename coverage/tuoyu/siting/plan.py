@@ -129,7 +129,7 @@ def candidate_sites(
         loaded = load_facilities(
             user_file,
             crs=user_crs,
-            area_polygon=layers.units if layers.units is not None else layers.outline,
+            area_polygon=layers.units if layers.units_kind == "jiedao" else layers.outline,
             metric_crs=crs,
         )
         user_rejects = loaded.rejects

@@ -13,6 +13,7 @@ import geopandas as gpd
 
 from tuoyu.errors import NotFoundError
 from tuoyu.indicators.targets import Profile
+from tuoyu.layers.units import has_geometry
 from tuoyu.outputs.maps import build_dashboard_map, build_facility_map, build_gap_map
 from tuoyu.outputs.maps.facility_map import walk_lookup_from_reaches
 from tuoyu.types import LocalReach
@@ -104,8 +105,8 @@ def build_area_map(
     if results is None:
         raise NotFoundError(f"map '{name}' needs the indicator results")
     if name == "dashboard":
-        if layers.units is None:
-            raise NotFoundError(f"area '{area.slug}' has no units for a dashboard")
+        if layers.units is None or not has_geometry(layers.units):
+            raise NotFoundError(f"area '{area.slug}' has no 街道 polygons for a dashboard")
         units = gpd.GeoDataFrame(
             results.table.reset_index(drop=True),
             geometry=layers.units.geometry.reset_index(drop=True),

@@ -71,6 +71,7 @@ JIEDAO_DATASET = "jiedao.parquet"
 DISTRICTS_FILE = "districts.parquet"
 MANIFEST_FORMAT = 1
 DEFAULT_WORKERS = 2
+_MANIFEST_WRITE_EVERY_S = 5.0
 
 DISTRICT_COLUMNS: tuple[str, ...] = (
     "area",
@@ -456,6 +457,35 @@ def _manifest_entry(
     }
 
 
+class _ManifestBook:
+    """The manifest entries of a batch, written to disk as areas finish (atomic)."""
+
+    def __init__(self, path: Path, entries: dict[str, Any], month: str) -> None:
+        self.path = path
+        self.entries = entries
+        self.month = month
+        self.previous = dict(entries)
+        self._written_at = 0.0
+
+    def record(self, spec: AreaSpec, outcome: AreaOutcome, *, flush: bool = True) -> None:
+        """Enter one area's outcome; write the file when the last write is old enough."""
+        if outcome.status == "failed":
+            # No stale table of an earlier run may stay in the combined dataset.
+            shutil.rmtree(spec.partition.parent, ignore_errors=True)
+        self.entries[spec.slug] = _manifest_entry(
+            spec, outcome, self.month, self.previous.get(spec.slug)
+        )
+        if flush and time.monotonic() - self._written_at >= _MANIFEST_WRITE_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the manifest now."""
+        manifest = {"format": MANIFEST_FORMAT, "tool_version": __version__, "areas": self.entries}
+        text = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True)
+        write_text_atomic(self.path, text)
+        self._written_at = time.monotonic()
+
+
 def _is_current(spec: AreaSpec, entry: Mapping[str, Any] | None) -> bool:
     return (
         entry is not None
@@ -682,22 +712,16 @@ def run_batch(
         f"batch: {total} areas, {len(to_run)} to run, "
         f"{sum(o.status == 'skipped' for o in outcomes)} unchanged (skipped)"
     )
+    book = _ManifestBook(root / MANIFEST_NAME, entries, month)
     if to_run:
         outcomes.extend(
             _run_on_cluster(to_run, settings, month, scheduler, workers, retries,
-                            write_map_files, progress, total - len(to_run))
+                            write_map_files, progress, total - len(to_run), book)
         )  # fmt: skip
     by_slug = {o.slug: o for o in outcomes}
     for spec in specs:
-        outcome = by_slug[spec.slug]
-        if outcome.status == "failed":
-            # No stale table of an earlier run may stay in the combined dataset.
-            shutil.rmtree(spec.partition.parent, ignore_errors=True)
-        entries[spec.slug] = _manifest_entry(spec, outcome, month, entries.get(spec.slug))
-    manifest = {"format": MANIFEST_FORMAT, "tool_version": __version__, "areas": entries}
-    write_text_atomic(
-        root / MANIFEST_NAME, json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True)
-    )
+        book.record(spec, by_slug[spec.slug], flush=False)
+    book.flush()
     order = {Path(str(item)).stem: i for i, item in enumerate(items)}
     ordered = tuple(sorted(outcomes, key=lambda o: order.get(o.slug, len(order))))
     files = write_combined(root, ordered)
@@ -721,8 +745,13 @@ def _run_on_cluster(
     write_map_files: bool,
     progress: Progress,
     already: int,
+    book: _ManifestBook,
 ) -> list[AreaOutcome]:
-    """Submit one task per area and collect the records as they finish."""
+    """Submit one task per area and collect the records as they finish.
+
+    Each finished area goes into the manifest at once (written at most every few
+    seconds), so a batch stopped half way skips the finished areas on its next run.
+    """
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:  # pragma: no cover - the batch extra is installed in dev
@@ -766,6 +795,7 @@ def _run_on_cluster(
             except Exception as exc:  # any task error is reported; the others go on
                 outcome = AreaOutcome(spec.slug, "failed", error=_one_line(exc))
             outcomes.append(outcome)
+            book.record(spec, outcome)
             done += outcome.status == "done"
             failed += outcome.status == "failed"
             finished = done + failed

@@ -202,7 +202,7 @@ def compute_indicators(
     walk_all = reach.walk_m_all if reach is not None else None
     walk_puhui = reach.walk_m_puhui if reach is not None else None
     matrix = reach.matrix if reach is not None else None
-    jiedao = layers.units_kind == "jiedao"
+    jiedao = layers.units_kind in ("jiedao", "jiedao_table")
     table = unit_table(
         layers.units,
         facilities,
