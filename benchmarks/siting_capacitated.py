@@ -140,7 +140,7 @@ def run_pulp(problem: CapacitatedProblem, time_limit_s: float) -> dict[str, Any]
     t0 = time.perf_counter()
     w = problem.weights
     new = sp.coo_matrix(problem.coverage)
-    old = sp.coo_matrix(problem.existing_coverage)
+    old = sp.coo_matrix(problem.existing_matrix())
     m = pulp.LpProblem("capacitated_mclp", pulp.LpMaximize)
     z = {
         (j, s): pulp.LpVariable(f"z_{j}_{int(s)}", cat=pulp.LpBinary)
@@ -172,7 +172,7 @@ def run_pulp(problem: CapacitatedProblem, time_limit_s: float) -> dict[str, Any]
         if j in by_site:
             m += pulp.lpSum(by_site[j]) <= pulp.lpSum(s * z[j, s] for s in MENU)
     for k, vs in by_old.items():
-        m += pulp.lpSum(vs) <= float(problem.existing_capacity[k])
+        m += pulp.lpSum(vs) <= float(problem.existing_slots()[k])
     assert problem.p is not None
     m += pulp.lpSum(z.values()) <= problem.p
     build_s = time.perf_counter() - t0

@@ -49,8 +49,8 @@ def transport_lp(cover: sp.spmatrix, caps: np.ndarray, weights: np.ndarray) -> f
 
 def lp_value(problem: CapacitatedProblem, chosen: np.ndarray, sizes: np.ndarray) -> float:
     """Served total of a chosen set with existing facilities, by the separate transport LP."""
-    cover = sp.vstack([problem.coverage[np.asarray(chosen, dtype=int)], problem.existing_coverage])
-    caps = np.r_[np.asarray(sizes, dtype=float), problem.existing_capacity]
+    cover = sp.vstack([problem.coverage[np.asarray(chosen, dtype=int)], problem.existing_matrix()])
+    caps = np.r_[np.asarray(sizes, dtype=float), problem.existing_slots()]
     return transport_lp(cover, caps, problem.weights)
 
 
@@ -65,8 +65,8 @@ def assert_feasible(problem: CapacitatedProblem, r: CapacitatedResult) -> None:
     assert np.all(x.sum(axis=1) <= caps + 1e-6), "a new site over capacity"
     e = r.existing_assignment.toarray()
     if problem.n_existing:
-        assert np.all(e[~(problem.existing_coverage.toarray() > 0)] <= 1e-9)
-        assert np.all(e.sum(axis=1) <= problem.existing_capacity + 1e-6)
+        assert np.all(e[~(problem.existing_matrix().toarray() > 0)] <= 1e-9)
+        assert np.all(e.sum(axis=1) <= problem.existing_slots() + 1e-6)
     assert np.all(x.sum(axis=0) + e.sum(axis=0) <= problem.weights + 1e-6), "served twice"
     assert x.sum() + e.sum() == pytest.approx(r.served_total, abs=1e-4)
     assert r.served_by_site.sum() == pytest.approx(x.sum(), abs=1e-4)
@@ -322,7 +322,7 @@ def test_dongcheng_five_sites_from_the_menu(settings: Settings) -> None:
     assert list(plan.sites.columns[:-1]) == list(CAPACITATED_SITE_COLUMNS)
     assert 1 <= len(plan.sites) <= 5
     assert set(plan.sites["slots"]) <= {30.0, 60.0, 90.0, 120.0}
-    assert problem.n_existing == 64 and np.all(problem.existing_capacity == 60.0)
+    assert problem.n_existing == 64 and np.all(problem.existing_slots() == 60.0)
     assert any("assumed 60 托位" in n for n in plan.notes)
     # Separate check: the transport LP on the chosen sites plus the kindergartens.
     lp = lp_value(problem, r.chosen, r.chosen_slots)

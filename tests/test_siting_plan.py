@@ -14,9 +14,9 @@ from tuoyu.indicators.targets import load_profile
 from tuoyu.progress import SILENT
 from tuoyu.siting.plan import candidate_sites, plan_sites
 from tuoyu.workflow.core import AreaModel
+from tuoyu.workflow.layers import load_layers
 
 from tests.conftest import area_without_network
-from tuoyu.workflow.layers import load_layers
 
 
 @pytest.fixture(scope="module")

@@ -85,10 +85,10 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     _require_service()
-    import uvicorn
+    from tuoyu_api.serve import serve
 
-    print(f"serving on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
-    uvicorn.run("tuoyu_api.app:create_app", factory=True, host=args.host, port=args.port)
+    # Prints "serving on …" once /healthz answers (tuoyu_api.serve).
+    serve(args.host, args.port, workers=args.workers)
     return 0
 
 
@@ -261,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the FastAPI service with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (each follows the registry's change sequence, so any "
+        "number is consistent)",
+    )
     serve.set_defaults(func=_cmd_serve)
     return parser
 

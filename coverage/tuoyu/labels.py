@@ -19,6 +19,11 @@ from tuoyu.layers.schema import FACILITY_FIELDS
 Language = Literal["zh", "en"]
 
 COLUMN_LABELS: Final[dict[str, tuple[str, str]]] = {
+    "new_slots": ("新增托位数（个，较基期）", "New slots since the baseline"),
+    "new_puhui_facilities": (
+        "新增普惠托育机构数（家，较基期）",
+        "New 普惠 facilities since the baseline",
+    ),
     # unit table (tuoyu.indicators.summary.UNIT_COLUMNS)
     "code": ("代码", "Code"),
     "name": ("名称", "Name"),
@@ -121,6 +126,9 @@ SKIPPED_ZH: Final[dict[str, str]] = {
     "dashboard": "指标地图",
     "gaps": "覆盖缺口",
     "isochrones": "等时圈",
+    "report.pdf": "区级一页报告",
+    "coverage_pct per 街道": "各街道15分钟覆盖率",
+    "slots_per_1000 per 街道": "各街道每千人口托位数",
 }
 """Steps a run can skip (``summary["skipped"][i]["indicator"]`` that are not indicators)."""
 
@@ -137,6 +145,9 @@ UNUSABLE_ZH: Final[dict[str, str]] = {
     "population_points_walk_puhui_unknown": "到普惠机构步行距离不详的人口点",
     "population_points_walk_unknown": "步行距离不详的人口点（不在路网上）",
     "population_points_without_jiedao": "无街道归属的人口点",
+    "facilities_jiedao_unmatched": "街道无法匹配的机构（未计入任何街道）",
+    "facilities_new_slots_unknown": "新增托位不详的机构（某期托位数不详）",
+    "facilities_new_puhui_unknown": "新增普惠情况不详的机构",
 }
 """``summary["unusable"]`` keys → what was not usable, in Chinese."""
 

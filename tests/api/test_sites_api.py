@@ -62,9 +62,7 @@ def test_sites_errors(client) -> None:
     unauthenticated = c.post("/areas/chongqing-yuzhong/sites", json={"p": 2})
     assert unauthenticated.status_code == 401
     assert unauthenticated.json()["error"]["code"] == "unauthorized"
-    assert (
-        c.post("/areas/chongqing-yuzhong/sites", json={"p": 0}, headers=auth).status_code == 422
-    )
+    assert c.post("/areas/chongqing-yuzhong/sites", json={"p": 0}, headers=auth).status_code == 422
     # Dongcheng walks on its road-centreline layer: siting works there (no OSM candidates).
     response = c.post(
         "/areas/beijing-dongcheng/sites", json={"p": 2, "solver": "greedy"}, headers=auth

@@ -52,6 +52,7 @@ import scipy.sparse as sp
 from tuoyu.config.study_area import StudyArea
 from tuoyu.errors import CRSError, InputValidationError
 from tuoyu.indicators.access2sfca import two_step_fca, unit_mean_access
+from tuoyu.indicators.citations import cite
 from tuoyu.indicators.targets import INDICATORS, Profile, Target
 from tuoyu.layers.units import has_geometry, match_units
 
@@ -93,6 +94,10 @@ NO_NETWORK_REASON: Final = (
 )
 _NO_PUHUI_WALK: Final = "no walking distances to 普惠 facilities / 未提供到普惠机构的步行距离"
 _NO_REACH: Final = "no facility reach matrix given / 未提供机构可达矩阵"
+SLOTS_UNKNOWN_2SFCA: Final = (
+    "托位 unknown for some facilities: capacity-aware access not computable / "
+    "部分机构托位数不详，无法计算可达托位指数"
+)
 _NOT_JIEDAO: Final = (
     "units are H3 hexagons, not 街道: administrative coverage needs 街道 polygons "
     "([units] path) / 统计单元为六边形网格而非街道，无法计算街道覆盖率"
@@ -508,7 +513,10 @@ def _access_points(
         else np.full(len(population), np.nan)
     )
     result = two_step_fca(reach_matrix, slots, demand, decay_d0_m=decay_d0_m)
-    return result.access, {
+    # A facility without a registered 托位 makes every ratio it feeds unknown, not 0:
+    # the access index is only shown when every facility's 托位 is known.
+    access = result.access if result.excluded_slots_unknown == 0 else None
+    return access, {
         "facilities_excluded_2sfca_slots_unknown": result.excluded_slots_unknown,
         "facilities_2sfca_without_demand": result.facilities_without_demand,
     }
@@ -615,6 +623,8 @@ def unit_table(
         skipped["puhui_coverage_pct"] = no_network_reason if walk_all is None else _NO_PUHUI_WALK
     if reach_matrix is None:
         skipped["access_2sfca"] = no_network_reason if walk_all is None else _NO_REACH
+    elif access_point is None:
+        skipped["access_2sfca"] = SLOTS_UNKNOWN_2SFCA
     if not points_by_unit:
         skipped.update(
             {c: NO_JIEDAO_POINTS_REASON for c in (*COVERAGE_COLUMNS, "puhui_coverage_pct")}
@@ -654,6 +664,7 @@ def _target_entry(target: Target | None) -> dict[str, Any] | None:
     if target is None:
         return None
     return {
+        "citation": cite(target),
         "value": target.value,
         "text": target.text,
         "comparison": target.comparison,
@@ -840,6 +851,8 @@ def district_summary(
             )
     if reach_matrix is None:
         reasons.setdefault("access_2sfca", network_reason if walk_all is None else _NO_REACH)
+    elif access_point is None:
+        reasons.setdefault("access_2sfca", SLOTS_UNKNOWN_2SFCA)
 
     has_puhui = table["has_puhui"] if "has_puhui" in table else pd.Series([], dtype="boolean")
     if n_units and has_puhui.isna().any():

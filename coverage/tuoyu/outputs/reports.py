@@ -51,7 +51,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
-from tuoyu.errors import InputValidationError
+from tuoyu.errors import DataNotFoundError, InputValidationError
 from tuoyu.indicators.citations import cite
 from tuoyu.indicators.targets import INDICATORS, Profile
 from tuoyu.labels import (
@@ -66,7 +66,6 @@ from tuoyu.labels import (
 )
 from tuoyu.outputs.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from tuoyu.outputs.cells import neutralise_frame, neutralise_text
-from tuoyu.outputs.pdf_report import write_district_report
 
 FIXED_TIMESTAMP: Final = datetime(2000, 1, 1)
 """Written as the workbook's created/modified time so reruns are byte-identical."""
@@ -1166,6 +1165,21 @@ def write_reports(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     attribution = summary.get("attribution")
+    pdf = units is not None and profile is not None
+    if pdf:
+        # matplotlib loads only when a report is written; without a Chinese font the PDF is
+        # skipped with the reason (the tables do not need one).
+        from tuoyu.outputs.pdf_report import cjk_font_family
+
+        try:
+            cjk_font_family()
+        except DataNotFoundError as exc:
+            pdf = False
+            skipped = [
+                *(summary.get("skipped") or []),
+                {"indicator": "report.pdf", "reason": str(exc)},
+            ]
+            summary = {**summary, "skipped": skipped}
     unit_sheet, extra = committee_workbook_parts(table, summary, extra_sheets)
     written: dict[str, Path] = {
         "jiedao.csv": write_csv(table, out / "jiedao.csv"),
@@ -1208,7 +1222,9 @@ def write_reports(
     }
     if any(v is not None for v in layers.values()):
         written["coverage.gpkg"] = write_gpkg(out / "coverage.gpkg", layers)
-    if units is not None and profile is not None:
+    if pdf and units is not None and profile is not None:
+        from tuoyu.outputs.pdf_report import write_district_report
+
         written["report.pdf"] = write_district_report(
             out / "report.pdf", table, summary, units, profile
         )

@@ -228,19 +228,21 @@ class CapacitatedProblem:
     @property
     def n_existing(self) -> int:
         """Number of existing facilities."""
-        return int(self._existing_cov().shape[0])
+        return int(self.existing_matrix().shape[0])
 
     @property
     def total_weight(self) -> float:
         """Sum of all demand weights."""
         return float(self.weights.sum())
 
-    def _existing_cov(self) -> sp.csr_matrix:
+    def existing_matrix(self) -> sp.csr_matrix:
+        """Existing facilities × demand coverage (empty when none were given)."""
         e = self.existing_coverage
         assert e is not None  # normalised in __post_init__
         return e
 
-    def _existing_cap(self) -> FloatArray:
+    def existing_slots(self) -> FloatArray:
+        """托位 of each existing facility (empty when none were given)."""
         c = self.existing_capacity
         assert c is not None  # normalised in __post_init__
         return c
@@ -259,7 +261,7 @@ class CapacitatedProblem:
         Rows of the class coverage are the candidates, then the existing facilities.
         """
         if "classes" not in self._cache:
-            both = sp.vstack([self.coverage, self._existing_cov()], format="csr")
+            both = sp.vstack([self.coverage, self.existing_matrix()], format="csr")
             self._cache["classes"] = demand_classes(SitingProblem(both, self.weights))
         out = self._cache["classes"]
         assert isinstance(out, DemandClasses)
@@ -309,7 +311,7 @@ class CapacitatedProblem:
         """
         reach = self.catchment_weight()
         n = self.n_candidates
-        existing = float(np.minimum(self._existing_cap(), reach[n:]).sum())
+        existing = float(np.minimum(self.existing_slots(), reach[n:]).sum())
         largest = np.array(
             [self.sizes_of(j)[-1] if self.sizes_of(j).size else 0.0 for j in range(n)]
         )
@@ -462,7 +464,7 @@ def evaluate_sites(
     if not np.all(np.isfinite(caps)) or np.any(caps < 0):
         raise InputValidationError("sizes must be finite and >= 0", field="sizes")
     rows = _all_rows(problem, idx)
-    all_caps = np.r_[caps, problem._existing_cap()]
+    all_caps = np.r_[caps, problem.existing_slots()]
     value, class_flow = _class_flow(problem, rows, all_caps)
     s = problem.scale()
     class_flow = sp.coo_matrix(
@@ -555,27 +557,31 @@ def _marginal_rank(
 ) -> tuple[IntArray, FloatArray, FloatArray, float]:
     """Order sites by what each adds given the previous ones (max flow each step).
 
+    Lazy (CELF): a site's gain only shrinks as others are placed before it (the served
+    total is submodular in the open capacities), so a stale gain is an upper bound and
+    only the top of the queue is re-evaluated. Ties go to the lower index.
     Returns the order, the sizes in that order, the additions and the baseline.
     """
     s = problem.scale()
     existing = problem.n_candidates + np.arange(problem.n_existing)
-    ex_caps = problem._existing_cap()
+    ex_caps = problem.existing_slots()
     base = _flow_value(problem, existing, ex_caps)
     current = base
-    left = list(range(chosen.size))
     order: list[int] = []
     gains: list[float] = []
-    while left:
-        best_k, best_v = left[0], -1
-        for k in left:
+    heap = [(-np.inf, k, -1) for k in range(chosen.size)]
+    heapq.heapify(heap)
+    while heap:
+        neg_gain, k, seen = heapq.heappop(heap)
+        if seen != len(order):
             picked = [*order, k]
             v = _flow_value(problem, np.r_[chosen[picked], existing], np.r_[sizes[picked], ex_caps])
-            if v > best_v:
-                best_k, best_v = k, v
-        order.append(best_k)
-        left.remove(best_k)
-        gains.append((best_v - current) / s)
-        current = best_v
+            heapq.heappush(heap, (-(v - current), k, len(order)))
+            continue
+        order.append(k)
+        gain = -neg_gain
+        gains.append(gain / s)
+        current += int(gain)
     o = np.asarray(order, dtype=np.int64)
     return chosen[o], sizes[o], np.asarray(gains, dtype=np.float64), base / s
 
@@ -670,7 +676,7 @@ def _greedy_sizes(problem: CapacitatedProblem) -> tuple[FloatArray, int]:
     rows_csr = problem._rows()
     classes = problem.classes()
     existing = n + np.arange(problem.n_existing)
-    ex_caps = problem._existing_cap()
+    ex_caps = problem.existing_slots()
     size = np.zeros(n)
     p_left = problem.p if problem.p is not None else n
     budget_left = problem.max_total_slots if problem.max_total_slots is not None else np.inf
@@ -742,7 +748,7 @@ def _trim(problem: CapacitatedProblem, size: FloatArray) -> FloatArray:
     out = size.copy()
     n = problem.n_candidates
     existing = n + np.arange(problem.n_existing)
-    ex_caps = problem._existing_cap()
+    ex_caps = problem.existing_slots()
     s = problem.scale()
 
     def value(sz: FloatArray) -> int:
@@ -960,7 +966,7 @@ def _build_model(problem: CapacitatedProblem, *, strong_linking: bool | None) ->
         np.ones(int(ex.sum())),
         problem.n_existing,
         -np.inf,
-        problem._existing_cap(),
+        problem.existing_slots(),
     )
     # One size per site.
     add(r_of[opt_site], np.arange(n_z), np.ones(n_z), cand_rows.size, -np.inf, 1.0)
@@ -1014,7 +1020,7 @@ def _warm(h: highspy.Highs, model: _Model, problem: CapacitatedProblem, sizes: F
             z[k] = 1.0
     open_ = np.flatnonzero(sizes > 0)
     rows = _all_rows(problem, open_)
-    _, class_flow = _class_flow(problem, rows, np.r_[sizes[open_], problem._existing_cap()])
+    _, class_flow = _class_flow(problem, rows, np.r_[sizes[open_], problem.existing_slots()])
     s = problem.scale()
     flow = sp.csr_matrix(
         (class_flow.data / s, (rows[class_flow.col], class_flow.row)),
@@ -1093,6 +1099,7 @@ def solve_capacitated_exact(
         raise InputValidationError("mip_gap must be in [0, 1)", field="mip_gap")
     timings: dict[str, float] = {}
     greedy_sizes: FloatArray | None = None
+    greedy: CapacitatedResult | None = None
     if warm_start:
         greedy = solve_capacitated_greedy(problem, lp_bound=True, time_limit_s=time_limit_s)
         timings.update({f"warm_{k}": v for k, v in greedy.timings_s.items()})
@@ -1154,7 +1161,9 @@ def solve_capacitated_exact(
     )
     point_flow = _disaggregate(problem, class_flow, n + problem.n_existing)
     notes = [] if optimal else [f"HiGHS stopped with status '{text}' before proving optimality"]
-    gap = float(info.mip_gap) if math.isfinite(info.mip_gap) else None
+    if greedy is not None:
+        bound = min(bound, greedy.upper_bound)  # the LP bound of the warm start holds too
+    gap = float(info.mip_gap) if optimal and math.isfinite(info.mip_gap) else None
     return _result(
         problem,
         chosen,

@@ -130,9 +130,11 @@ def write_outputs(
     out_dir: Path,
     *,
     month: str,
+    profile: Profile | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Write tables, GeoJSON, GeoPackage, the progress sheet and rejects into ``out_dir``."""
+    """Write tables, GeoJSON, GeoPackage, the progress sheet, the one-page district report
+    (with ``profile`` and 街道 polygons) and rejects into ``out_dir``."""
     progress = progress or Progress()
     population = population_with_walk(layers, reach)
     if isochrones is None and layers.network is not None:
@@ -158,6 +160,7 @@ def write_outputs(
             gaps=results.gaps,
             isochrones=isochrones,
             extra_sheets=extra or None,
+            profile=profile,
         )
         if layers.rejects:
             written["rejects.csv"] = write_rejects(list(layers.rejects), out_dir)
@@ -273,6 +276,7 @@ def analyse_area(
         model.isochrones(),
         out,
         month=month,
+        profile=model.profile,
         progress=progress,
     )
     written.update({f"maps/{k}": v for k, v in maps.items()})
