@@ -76,6 +76,66 @@ def run_isolated(fn: Callable[..., Any], *args: Any, repeat: int = 3) -> dict[st
         return pool.submit(_repeat_in_child, fn, args, repeat).result()
 
 
+def alternating_rounds(
+    tools: dict[str, Callable[[], Any]], rounds: int = 5
+) -> dict[str, dict[str, Any]]:
+    """Time several tools in this process, strictly alternating, ``rounds`` times each.
+
+    Round ``r`` calls every tool once, in the order given, so a change of machine load
+    hits all of them alike. CPU time is the process's (every thread:
+    ``time.process_time``); the 1-minute load average is recorded before the first and
+    after the last round. A tool that raises is reported with its error and not timed
+    again (never extrapolated).
+
+    Returns
+    -------
+    dict
+        Per tool: ``cpu_s_median``, ``wall_s_median``, ``cpu_s_all``, ``wall_s_all`` (or
+        ``error``), and under the key ``"_load"`` the load averages.
+
+    Examples
+    --------
+    >>> out = alternating_rounds({"a": lambda: sum(range(10)), "b": lambda: 1 / 0}, rounds=5)
+    >>> len(out["a"]["wall_s_all"]), out["b"]["error"]
+    (5, 'ZeroDivisionError: division by zero')
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    cpu: dict[str, list[float]] = {name: [] for name in tools}
+    wall: dict[str, list[float]] = {name: [] for name in tools}
+    errors: dict[str, str] = {}
+    for _ in range(rounds):
+        for name, fn in tools.items():
+            if name in errors:
+                continue
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            try:
+                fn()
+            except Exception as exc:  # reported, not timed again
+                errors[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            wall[name].append(time.perf_counter() - wall0)
+            cpu[name].append(time.process_time() - cpu0)
+    out: dict[str, dict[str, Any]] = {}
+    for name in tools:
+        if name in errors:
+            out[name] = {"error": errors[name], "rounds_done": len(wall[name])}
+            continue
+        out[name] = {
+            "cpu_s_median": statistics.median(cpu[name]),
+            "wall_s_median": statistics.median(wall[name]),
+            "cpu_s_all": cpu[name],
+            "wall_s_all": wall[name],
+        }
+    out["_load"] = {
+        "load_1m_before": load_before,
+        "load_1m_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "rounds": rounds,
+    }
+    return out
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

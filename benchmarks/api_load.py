@@ -1,14 +1,17 @@
-"""Load benchmark: ``GET /areas/chongqing-yuzhong/nearest`` at a constant request rate.
+"""Load benchmark: ``GET /areas/chongqing-yuzhong/nearest`` at constant request rates, on
+1 and on N worker processes, then overload and recovery.
 
 ::
 
-    python -m benchmarks.api_load --rate 200 --seconds 20 --json --write
+    python -m benchmarks.api_load --workers 1,2 --rates 100,200,500 --seconds 8 --json --write
 
-What it does, all on the loopback interface (127.0.0.1) and bounded in count and time:
+What it does, all on the loopback interface (127.0.0.1) and bounded in count and time,
+once per worker count:
 
-1. starts the real server (``uvicorn --factory tuoyu_api.app:create_app``, one worker — the
-   service keeps one live analysis per area, see ``api/tuoyu_api/analysis_service.py``) in a
-   subprocess on a free port, with a throw-away SQLite registry and Yuzhong preloaded;
+1. starts the real server (``uvicorn --factory tuoyu_api.app:create_app --workers W``;
+   every worker keeps its analysis in step with the registry's change sequence, see
+   ``api/tuoyu_api/analysis_service.py``) in a subprocess on a free port, with a
+   throw-away SQLite registry and Yuzhong preloaded;
 2. registers ``--facilities`` (default 50) facilities at random points of the district
    through ``POST /areas/chongqing-yuzhong/facilities`` with a token;
 3. **open-loop, constant-rate load**: request ``i`` is *scheduled* at ``t0 + i / rate``
@@ -21,7 +24,13 @@ What it does, all on the loopback interface (127.0.0.1) and bounded in count and
 4. a short **closed-loop** phase (``--max-seconds``, ``--concurrency`` requests always
    in flight) gives the server's maximum throughput for comparison;
 5. reports throughput achieved, p50/p95/p99/max latency (all responses and 200s only),
-   status counts, server CPU time, the machine and the load average before and after.
+   status counts, server CPU time, the machine and the load average before and after;
+6. the **rate where p95 crosses 50 ms**: after ``--rates`` the ladder goes on (750,
+   1000, 1500, 2000 requests/s) until p95 passes 50 ms or the server falls behind;
+7. **overload and recovery**: ``--overload-rate`` (default 3000/s) for a few seconds
+   with up to 4096 connections — the server must shed (503/429 with ``Retry-After``,
+   ``max_in_flight_requests`` per worker) rather than queue without end — then 100/s
+   again, which must be answered 200 as before.
 
 The client runs on the same machine as the server and uses CPU too: on a busy or
 two-core machine that lowers the figures (``load_average_1m`` is in the result).
@@ -85,7 +94,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(state_dir: Path, *, access_log: bool = False) -> Server:
+def start_server(state_dir: Path, *, workers: int = 1, access_log: bool = False) -> Server:
     """Start uvicorn on a free loopback port; wait until ``/healthz`` answers."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "TUOYU_DATABASE_URL"}
@@ -101,7 +110,7 @@ def start_server(state_dir: Path, *, access_log: bool = False) -> Server:
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--log-level",
         "warning",
     ]
@@ -150,9 +159,10 @@ def district_outline() -> BaseGeometry:
     """Yuzhong's outline in WGS84 (the study area's polygon)."""
     from tuoyu.config.settings import get_settings
     from tuoyu.config.study_area import load_area
-    from tuoyu_api.area_polygon import study_area_polygon
+    from tuoyu.progress import SILENT
+    from tuoyu.workflow.layers import load_layers, study_area_polygon_wgs84
 
-    polygon = study_area_polygon(load_area(AREA), get_settings())
+    polygon = study_area_polygon_wgs84(load_layers(load_area(AREA), get_settings(), SILENT))
     if polygon is None:
         raise RuntimeError("no outline for chongqing-yuzhong: is the data directory set?")
     return polygon
@@ -430,33 +440,87 @@ def summarise(result: OpenLoopResult, rate: float, seconds: float) -> dict[str, 
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    rng = np.random.default_rng(args.seed)
-    polygon = district_outline()
+LADDER = (750.0, 1000.0, 1500.0, 2000.0)
+"""Rates tried after ``--rates`` until p95 crosses the target."""
+OVERLOAD_CONNECTIONS = 4096
+RECOVERY_RATE = 100.0
+
+
+def _measure(
+    server: Server, points: np.ndarray, rate: float, seconds: float, max_in_flight: int
+) -> dict[str, Any]:
+    """One open-loop run with the server's CPU time."""
+    proc = psutil.Process(server.proc.pid)
+
+    def cpu() -> float:
+        total = 0.0
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+        return total
+
+    cpu0 = cpu()
+    result = asyncio.run(open_loop(server.base, points, rate, seconds, max_in_flight))
+    server_cpu_s = cpu() - cpu0
+    summary = summarise(result, rate, seconds)
+    elapsed = summary["duration_s"] or 1.0
+    summary["server_cpu_s"] = round(server_cpu_s, 2)
+    summary["server_cpu_share_of_one_core"] = round(server_cpu_s / elapsed, 2)
+    summary["shed_429_503"] = summary["status_counts"].get("429", 0) + summary["status_counts"].get(
+        "503", 0
+    )
+    return summary
+
+
+def _falls_behind(summary: dict[str, Any], rate: float) -> bool:
+    achieved = summary["throughput_rps"] or 0.0
+    return achieved < 0.9 * rate or summary["transport_errors"] > 0
+
+
+def run_workers(
+    workers: int, args: argparse.Namespace, polygon: BaseGeometry, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Every phase against a server of ``workers`` processes."""
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tuoyu-api-load-") as tmp:
         t = time.perf_counter()
-        server = start_server(Path(tmp))
+        server = start_server(Path(tmp), workers=workers)
         startup_s = time.perf_counter() - t
         try:
             token = _token(Path(tmp))
             registered = register_facilities(server.base, token, polygon, args.facilities, rng)
-            points = random_points(polygon, max(2000, int(args.rate * args.seconds)), rng)
-            # Warm-up: a few requests (first-use imports, caches), not measured.
+            top = max([*args.rates, *LADDER, args.overload_rate])
+            points = random_points(polygon, max(2000, int(top * args.seconds)), rng)
+            # Warm-up, not measured: every worker builds its analysis and catches up.
             with httpx.Client(timeout=60) as http:
-                for lon, lat in points[: args.warmup]:
-                    http.get(f"{server.base}/areas/{AREA}/nearest", params={"lon": lon, "lat": lat})
-            proc = psutil.Process(server.proc.pid)
-            cpu0 = proc.cpu_times()
-            result = asyncio.run(
-                open_loop(server.base, points, args.rate, args.seconds, args.max_in_flight)
+                for lon, lat in points[: args.warmup * workers]:
+                    http.get(
+                        f"{server.base}/areas/{AREA}/nearest",
+                        params={"lon": lon, "lat": lat},
+                        headers={"Connection": "close"},
+                    )
+            by_rate: dict[str, Any] = {}
+            crossing: float | None = None
+            last_under: float | None = None
+            for rate in [*args.rates, *LADDER]:
+                if rate not in args.rates and (crossing is not None):
+                    break
+                summary = _measure(server, points, rate, args.seconds, args.max_in_flight)
+                by_rate[f"{rate:g}"] = summary
+                p95 = summary["latency_ms"]["p95"]
+                over = p95 is None or p95 > TARGET_P95_MS or _falls_behind(summary, rate)
+                if over and crossing is None:
+                    crossing = rate
+                elif not over and crossing is None:
+                    last_under = rate
+            overload = _measure(
+                server, points, args.overload_rate, args.overload_seconds, OVERLOAD_CONNECTIONS
             )
-            cpu1 = proc.cpu_times()
-            open_summary = summarise(result, args.rate, args.seconds)
-            elapsed = open_summary["duration_s"] or 1.0
-            server_cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-            open_summary["server_cpu_s"] = round(server_cpu_s, 2)
-            open_summary["server_cpu_share_of_one_core"] = round(server_cpu_s / elapsed, 2)
+            time.sleep(1.0)  # let the backlog drain
+            recovery = _measure(server, points, RECOVERY_RATE, args.seconds, args.max_in_flight)
             closed = (
                 asyncio.run(closed_loop(server.base, points, args.max_seconds, args.concurrency))
                 if args.max_seconds > 0
@@ -464,42 +528,84 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         finally:
             server.stop()
-    p95 = open_summary["latency_ms"]["p95"]
+    recovered_ok = recovery["status_counts"].get("200", 0) + recovery["status_counts"].get("422", 0)
+    return {
+        "workers": workers,
+        "server_startup_s": round(startup_s, 1),
+        "facilities_registered": registered,
+        "open_loop_by_rate": by_rate,
+        "p95_target_ms": TARGET_P95_MS,
+        "p95_crosses_target_at_rps": crossing,
+        "p95_last_under_target_at_rps": last_under,
+        "overload": {
+            "rate_rps": args.overload_rate,
+            "seconds": args.overload_seconds,
+            "client_connections": OVERLOAD_CONNECTIONS,
+            "result": overload,
+            "shed": overload["shed_429_503"] > 0,
+        },
+        "recovery": {
+            "rate_rps": RECOVERY_RATE,
+            "result": recovery,
+            "recovered": recovered_ok == recovery["requests_sent"]
+            and (recovery["latency_ms"]["p95"] or 0.0) < TARGET_P95_MS,
+        },
+        "closed_loop_max_throughput": closed,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    rng = np.random.default_rng(args.seed)
+    polygon = district_outline()
+    load_before = os.getloadavg()
+    configs = [run_workers(w, args, polygon, rng) for w in args.workers]
     machine = machine_description(PACKAGES)
     machine["load_average_before"] = [round(x, 2) for x in load_before]
     machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    at_target = [
+        c["open_loop_by_rate"].get(f"{TARGET_RATE:g}", {}).get("latency_ms", {}).get("p95")
+        for c in configs
+    ]
     return {
         "benchmark": "api_load",
         "command": "python -m benchmarks.api_load " + shlex.join(sys.argv[1:]),
         "endpoint": f"GET /areas/{AREA}/nearest?lon=&lat= (minutes=15, crs=wgs84)",
-        "server": "uvicorn --factory tuoyu_api.app:create_app, 1 worker, 127.0.0.1, SQLite registry",
+        "server": "uvicorn --factory tuoyu_api.app:create_app --workers W, 127.0.0.1, SQLite "
+        "registry, default limits (max_in_flight_requests 512 per worker)",
         "client": "asyncio keep-alive HTTP/1.1 connections (RawHttpPool), open loop: request i "
         "sent at t0 + i/rate, latency from the scheduled time (queueing included); same "
         "machine as the server",
-        "facilities_registered": registered,
-        "server_startup_s": round(startup_s, 1),
-        "open_loop": open_summary,
-        "closed_loop_max_throughput": closed,
+        "configs": configs,
         "target": {
             "rate_rps": TARGET_RATE,
             "p95_ms": TARGET_P95_MS,
-            "met": bool(
-                p95 is not None
-                and p95 < TARGET_P95_MS
-                and args.rate >= TARGET_RATE
-                and open_summary["throughput_rps"] is not None
-                and open_summary["throughput_rps"] >= 0.95 * args.rate
-                and open_summary["transport_errors"] == 0
+            "p95_at_target_rate_by_workers": dict(
+                zip([str(c["workers"]) for c in configs], at_target, strict=True)
             ),
         },
         "machine": machine,
     }
 
 
+def _rates(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rate", type=float, default=TARGET_RATE, help="requests per second")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the open-loop run")
+    parser.add_argument("--workers", type=_ints, default=[1, 2], help="worker counts, e.g. 1,4")
+    parser.add_argument(
+        "--rates", type=_rates, default=[100.0, 200.0, 500.0], help="requests per second"
+    )
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each rate's run")
+    parser.add_argument("--overload-rate", type=float, default=3000.0)
+    parser.add_argument("--overload-seconds", type=float, default=4.0)
     parser.add_argument("--facilities", type=int, default=50, help="facilities to register")
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured warm-up requests")
     parser.add_argument("--max-in-flight", type=int, default=512, help="client connection cap")
@@ -513,19 +619,27 @@ def main(argv: list[str] | None = None) -> int:
         "--write", action="store_true", help="write benchmarks/results/api_load.json"
     )
     args = parser.parse_args(argv)
-    if not (0 < args.rate <= 2000 and 0 < args.seconds <= 600):
-        parser.error("keep the load bounded: 0 < rate ≤ 2000 and 0 < seconds ≤ 600")
+    rates_ok = all(0 < r <= 5000 for r in [*args.rates, args.overload_rate])
+    if not (rates_ok and 0 < args.seconds <= 600 and 0 < args.overload_seconds <= 60):
+        parser.error("keep the load bounded: rates in (0, 5000], seconds ≤ 600, overload ≤ 60 s")
+    if not all(1 <= w <= 16 for w in args.workers):
+        parser.error("--workers: between 1 and 16 each")
     payload = run(args)
     if args.json:
         print(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
-        o = payload["open_loop"]
-        print(
-            f"{o['throughput_rps']} req/s of {args.rate:g} scheduled; latency ms "
-            f"p50 {o['latency_ms']['p50']} p95 {o['latency_ms']['p95']} "
-            f"p99 {o['latency_ms']['p99']}; statuses {o['status_counts']}; "
-            f"target met: {payload['target']['met']}"
-        )
+        for config in payload["configs"]:
+            for rate, o in config["open_loop_by_rate"].items():
+                print(
+                    f"{config['workers']} worker(s) @ {rate}/s: {o['throughput_rps']} req/s; "
+                    f"ms p50 {o['latency_ms']['p50']} p95 {o['latency_ms']['p95']} "
+                    f"p99 {o['latency_ms']['p99']}; {o['status_counts']}"
+                )
+            print(
+                f"  p95 crosses {TARGET_P95_MS:g} ms at {config['p95_crosses_target_at_rps']}/s; "
+                f"overload shed {config['overload']['result']['shed_429_503']}; "
+                f"recovered: {config['recovery']['recovered']}"
+            )
     if args.write:
         path = write_result("api_load", payload)
         print(f"wrote {path}", file=sys.stderr)

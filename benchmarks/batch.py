@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -172,15 +173,19 @@ def _serial(tomls: list[str], out_root: str, cache_dir: str, month: str) -> dict
     settings = get_settings(cache_dir=Path(cache_dir))
     start = time.perf_counter()
     seconds = []
+    cpu_seconds = []
     for toml in tomls:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         slug = Path(toml).stem
         analyse_area(toml, Path(out_root) / slug, settings, SILENT, month=month,
                      maps_dir=Path(out_root) / slug / "maps")  # fmt: skip
         seconds.append(time.perf_counter() - t0)
+        cpu_seconds.append(time.process_time() - c0)
     return {
         "seconds": time.perf_counter() - start,
         "area_seconds": seconds,
+        "area_cpu_seconds": cpu_seconds,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -204,6 +209,7 @@ def _batch(
     return {
         "seconds": seconds,
         "area_seconds": [o.seconds for o in result.outcomes],
+        "area_cpu_seconds": [o.cpu_seconds for o in result.outcomes],
         "statuses": result.statuses(),
         "peak_rss_mb_per_worker": sorted(peaks.values()),
     }
@@ -256,6 +262,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "synthetic": "tuoyu.synthetic.synthetic_city jittered grids (not real places)",
             },
             "write_inputs_s": round(write_s, 2),
+            "load_average_1m_after": os.getloadavg()[0],
             "runs": runs,
             "machine": machine_description(("dask", "distributed", "pyarrow", "numpy", "scipy")),
         }

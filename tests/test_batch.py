@@ -236,7 +236,7 @@ def test_cli_exit_codes(batch_run, area_files, tmp_path, monkeypatch, settings) 
     unchanged = [str(area_files[0]), str(area_files[1]), "--out", str(copy), "--month", MONTH]
     args = parser.parse_args(["batch", *unchanged])
     assert args.func(args) == 0  # both unchanged: skipped, no cluster needed
-    args = parser.parse_args(["batch", *unchanged, "no-such-area"])
+    args = parser.parse_args(["batch", "no-such-area", *unchanged])
     assert args.func(args) == 1  # an unknown area fails before any task runs
     rollup = pd.read_csv(copy / "rollup.csv", encoding="utf-8-sig")
     assert rollup.set_index("area")["status"].to_dict() == {

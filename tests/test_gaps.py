@@ -53,7 +53,7 @@ def _grid_points() -> gpd.GeoDataFrame:
     return frame, walk, uncovered
 
 
-@pytest.mark.parametrize("method", ["grid", "h3"])
+@pytest.mark.parametrize("method", ["zones", "grid", "h3"])
 def test_gap_polygons_contain_uncovered_points_and_sum_people(method: str) -> None:
     pop, walk, uncovered = _grid_points()
     gaps = uncovered_areas(pop, walk, threshold_m=1000.0, method=method, h3_resolution=10)
@@ -74,7 +74,7 @@ def test_gap_polygons_contain_uncovered_points_and_sum_people(method: str) -> No
 
 def test_grid_method_groups_by_hand() -> None:
     pop, walk, _ = _grid_points()
-    gaps = uncovered_areas(pop, walk, threshold_m=1000.0)
+    gaps = uncovered_areas(pop, walk, threshold_m=1000.0, method="grid")
     # spacing = 250 m → two areas: the west block (10+11+20+21 = 62 people, 4 points,
     # cells 1.05·250 = 262.5 m wide: union 512.5 m × 512.5 m) and the east point (52)
     assert len(gaps) == 2
@@ -101,7 +101,7 @@ def test_no_network_and_all_covered() -> None:
 
 def test_no_facilities_whole_district_is_gap() -> None:
     pop, _, _ = _grid_points()
-    gaps = uncovered_areas(pop, np.full(len(pop), np.inf), threshold_m=1000.0)
+    gaps = uncovered_areas(pop, np.full(len(pop), np.inf), threshold_m=1000.0, method="grid")
     assert len(gaps) == 1
     assert gaps["population"].iloc[0] == pytest.approx(pop["population"].sum())
 
@@ -111,7 +111,7 @@ def test_unknown_walk_and_under3() -> None:
     walk = walk.copy()
     walk[0] = np.nan  # p00 (10 people) unknown → not a gap, counted
     pop.loc[1, "population_under3"] = np.nan  # index 1 = (x 1, y 0), 20 people
-    gaps = uncovered_areas(pop, walk, threshold_m=1000.0)
+    gaps = uncovered_areas(pop, walk, threshold_m=1000.0, method="grid")
     assert gaps.attrs["points_walk_unknown"] == 1
     west = gaps[gaps["unit_codes"] == "W"].iloc[0]
     assert west["population"] == 11 + 20 + 21

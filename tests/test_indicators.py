@@ -294,6 +294,15 @@ def test_unknown_slots_are_empty_not_zero(fx, profile) -> None:
     assert t.attrs["unusable"]["facilities_excluded_2sfca_slots_unknown"] == 1
 
 
+def test_no_known_slots_make_access_unknown_not_zero(fx, profile) -> None:
+    """Regression: with no 托位 registered at all the 2SFCA index read 0.00 everywhere
+    (the dashboard showed 0.00 for Dongcheng); it is unknown, with the reason."""
+    fx["facilities"]["slots"] = pd.NA
+    t = _table(fx, profile)
+    assert _col(t, "access_2sfca") == [None] * 4
+    assert "托位" in t.attrs["skipped"]["access_2sfca"]
+
+
 def test_unknown_puhui_three_valued(fx, profile) -> None:
     fx["facilities"]["puhui"] = pd.array([True, None, None, False, True], dtype="boolean")
     t = _table(fx, profile)

@@ -190,6 +190,31 @@ def page_config(html: str) -> dict[str, Any]:
     return json.loads(found[0])
 
 
+_CHUNK_RE = re.compile(
+    r'<script type="application/json" id="tuoyu-chunk-[^"]+-(\d+)">(.*?)</script>', re.S
+)
+_CHUNK_FILE_RE = re.compile(r"^tuoyu\.isoChunk\(\"[^\"]+\", (\d+), (.*)\);\n$", re.S)
+
+
+def page_isochrones(html: str, folder: Path | None = None) -> dict[int, list[list[Any]]]:
+    """Facility index → ``[[minutes, WGS84 geometry], ...]`` of a facility map's chunks.
+
+    Read from the JSON elements inside the page, or, for a page saved with
+    :func:`save_map`, from the chunk scripts in ``folder`` beside it.
+    """
+    out: dict[int, list[list[Any]]] = {}
+    texts: list[str] = [text for _, text in _CHUNK_RE.findall(html)]
+    if folder is not None:
+        assert not texts, "a saved page reads its chunks from files"
+        for path in sorted(folder.glob("*.js"), key=lambda p: int(p.stem)):
+            found = _CHUNK_FILE_RE.match(path.read_text(encoding="utf-8"))
+            assert found is not None and int(found.group(1)) == int(path.stem)
+            texts.append(found.group(2))
+    for text in texts:
+        out.update({int(k): v for k, v in json.loads(text).items()})
+    return out
+
+
 def render(m: Any) -> str:
     return m.get_root().render()
 
@@ -263,7 +288,9 @@ def test_basemaps_datums_and_tianditu_key() -> None:
 # --- facility map ---------------------------------------------------------------------------
 
 
-def test_facility_map_embeds_both_datums(synth: dict[str, Any]) -> None:
+def test_facility_map_embeds_wgs84_once(synth: dict[str, Any]) -> None:
+    # Positions travel once, in WGS84: the page converts them to GCJ-02 for Amap
+    # (tests/test_maps_browser.py checks the converted positions against tuoyu.crs.china).
     fac = synth["facilities"]
     html = render(build_facility_map(fac, synth["isochrones"], synth["lookup"]))
     cfg = page_config(html)["facilities"]
@@ -271,30 +298,56 @@ def test_facility_map_embeds_both_datums(synth: dict[str, Any]) -> None:
     wgs = fac.to_crs(4326)
     expected_wgs = np.column_stack([wgs.geometry.y, wgs.geometry.x]).round(6)
     assert np.allclose(cfg["wgs84"], expected_wgs, atol=1e-9)
-    glon, glat = convert(wgs.geometry.x.round(6), wgs.geometry.y.round(6), "wgs84", "gcj02")
-    assert np.allclose(cfg["gcj02"], np.column_stack([glat, glon]), atol=1.5e-6)
-    # GCJ-02 is offset by hundreds of metres from WGS84 (Chongqing zone of the synthetic city)
-    offset = np.abs(np.array(cfg["gcj02"]) - np.array(cfg["wgs84"])).max(axis=1)
-    assert (offset > 0.002).all()
+    assert "gcj02" not in cfg and "iso" not in cfg
     assert cfg["puhui"] == [[1, 0, None][i % 3] for i in range(N_SYNTH)]
     assert sum(item["count"] for item in cfg["legend"]) == N_SYNTH
 
 
 def test_facility_map_isochrones_per_facility(synth: dict[str, Any]) -> None:
     iso = synth["isochrones"]
-    cfg = page_config(render(build_facility_map(synth["facilities"], iso)))["facilities"]
+    html = render(build_facility_map(synth["facilities"], iso, chunk_size=5))
+    cfg = page_config(html)["facilities"]
+    assert cfg["isoSource"] == {"mode": "chunks", "chunkSize": 5, "chunks": 3}
+    by_facility = page_isochrones(html)
     drawn = iso[~iso.geometry.is_empty]
-    assert sum(len(v) for v in cfg["iso"].values()) == len(drawn)
-    for index, rings in cfg["iso"].items():
-        fid = cfg["ids"][int(index)]
-        assert sorted(r[0] for r in rings) == sorted(drawn.loc[drawn.facility_id == fid, "minutes"])
-        for _minutes, g_wgs, g_gcj in rings:
+    assert sum(len(v) for v in by_facility.values()) == len(drawn)
+    shown = display_geometries(drawn)
+    for index, rings in by_facility.items():
+        fid = cfg["ids"][index]
+        mine = (drawn.facility_id == fid).to_numpy()
+        assert [r[0] for r in rings] == drawn.loc[mine, "minutes"].tolist()
+        for (_minutes, g_wgs), expected in zip(rings, shown[mine], strict=True):
             assert g_wgs["type"] in ("Polygon", "MultiPolygon")
-            a, b = all_coords(g_wgs), all_coords(g_gcj)
-            assert a.shape == b.shape
-            lon, lat = convert(a[:, 0], a[:, 1], "wgs84", "gcj02")
-            assert np.allclose(b, np.column_stack([lon, lat]), atol=1.5e-6)
+            np.testing.assert_allclose(all_coords(g_wgs), shapely.get_coordinates(expected))
     assert set(cfg["isoColors"]) == {"5", "10", "15"}
+
+
+def test_saved_facility_map_reads_isochrones_from_files(
+    synth: dict[str, Any], tmp_path: Path
+) -> None:
+    iso = synth["isochrones"]
+    m = build_facility_map(synth["facilities"], iso, chunk_size=4)
+    (tmp_path / "facilities.isochrones").mkdir()
+    (tmp_path / "facilities.isochrones" / "99.js").write_text("stale", encoding="utf-8")
+    path = save_map(m, tmp_path / "facilities.html")
+    html = path.read_text(encoding="utf-8")
+    folder = tmp_path / "facilities.isochrones"
+    assert sorted(p.name for p in folder.iterdir()) == ["0.js", "1.js", "2.js"]
+    assert '-dir">"facilities.isochrones"</script>' in html
+    from_files = page_isochrones(html, folder)
+    # the same map rendered without save_map carries the same chunks inline
+    assert page_isochrones(render(m)) == from_files
+    assert sum(len(v) for v in from_files.values()) == int((~iso.geometry.is_empty).sum())
+
+
+def test_facility_map_isochrones_from_the_service(synth: dict[str, Any]) -> None:
+    url = "../facilities/{id}/isochrone?minutes={minutes}"
+    html = render(build_facility_map(synth["facilities"], synth["isochrones"], isochrone_url=url))
+    cfg = page_config(html)["facilities"]
+    assert cfg["isoSource"] == {"mode": "api", "url": url, "minutes": [5, 10, 15]}
+    assert page_isochrones(html) == {}
+    with pytest.raises(InputValidationError, match="minutes"):
+        build_facility_map(synth["facilities"], isochrone_url="../facilities/{id}/isochrone")
 
 
 def test_walk_lookup_round_trip(synth: dict[str, Any]) -> None:

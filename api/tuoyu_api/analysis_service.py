@@ -160,6 +160,11 @@ class AnalysisService:
                 self._seen[area.slug] = seen
             return analysis
 
+    @property
+    def queued_writes(self) -> int:
+        """Writes of this worker waiting for their turn (not yet running)."""
+        return self._queued
+
     def seen_seq(self, slug: str) -> int | None:
         """The change number the built analysis of ``slug`` reflects (``None``: not built)."""
         return self._seen.get(slug) if slug in self._analyses else None

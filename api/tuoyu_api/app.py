@@ -19,7 +19,7 @@ from tuoyu_api.db import open_database
 from tuoyu_api.deps import install_state
 from tuoyu_api.docs import install_docs
 from tuoyu_api.errors import install_error_handlers
-from tuoyu_api.limits import RequestLimitMiddleware
+from tuoyu_api.limits import InFlightLimitMiddleware, RequestLimitMiddleware
 from tuoyu_api.registry import RegistryHook
 from tuoyu_api.routers import analysis, areas, facilities, health
 from tuoyu_api.settings import as_api_settings, resolve_database_url
@@ -99,6 +99,12 @@ def create_app(
     # Body limit and write-token check before any body byte is read (tuoyu_api.limits);
     # added before CORS so that CORS stays outermost and its headers reach these answers.
     app.add_middleware(RequestLimitMiddleware, max_body_bytes=api_settings.max_body_bytes)
+    # Outside the body limit: a full worker refuses before reading anything.
+    app.add_middleware(
+        InFlightLimitMiddleware,
+        max_in_flight=api_settings.max_in_flight_requests,
+        max_loop_lag_s=api_settings.max_loop_lag_ms / 1000.0,
+    )
     if api_settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -20,6 +20,7 @@ Errors use the service's format, ``{"error": {"code": ..., "message": ...}}``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -182,9 +183,98 @@ class RequestLimitMiddleware:
         return None
 
 
+def server_full_response(limit: int) -> JSONResponse:
+    """The 503 of a worker already serving ``limit`` requests (``Retry-After: 1``).
+
+    Examples
+    --------
+    >>> r = server_full_response(8)
+    >>> r.status_code, r.headers["retry-after"]
+    (503, '1')
+    """
+    message = (
+        f"the server is full (at most {limit} requests at once per worker, none late); retry later"
+    )
+    return JSONResponse(error_body("service_busy", message), 503, headers={"Retry-After": "1"})
+
+
+class InFlightLimitMiddleware:
+    """Shed load at once (503 with ``Retry-After``) when a worker is overloaded.
+
+    Two signals, either one sheds:
+
+    * more than ``max_in_flight`` requests in progress (requests waiting in threads:
+      writes, builds, expensive work);
+    * the event loop running late by more than ``max_loop_lag_s``. The hot read path
+      (``/nearest``) is computed on the event loop, so under overload its requests queue
+      in the kernel's socket buffers, where no counter sees them, and every answer's
+      latency grows without end. A heartbeat every ``tick_s`` measures how late the loop
+      runs; while it is late on two heartbeats running, new requests get a 503 that costs a fraction of a
+      millisecond, the backlog drains, and the worker recovers by itself as soon as the
+      load drops (a CoDel-like rule: shed on queueing delay, not on queue length).
+
+    ``/healthz`` is never refused (a balancer must see the worker alive). Pure ASGI; the
+    counters are touched only on the event loop (one thread), so no lock.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_in_flight: int,
+        max_loop_lag_s: float = 0.25,
+        tick_s: float = 0.05,
+    ) -> None:
+        self.app = app
+        self.max_in_flight = int(max_in_flight)
+        self.max_loop_lag_s = float(max_loop_lag_s)
+        self.tick_s = float(tick_s)
+        self.in_flight = 0
+        self.lag_s = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _watch(self) -> None:
+        """Start the heartbeat on the running loop (once per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self._loop = loop
+        self.lag_s = 0.0
+
+        last = [0.0]
+
+        def tick(expected: float) -> None:
+            now = loop.time()
+            lag = max(0.0, now - expected)
+            # Late on two heartbeats running: a saturated loop is late on every one, a
+            # one-off pause (a descheduled process, a long GC) on one only.
+            self.lag_s = min(lag, last[0])
+            last[0] = lag
+            if self._loop is loop and not loop.is_closed():
+                loop.call_later(self.tick_s, tick, now + self.tick_s)
+
+        loop.call_later(self.tick_s, tick, loop.time() + self.tick_s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        self._watch()
+        if self.in_flight >= self.max_in_flight or self.lag_s > self.max_loop_lag_s:
+            await server_full_response(self.max_in_flight)(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
 __all__ = [
     "WRITE_METHODS",
+    "InFlightLimitMiddleware",
     "RequestLimitMiddleware",
     "needs_token",
+    "server_full_response",
     "too_large_response",
 ]

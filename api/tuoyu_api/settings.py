@@ -41,6 +41,18 @@ class ApiSettings(Settings):
     upgrade_database_on_start: bool = Field(
         default=True, description="Run the Alembic migrations when the app is created."
     )
+    max_in_flight_requests: int = Field(
+        default=512,
+        ge=1,
+        description="Requests one worker serves at once; beyond, 503 with Retry-After at "
+        "once (/healthz excepted).",
+    )
+    max_loop_lag_ms: float = Field(
+        default=250.0,
+        gt=0,
+        description="While a worker's event loop runs later than this (overload), new "
+        "requests get 503 with Retry-After at once (/healthz excepted).",
+    )
     worker_threads: int = Field(
         default=24,
         ge=4,

@@ -5,10 +5,18 @@ polygons: every populated point whose walking distance to the nearest facility e
 the threshold (or is ``inf``: none within the cut-off) gets a cell; cells that overlap
 (or, for H3, are neighbours) form one area — found as connected components of the cell
 graph (scipy), so no point-in-polygon test is needed — whose cells are dissolved into its
-polygon; each area carries the people and under-3 children of its points. Two cell
-shapes:
+polygon; each area carries the people and under-3 children of its points, its 街道 and
+its rank (``gap_id`` 1 = most people). Three cell shapes:
 
-* ``method="grid"`` (default): a square centred on the point with side
+* ``method="zones"`` (default): contiguous gap zones. Uncovered points closer than the
+  stated ``merge_distance_m`` (default :data:`DEFAULT_MERGE_M`, 150 m) to each other
+  belong to one zone (connected components of the KD-tree pairs within that distance,
+  chained: A–B and B–C make one zone even when A and C are farther apart); the zone's
+  polygon is the union of discs of radius ``merge_distance_m / 2`` around its points,
+  so neighbours' discs touch and two zones never overlap. A district's uncovered
+  population becomes a few dozen areas a planner can name instead of hundreds of
+  building-sized squares.
+* ``method="grid"``: a square centred on the point with side
   ``1.05 × spacing`` (``spacing_m``, default the median nearest-neighbour distance of all
   population points). On a regular grid neighbouring squares overlap by 5 % and merge
   (diagonal neighbours too), so rounding in the grid does not split an area.
@@ -21,6 +29,7 @@ counted in ``attrs["points_walk_unknown"]``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, Literal
 
 import geopandas as gpd
@@ -45,6 +54,8 @@ GAP_COLUMNS: Final = (
     "area_m2",
     "geometry",
 )
+GAP_NAMES_COLUMN: Final = "unit_names"
+"""Extra column after ``unit_codes`` when :func:`uncovered_areas` is given unit names."""
 FAILING_COLUMNS: Final = (
     "indicator",
     "label_zh",
@@ -68,6 +79,9 @@ SHORTFALL_COLUMNS: Final = (
 )
 _GRID_OVERLAP: Final = 1.05
 DEFAULT_SPACING_M: Final = 100.0
+DEFAULT_MERGE_M: Final = 150.0
+"""Uncovered points closer than this form one gap zone (``method="zones"``), metres."""
+_DISC_QUAD_SEGS: Final = 8
 
 
 def _empty_gaps(crs: object, reason: str | None = None) -> gpd.GeoDataFrame:
@@ -124,6 +138,26 @@ def _grid_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], half_m:
     return labels, cells, labels
 
 
+def _zone_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], merge_m: float) -> _Groups:
+    """Zone label per point (points within ``merge_m`` chained), and one disc per point.
+
+    Discs have radius ``merge_m / 2``: two points of one zone at most ``merge_m`` apart
+    have touching discs, points of two zones are farther apart, so their discs are
+    disjoint.
+    """
+    xy = np.column_stack([x, y])
+    pairs = cKDTree(xy).query_pairs(r=merge_m, output_type="ndarray")
+    n = xy.shape[0]
+    graph = sp.coo_matrix(
+        (np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(n, n)
+    ).tocsr()
+    _, labels = connected_components(graph, directed=False)
+    discs = np.asarray(
+        shapely.buffer(shapely.points(xy), 0.5 * merge_m, quad_segs=_DISC_QUAD_SEGS), dtype=object
+    )
+    return labels.astype(np.int64), list(discs), labels.astype(np.int64)
+
+
 def _h3_groups(points: gpd.GeoSeries, resolution: int) -> _Groups:
     """Area label per point (H3 cells joined to their edge neighbours), and one hexagon
     per distinct cell (in the points' CRS)."""
@@ -158,10 +192,12 @@ def uncovered_areas(
     walk_m: npt.ArrayLike | None,
     *,
     threshold_m: float,
-    method: Literal["grid", "h3"] = "grid",
+    method: Literal["zones", "grid", "h3"] = "zones",
+    merge_distance_m: float = DEFAULT_MERGE_M,
     spacing_m: float | None = None,
     h3_resolution: int = 9,
     unit_codes: npt.ArrayLike | None = None,
+    unit_names: Mapping[str, str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Populated areas outside the service circle, as polygons with their people.
 
@@ -176,17 +212,37 @@ def uncovered_areas(
         ``attrs["skipped"]``.
     threshold_m
         Service-circle distance; points farther than this are uncovered.
-    method, spacing_m, h3_resolution
-        Cell shape (see the module docstring).
+    method, merge_distance_m, spacing_m, h3_resolution
+        Cell shape (see the module docstring): ``merge_distance_m`` for zones,
+        ``spacing_m`` for grid squares, ``h3_resolution`` for hexagons.
     unit_codes
         Unit code per point, overriding the ``unit_code`` column.
+    unit_names
+        ``{unit code: name}`` (e.g. the 街道 names): adds the column
+        :data:`GAP_NAMES_COLUMN` after ``unit_codes`` (names in the same order).
 
     Returns
     -------
     geopandas.GeoDataFrame
-        :data:`GAP_COLUMNS`, one row per connected area, largest population first
-        (``gap_id`` 1, 2, …), in the population CRS. ``population_under3`` is empty when
-        any of the area's points has an unknown under-3 count.
+        :data:`GAP_COLUMNS` (and ``unit_names`` when given), one row per connected
+        area, largest population first (``gap_id`` 1, 2, … is the rank), in the
+        population CRS. ``population_under3`` is empty when any of the area's points has
+        an unknown under-3 count; ``unit_codes`` (and ``unit_names``) list the units of
+        its points, most people first. ``attrs`` holds ``method``, ``merge_distance_m`` (zones) and
+        ``points_walk_unknown``.
+
+    Examples
+    --------
+    Three uncovered points: two 100 m apart form one zone, the third, 400 m away, its
+    own; the people are kept.
+
+    >>> pts = gpd.GeoDataFrame(
+    ...     {"population": [10.0, 20.0, 5.0]},
+    ...     geometry=gpd.points_from_xy([0.0, 100.0, 500.0], [0.0, 0.0, 0.0]),
+    ...     crs="EPSG:32650")
+    >>> zones = uncovered_areas(pts, [np.inf, 2000.0, np.inf], threshold_m=1000.0)
+    >>> zones["population"].tolist(), zones["points"].tolist()
+    ([30.0, 5.0], [2, 1])
     """
     crs = population.crs
     if crs is None or not crs.is_projected:
@@ -225,7 +281,16 @@ def uncovered_areas(
         return out
 
     points = population.geometry[uncovered]
-    if method == "grid":
+    if method == "zones":
+        if not (np.isfinite(merge_distance_m) and merge_distance_m > 0):
+            raise InputValidationError(
+                f"merge_distance_m must be finite and > 0, got {merge_distance_m}",
+                field="merge_distance_m",
+            )
+        owner, cells, cell_group = _zone_groups(
+            points.x.to_numpy(), points.y.to_numpy(), float(merge_distance_m)
+        )
+    elif method == "grid":
         spacing = spacing_m if spacing_m is not None else median_spacing_m(population.geometry)
         if not spacing > 0:
             raise InputValidationError(f"spacing_m must be > 0, got {spacing}")
@@ -234,7 +299,7 @@ def uncovered_areas(
     elif method == "h3":
         owner, cells, cell_group = _h3_groups(points, h3_resolution)
     else:
-        raise InputValidationError(f"unknown gap method '{method}' (grid or h3)")
+        raise InputValidationError(f"unknown gap method '{method}' (zones, grid or h3)")
 
     n_groups = int(owner.max()) + 1
     members: list[list[shapely.Geometry]] = [[] for _ in range(n_groups)]
@@ -250,11 +315,15 @@ def uncovered_areas(
     u3_known = np.bincount(owner, weights=np.nan_to_num(p_u3), minlength=n_parts)
     u3_bad = np.bincount(owner, weights=np.isnan(p_u3).astype(float), minlength=n_parts) > 0
     n_points = np.bincount(owner, minlength=n_parts)
-    code_sets: list[set[str]] = [set() for _ in range(n_parts)]
-    for code, group in zip(p_codes, owner, strict=True):
+    code_people: list[dict[str, float]] = [{} for _ in range(n_parts)]
+    for code, group, people_here in zip(p_codes, owner, np.nan_to_num(p_pop), strict=True):
         if not pd.isna(code):
-            code_sets[group].add(str(code))
-    code_lists = [",".join(sorted(s)) for s in code_sets]
+            share = code_people[group]
+            share[str(code)] = share.get(str(code), 0.0) + float(people_here)
+    ordered = [_by_people(share) for share in code_people]
+    code_lists = [",".join(codes) for codes in ordered]
+    names = {} if unit_names is None else {str(k): str(v) for k, v in unit_names.items()}
+    name_lists = [",".join(names[c] for c in codes if c in names) for codes in ordered]
     centroids = shapely.centroid(parts)
     cx, cy = shapely.get_x(centroids), shapely.get_y(centroids)
     rank = np.lexsort((cy, cx, -people))  # most people first; ties by position
@@ -272,9 +341,22 @@ def uncovered_areas(
         geometry=gpd.GeoSeries(parts[rank], crs=crs),
         crs=crs,
     )
+    if unit_names is not None:
+        frame.insert(
+            list(frame.columns).index("unit_codes") + 1,
+            GAP_NAMES_COLUMN,
+            pd.array([name_lists[i] for i in rank], dtype="str"),
+        )
     frame.attrs["points_walk_unknown"] = walk_unknown
     frame.attrs["method"] = method
+    if method == "zones":
+        frame.attrs["merge_distance_m"] = float(merge_distance_m)
     return frame
+
+
+def _by_people(people_of: Mapping[str, float]) -> list[str]:
+    """Codes with the most people first (ties by code)."""
+    return sorted(people_of, key=lambda code: (-people_of[code], code))
 
 
 def failing_units(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:

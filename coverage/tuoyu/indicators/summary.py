@@ -513,9 +513,11 @@ def _access_points(
         else np.full(len(population), np.nan)
     )
     result = two_step_fca(reach_matrix, slots, demand, decay_d0_m=decay_d0_m)
-    # A facility without a registered 托位 makes every ratio it feeds unknown, not 0:
-    # the access index is only shown when every facility's 托位 is known.
-    access = result.access if result.excluded_slots_unknown == 0 else None
+    # Facilities without a registered 托位 are left out (counted in ``unusable``; the index
+    # is then a lower bound). When no facility has one, the index is unknown, not 0.
+    n_facilities = int(slots.shape[0])
+    all_unknown = n_facilities > 0 and result.excluded_slots_unknown == n_facilities
+    access = None if all_unknown else result.access
     return access, {
         "facilities_excluded_2sfca_slots_unknown": result.excluded_slots_unknown,
         "facilities_2sfca_without_demand": result.facilities_without_demand,

@@ -37,6 +37,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyogrio
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
@@ -58,8 +59,10 @@ from tuoyu.progress import SILENT, Progress
 __all__ = [
     "DEFAULT_DANGLE_RADIUS_M",
     "MAX_JOIN_TOLERANCE_M",
+    "NAME_FIELDS",
     "SMALL_COMPONENT_M",
     "LineNetworkReport",
+    "line_names",
     "load_line_network",
 ]
 
@@ -80,9 +83,12 @@ _ON_LINE_M = 1e-3
 """Gaps up to 1 mm count as touching: projecting lon/lat leaves float noise (nm to µm)
 between a line end and the line it was drawn onto, far below any survey precision."""
 
+NAME_FIELDS: tuple[str, ...] = ("name", "NAME", "Name", "名称", "路名", "road_name")
+"""Attribute fields taken as a line's street name, the first present wins."""
+
 _PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 _LINE_TYPES = (1, 2, 5)  # shapely type ids: LineString, LinearRing, MultiLineString
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: metadata["way_names"] added
 _ARRAYS = ("node_id", "node_x_m", "node_y_m", "edge_u", "edge_v", "edge_length_m", "edge_way_id")
 
 IntArray = npt.NDArray[np.int64]
@@ -262,6 +268,30 @@ def _read_parquet(path: Path) -> gpd.GeoDataFrame:
     if len(frame) == 0:
         raise EmptyInputError("the road line layer has no features", path=path)
     return frame
+
+
+def line_names(frame: pd.DataFrame) -> tuple[dict[str, str], str | None]:
+    """Street names of a line layer by 0-based feature index, and the field they came from.
+
+    The first field of :data:`NAME_FIELDS` the layer has is used; features without a name
+    (missing or blank) are left out.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> line_names(pd.DataFrame({"name": ["东四十条", None, "  "], "kind": [1, 2, 3]}))
+    ({'0': '东四十条'}, 'name')
+    >>> line_names(pd.DataFrame({"kind": [1]}))
+    ({}, None)
+    """
+    field = next((c for c in NAME_FIELDS if c in frame.columns), None)
+    if field is None:
+        return {}, None
+    names: dict[str, str] = {}
+    for i, value in enumerate(frame[field].tolist()):
+        if isinstance(value, str) and value.strip():
+            names[str(i)] = value.strip()
+    return names, field
 
 
 def _check_geometry(path: Path, geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
@@ -647,7 +677,10 @@ def load_line_network(
         connectors added by joins). ``metadata`` holds ``osm`` (False), ``file``,
         ``sha256``, ``attribution``/``origin``/``licence`` from the data registry when
         the file is registered (else ``None``), the parameters, ``report`` (a
-        :class:`LineNetworkReport`) and ``cache`` (``hit``/``written``/``off``).
+        :class:`LineNetworkReport`), ``way_names`` (``{feature index as text: street
+        name}`` from the first field of :data:`NAME_FIELDS` the layer has, named in
+        ``way_name_field``; unnamed lines left out) and ``cache``
+        (``hit``/``written``/``off``).
 
     Raises
     ------
@@ -730,6 +763,7 @@ def _build(
     target_crs: CRS | None,
 ) -> WalkNetwork:
     frame = _read_layer(path)
+    names, name_field = line_names(frame)
     geoms = np.asarray(frame.geometry.array, dtype=object)
     has_geometry = _check_geometry(path, geoms)
     dropped, by_field = _excluded(path, frame, exclude)
@@ -799,6 +833,8 @@ def _build(
         "join_tolerance_m": tolerance_m,
         "dangle_radius_m": radius_m,
         "edge_way_id": "0-based feature index in the file; -1 for connectors added by joins",
+        "way_names": names,
+        "way_name_field": name_field,
         "length_method": "euclidean in the metric CRS",
         "report": report,
     }

@@ -102,7 +102,7 @@ WALK_FILTER: str = "".join(c.overpass() for c in _WALK_CLAUSES)
 WALK_FILTER_KEYS: tuple[str, ...] = tuple(dict.fromkeys(c.key for c in _WALK_CLAUSES))
 """The way tag keys the walk filter looks at."""
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: metadata["way_names"] added
 WALK_FILTER_VERSION: str = hashlib.sha256(f"{WALK_FILTER}|{_CACHE_FORMAT}".encode()).hexdigest()[
     :10
 ]
@@ -209,6 +209,7 @@ class _RawWays:
     valid: npt.NDArray[np.bool_]
     counts: dict[str, int]
     rejected: dict[str, int]
+    names: dict[str, str]
 
 
 def _read_walkable_ways(path: Path) -> _RawWays:
@@ -217,6 +218,7 @@ def _read_walkable_ways(path: Path) -> _RawWays:
     lons: list[float] = []
     lats: list[float] = []
     kept_ids: list[int] = []
+    names: dict[str, str] = {}
     rejected: Counter[str] = Counter()
     ways_read = 0
     missing_refs = 0
@@ -239,6 +241,9 @@ def _read_walkable_ways(path: Path) -> _RawWays:
                 continue
             index = len(kept_ids)
             kept_ids.append(way.id)
+            name = way.tags.get("name")
+            if name and name.strip():
+                names[str(way.id)] = name.strip()
             for node in way.nodes:
                 location = node.location
                 refs.append(node.ref)
@@ -267,6 +272,7 @@ def _read_walkable_ways(path: Path) -> _RawWays:
             "missing_node_refs": missing_refs,
         },
         rejected=dict(sorted(rejected.items())),
+        names=names,
     )
 
 
@@ -339,6 +345,7 @@ def _build_network(raw: _RawWays, path: Path, sha256: str, crs: CRS | None) -> W
     node_y = y_m[used]
     length_m = np.hypot(node_x[edge_u] - node_x[edge_v], node_y[edge_u] - node_y[edge_v])
 
+    used_ways = set(way.tolist())
     metadata: dict[str, object] = {
         **raw.counts,
         "ways_rejected_by_reason": raw.rejected,
@@ -350,6 +357,8 @@ def _build_network(raw: _RawWays, path: Path, sha256: str, crs: CRS | None) -> W
         "walk_filter_version": WALK_FILTER_VERSION,
         "length_method": "euclidean in the metric CRS",
         "sha256": sha256,
+        # the `name` tag of each kept way that has one, keyed by way id as text
+        "way_names": {k: v for k, v in raw.names.items() if int(k) in used_ways},
     }
     return WalkNetwork(
         node_id=node_id[used].astype(np.int64),
@@ -448,7 +457,8 @@ def load_walk_network(
         Nodes used by walkable segments (sorted by OSM id) and one segment per
         consecutive node pair of each walkable way, each undirected pair once.
         ``metadata`` counts ways read / kept / rejected by reason, dropped
-        self-loops and duplicates, and says whether the cache was used.
+        self-loops and duplicates, holds ``way_names`` (``{way id as text: name
+        tag}`` of the ways with segments and a name) and says whether the cache was used.
 
     Raises
     ------

@@ -2,7 +2,9 @@
 
 Only the pure parts live here; candidates read from user files or OSM features are
 turned into coordinates elsewhere and can then pass through :func:`dedupe` and
-:func:`min_spacing_filter`. All coordinates are in the network's metric CRS.
+:func:`min_spacing_filter`. :func:`nearest_named_road` finds the street a site lies on
+(the network's way names, ``network.metadata["way_names"]``). All coordinates are in the
+network's metric CRS.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import math
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import shapely
 from scipy.spatial import cKDTree
 
 from tuoyu.errors import InputValidationError
 from tuoyu.network.walk_network import WalkNetwork
 from tuoyu.siting.model import IntArray
 from tuoyu.types import SnappedPoints
+
+DEFAULT_ROAD_SEARCH_M = 300.0
+"""How far :func:`nearest_named_road` looks for a named street by default (metres)."""
 
 CANDIDATE_COLUMNS = ["x_m", "y_m", "edge", "fraction"]
 """Columns of a sampled candidate table: position, edge index, position along the edge."""
@@ -241,3 +247,82 @@ def _empty_candidates() -> pd.DataFrame:
             "fraction": np.empty(0, dtype=np.float64),
         }
     )
+
+
+def edge_names(network: WalkNetwork) -> npt.NDArray[np.object_]:
+    """The street name of every edge (``None`` where its way or line has none).
+
+    Names come from ``network.metadata["way_names"]`` (``{way id as text: name}``,
+    written by the OSM and line-layer loaders), looked up by ``edge_way_id``.
+
+    Examples
+    --------
+    >>> from pyproj import CRS
+    >>> net = WalkNetwork(
+    ...     node_id=np.arange(3), node_x_m=np.array([0.0, 100.0, 200.0]),
+    ...     node_y_m=np.zeros(3), edge_u=np.array([0, 1]), edge_v=np.array([1, 2]),
+    ...     edge_length_m=np.array([100.0, 100.0]), edge_way_id=np.array([7, -1]),
+    ...     crs=CRS.from_epsg(32650), metadata={"way_names": {"7": "东四十条"}})
+    >>> edge_names(net).tolist()
+    ['东四十条', None]
+    """
+    raw = network.metadata.get("way_names")
+    names = raw if isinstance(raw, dict) else {}
+    return np.array([names.get(str(int(w))) for w in network.edge_way_id], dtype=object)
+
+
+def nearest_named_road(
+    network: WalkNetwork,
+    x_m: npt.ArrayLike,
+    y_m: npt.ArrayLike,
+    max_distance_m: float = DEFAULT_ROAD_SEARCH_M,
+) -> pd.DataFrame:
+    """The nearest named street of each point, within ``max_distance_m``.
+
+    Parameters
+    ----------
+    network
+        The walking network (metric CRS) with ``metadata["way_names"]``.
+    x_m, y_m
+        Points in the network's CRS.
+    max_distance_m
+        Farther streets are not reported (the point gets no name).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``road_name`` (``None`` when no named edge lies within ``max_distance_m``) and
+        ``road_distance_m`` (straight distance to that edge, NaN without one), one row
+        per point.
+
+    Examples
+    --------
+    >>> from pyproj import CRS
+    >>> net = WalkNetwork(
+    ...     node_id=np.arange(4), node_x_m=np.array([0.0, 100.0, 0.0, 100.0]),
+    ...     node_y_m=np.array([0.0, 0.0, 50.0, 50.0]), edge_u=np.array([0, 2]),
+    ...     edge_v=np.array([1, 3]), edge_length_m=np.array([100.0, 100.0]),
+    ...     edge_way_id=np.array([0, 1]), crs=CRS.from_epsg(32650),
+    ...     metadata={"way_names": {"1": "北新桥三条"}})
+    >>> out = nearest_named_road(net, [50.0, 50.0], [10.0, 500.0])
+    >>> out["road_name"].tolist(), out["road_distance_m"].tolist()
+    (['北新桥三条', None], [40.0, nan])
+    """
+    limit = _check_distance(max_distance_m, "max_distance_m")
+    xy = _xy(x_m, y_m)
+    n = xy.shape[0]
+    road = np.full(n, None, dtype=object)
+    dist = np.full(n, np.nan, dtype=np.float64)
+    names = edge_names(network)
+    named = np.flatnonzero(pd.notna(names))
+    if n and named.size:
+        seg = network.edge_segments()[named]
+        lines = np.asarray(shapely.linestrings(seg), dtype=object)
+        points = shapely.points(xy)
+        tree = shapely.STRtree(lines)
+        (p_idx, l_idx), d = tree.query_nearest(
+            points, max_distance=limit, return_distance=True, all_matches=False
+        )
+        road[p_idx] = names[named[l_idx]]
+        dist[p_idx] = d
+    return pd.DataFrame({"road_name": pd.Series(road, dtype=object), "road_distance_m": dist})

@@ -5,6 +5,11 @@ file, OSM features, points sampled along the network), measures which population
 each candidate reaches on foot with the reach engine, solves the maximal covering problem
 for new 普惠 facilities (people already within 15 minutes of a 普惠 facility bring no
 gain) and recomputes the per-unit table with the chosen sites added.
+
+Every recommended site can be found on the ground: it carries WGS84 and GCJ-02
+coordinates, its 街道, the nearest named street, a readable label and the 15-minute
+catchment's area; ``rank`` is the order in which the chosen set adds value
+(:data:`RANK_NOTE`).
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ from typing import Literal
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+import scipy.sparse as sp
 
 from tuoyu import OSM_ATTRIBUTION
 from tuoyu.config.settings import Settings
+from tuoyu.crs.china import convert
 from tuoyu.errors import InputValidationError
 from tuoyu.indicators.targets import Profile
 from tuoyu.layers.facilities import load_facilities
 from tuoyu.layers.osm_features import load_osm_pois
 from tuoyu.network.snap import snap_points
+from tuoyu.outputs.cells import neutralise_frame, neutralise_text
 from tuoyu.progress import SILENT, Progress
 from tuoyu.reach.engine import reach_matrix
 from tuoyu.siting import (
@@ -34,7 +43,12 @@ from tuoyu.siting import (
     required_groups_from_labels,
     solve_mclp,
 )
-from tuoyu.siting.candidates import dedupe, sample_on_network
+from tuoyu.siting.candidates import (
+    DEFAULT_ROAD_SEARCH_M,
+    dedupe,
+    nearest_named_road,
+    sample_on_network,
+)
 from tuoyu.workflow.core import AreaModel
 from tuoyu.workflow.layers import AreaLayers
 from tuoyu.workflow.run import AreaRun, analyse_area
@@ -47,18 +61,66 @@ from tuoyu.workflow.steps import (
 
 CANDIDATE_SOURCES = {"user": "用户提供", "osm": "OSM设施", "network": "路网采样"}
 
+CANDIDATE_KINDS_ZH = {"user": "候选点", "osm": "设施点", "network": "路网采样点"}
+"""How an unnamed candidate of each source is called in its label."""
+
 SITE_COLUMNS = (
     "rank",
+    "label",
     "candidate_id",
     "source",
     "name",
     "category",
     "unit_code",
+    "unit_name",
+    "road_name",
+    "road_distance_m",
+    "lon_wgs84",
+    "lat_wgs84",
+    "lon_gcj02",
+    "lat_gcj02",
     "added_population",
     "added_under3",
+    "slots",
     "cumulative_added_population",
     "covered_share_after_pct",
+    "catchment_km2",
 )
+
+ON_ROAD_M = 25.0
+"""A site farther than this from its nearest named street is labelled "near" it."""
+
+RANK_NOTE = (
+    "rank: the order in which the chosen set adds value — site 1 brings the most new "
+    "people (of the maximised weight) on its own, each next site the most of those not yet "
+    "reached by the sites ranked above it (greedy order of marginal gains within the chosen "
+    "set). Another p can choose another set, so ranks of runs with different p differ / "
+    "排序：所选点位依次带来的新增覆盖——第1名单独新增最多，之后每一名新增排在其前各点尚未"
+    "覆盖的人数最多（所选集合内按边际增益的贪心顺序）；点位数p不同，所选集合可能不同，排序随之变化"
+)
+"""What ``rank`` means (written into sites.geojson, sites.xlsx and siting.json)."""
+
+SITE_HEADERS_ZH = {
+    "rank": "排序",
+    "label": "点位名称",
+    "unit_name": "所在街道",
+    "unit_code": "街道代码",
+    "road_name": "最近道路",
+    "road_distance_m": "距最近道路（米）",
+    "lon_wgs84": "经度（WGS84）",
+    "lat_wgs84": "纬度（WGS84）",
+    "lon_gcj02": "经度（GCJ-02，高德/腾讯）",
+    "lat_gcj02": "纬度（GCJ-02，高德/腾讯）",
+    "added_population": "新增15分钟覆盖常住人口（人）",
+    "added_under3": "新增覆盖3岁以下儿童（人）",
+    "slots": "托位（个；待定＝未确定）",
+    "cumulative_added_population": "累计新增覆盖人口（人）",
+    "covered_share_after_pct": "选址后15分钟覆盖率（%）",
+    "catchment_km2": "15分钟服务圈面积（平方公里）",
+    "source": "候选来源",
+    "candidate_id": "候选编号",
+}
+"""Chinese headers of sites.xlsx, in column order."""
 
 
 @dataclass
@@ -141,6 +203,9 @@ def candidate_sites(
                     "source": "user",
                     "name": user["name"],
                     "category": user["kind"],
+                    "slots": pd.to_numeric(user["slots"], errors="coerce")
+                    if "slots" in user
+                    else np.nan,
                 },
                 geometry=user.geometry.to_numpy(),
                 crs=crs,
@@ -200,11 +265,182 @@ def candidate_sites(
     return candidates
 
 
+def greedy_order(
+    coverage: sp.csr_matrix | sp.csr_array,
+    chosen: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    already_covered: npt.ArrayLike,
+) -> npt.NDArray[np.int64]:
+    """The chosen sites in the order they add value (:data:`RANK_NOTE`).
+
+    First the site reaching the most weight not yet covered, then the one adding the most
+    of what is left, …; ties keep the solver's order.
+
+    Parameters
+    ----------
+    coverage
+        Candidates × population points, non-zero where a candidate reaches a point.
+    chosen
+        Indices of the chosen candidates.
+    weights
+        Weight of each population point (what was maximised).
+    already_covered
+        Points already within reach (they add nothing).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``chosen`` reordered.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> reach = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 1], [1, 0, 0, 0]]))
+    >>> greedy_order(reach, [0, 1, 2], [5.0, 5.0, 1.0, 1.0], [False] * 4).tolist()
+    [0, 1, 2]
+    >>> greedy_order(reach, [2, 1], [5.0, 5.0, 1.0, 1.0], [False] * 4).tolist()
+    [1, 2]
+    """
+    matrix = sp.csr_matrix(coverage)
+    w = np.asarray(weights, dtype=float)
+    covered = np.asarray(already_covered, dtype=bool).copy()
+    remaining = [int(j) for j in np.asarray(chosen, dtype=np.int64).reshape(-1)]
+    order: list[int] = []
+    while remaining:
+        gains = []
+        for j in remaining:
+            reached = matrix[[j]].indices
+            gains.append(float(w[reached[~covered[reached]]].sum()))
+        pick = remaining.pop(int(np.argmax(gains)))
+        covered[matrix[[pick]].indices] = True
+        order.append(pick)
+    return np.asarray(order, dtype=np.int64)
+
+
+def place_label(
+    name: object,
+    road: object,
+    unit_name: object,
+    source: str = "network",
+    road_distance_m: float = 0.0,
+) -> str:
+    """A label a planner can read: the site's own name, else street, kind and 街道.
+
+    A street farther than :data:`ON_ROAD_M` is written as "…附近" (near it).
+
+    Examples
+    --------
+    >>> place_label(None, "东四十条", "东四街道")
+    '东四十条 路网采样点 (东四街道)'
+    >>> place_label(None, "东四十条", "东四街道", road_distance_m=80.0)
+    '东四十条附近 路网采样点 (东四街道)'
+    >>> place_label("东四社区服务中心", "东四十条", "东四街道", "osm")
+    '东四社区服务中心 (东四街道)'
+    >>> place_label(None, None, None)
+    '路网采样点'
+    """
+    where = f" ({unit_name})" if isinstance(unit_name, str) and unit_name else ""
+    if isinstance(name, str) and name.strip():
+        return f"{name.strip()}{where}"
+    kind = CANDIDATE_KINDS_ZH.get(source, "候选点")
+    near = "附近" if road_distance_m > ON_ROAD_M else ""
+    street = f"{road}{near} " if isinstance(road, str) and road else ""
+    return f"{street}{kind}{where}"
+
+
+def describe_places(
+    layers: AreaLayers,
+    points: gpd.GeoDataFrame,
+    unit_codes: npt.ArrayLike,
+    *,
+    road_search_m: float = DEFAULT_ROAD_SEARCH_M,
+) -> pd.DataFrame:
+    """Where each point is: coordinates in WGS84 and GCJ-02, 街道, nearest named street.
+
+    Parameters
+    ----------
+    layers
+        The study area's layers (units for 街道 names, network for street names).
+    points
+        Candidate rows (``name``, ``source``, point geometry in the metric CRS).
+    unit_codes
+        The unit code of each point (``None`` outside every unit).
+    road_search_m
+        How far to look for a named street.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``label``, ``unit_name``, ``road_name``, ``road_distance_m``, ``lon_wgs84``,
+        ``lat_wgs84``, ``lon_gcj02``, ``lat_gcj02`` (degrees, 7 decimals), one row per
+        point in order.
+    """
+    n = len(points)
+    x = points.geometry.x.to_numpy()
+    y = points.geometry.y.to_numpy()
+    wgs = points.geometry.to_crs(4326)
+    lon, lat = wgs.x.to_numpy(), wgs.y.to_numpy()
+    lon_gcj, lat_gcj = convert(lon, lat, "wgs84", "gcj02")
+    codes = np.asarray(unit_codes, dtype=object).reshape(-1)
+    names_of: dict[str, str] = {}
+    if layers.units is not None and "name" in layers.units:
+        names_of = dict(
+            zip(layers.units["code"].astype(str), layers.units["name"].astype(str), strict=True)
+        )
+    unit_name = [None if pd.isna(c) else names_of.get(str(c)) for c in codes]
+    if layers.network is not None and n:
+        roads = nearest_named_road(layers.network, x, y, road_search_m)
+    else:
+        roads = pd.DataFrame(
+            {"road_name": pd.Series([None] * n, dtype=object), "road_distance_m": np.nan}
+        )
+    road = roads["road_name"].to_numpy(dtype=object)
+    labels = [
+        place_label(nm, rd, un, str(src), float(dist) if dist == dist else 0.0)
+        for nm, rd, un, src, dist in zip(
+            points["name"].to_numpy(dtype=object),
+            road,
+            unit_name,
+            points["source"].to_numpy(dtype=object),
+            roads["road_distance_m"].to_numpy(dtype=float),
+            strict=True,
+        )
+    ]
+    return pd.DataFrame(
+        {
+            "label": pd.Series(labels, dtype=object),
+            "unit_name": pd.Series(unit_name, dtype=object),
+            "road_name": pd.Series(road, dtype=object),
+            "road_distance_m": roads["road_distance_m"].to_numpy(dtype=float),
+            "lon_wgs84": np.round(lon, 7),
+            "lat_wgs84": np.round(lat, 7),
+            "lon_gcj02": np.round(np.asarray(lon_gcj, dtype=float), 7),
+            "lat_gcj02": np.round(np.asarray(lat_gcj, dtype=float), 7),
+        }
+    )
+
+
+def catchment_km2(sites: pd.DataFrame, isochrones: gpd.GeoDataFrame) -> npt.NDArray[np.float64]:
+    """Area of each site's largest isochrone (its 15-minute catchment), km², by ``rank``."""
+    out = np.full(len(sites), np.nan)
+    if not len(isochrones):
+        return out
+    widest = isochrones[isochrones["minutes"] == isochrones["minutes"].max()]
+    area = dict(zip(widest["rank"], widest.geometry.area / 1e6, strict=True))
+    for i, rank in enumerate(sites["rank"].tolist()):
+        if rank in area:
+            out[i] = round(float(area[rank]), 3)
+    return out
+
+
 def _new_facilities(layers: AreaLayers, sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     rows = pd.DataFrame(
         {
             "id": sites["candidate_id"].astype(str).to_numpy(),
-            "name": [f"新增普惠托育点 {r}" for r in sites["rank"]],
+            "name": [
+                f"新增普惠托育点 {r}：{lbl}"
+                for r, lbl in zip(sites["rank"], sites["label"], strict=True)
+            ],
             "kind": "社区托育点",
             "puhui": True,
             "assumed_fields": "kind,puhui",
@@ -333,7 +569,7 @@ def plan_sites(
             result = solve_mclp(
                 problem, p, solver=solver, time_limit_s=time_limit_s, local_search=local_search
             )
-    chosen = result.chosen.astype(np.int64)
+    chosen = greedy_order(coverage, result.chosen.astype(np.int64), weights, already)
     population = layers.population["population"].to_numpy(dtype=float)
     under3 = layers.population["population_under3"].to_numpy(dtype=float)
     newly = already.copy()
@@ -356,22 +592,41 @@ def plan_sites(
     for j in chosen:
         mask[coverage[[int(j)]].indices] = True
         share_after.append(100.0 * float(population[mask].sum()) / total if total else np.nan)
+    place = describe_places(layers, candidates.iloc[chosen], unit_of_candidate[chosen])
+    slots = (
+        candidates["slots"].to_numpy()[chosen]
+        if "slots" in candidates
+        else np.full(len(chosen), np.nan)
+    )
     sites = gpd.GeoDataFrame(
         {
             "rank": np.arange(1, len(chosen) + 1),
+            "label": place["label"].to_numpy(),
             "candidate_id": candidates["candidate_id"].to_numpy()[chosen],
             "source": candidates["source"].to_numpy()[chosen],
             "name": candidates["name"].to_numpy()[chosen],
             "category": candidates["category"].to_numpy()[chosen],
             "unit_code": unit_of_candidate[chosen],
+            "unit_name": place["unit_name"].to_numpy(),
+            "road_name": place["road_name"].to_numpy(),
+            "road_distance_m": np.round(place["road_distance_m"].to_numpy(dtype=float), 1),
+            "lon_wgs84": place["lon_wgs84"].to_numpy(),
+            "lat_wgs84": place["lat_wgs84"].to_numpy(),
+            "lon_gcj02": place["lon_gcj02"].to_numpy(),
+            "lat_gcj02": place["lat_gcj02"].to_numpy(),
             "added_population": np.round(added_pop, 1),
             "added_under3": np.round(added_u3, 1),
+            "slots": pd.to_numeric(pd.Series(slots), errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan
+            ),
             "cumulative_added_population": np.round(cumulative, 1),
             "covered_share_after_pct": np.round(share_after, 2),
+            "catchment_km2": np.full(len(chosen), np.nan),
         },
         geometry=candidates.geometry.to_numpy()[chosen],
         crs=layers.metric_crs,
     )
+    sites.attrs["rank_note"] = RANK_NOTE
     with progress.step("indicators with the new sites"):
         after_layers = dataclasses.replace(layers, facilities=_new_facilities(layers, sites))
         after_model = AreaModel.from_layers(after_layers, profile)
@@ -384,6 +639,9 @@ def plan_sites(
         iso = after_isochrones
         isochrones = iso[iso["facility_id"].isin(rank_of)].copy()
         isochrones["rank"] = isochrones["facility_id"].map(rank_of).astype(int)
+        label_of = dict(zip(sites["rank"], sites["label"], strict=True))
+        isochrones["label"] = isochrones["rank"].map(label_of)
+        sites = sites.assign(catchment_km2=catchment_km2(sites, isochrones))
     return SitingPlan(
         sites=sites,
         result=result,
@@ -421,8 +679,112 @@ def siting_summary(plan: SitingPlan, layers: AreaLayers) -> dict[str, object]:
         else None,
         "population_total": float(before["population"].sum()) if before is not None else None,
         "notes": list(result.notes),
+        "column_notes": {"rank": RANK_NOTE},
         "attribution": OSM_ATTRIBUTION,
     }
+
+
+def write_sites_csv(sites: pd.DataFrame, path: Path) -> Path:
+    """``sites.csv``: UTF-8 with BOM, column keys as headers, formula-safe text.
+
+    As :func:`tuoyu.outputs.reports.write_csv`, but coordinates keep 7 decimals (1 cm)
+    where other numbers are rounded to 4.
+    """
+    from tuoyu.outputs.atomic import write_bytes_atomic
+
+    frame = pd.DataFrame(sites).drop(columns=["geometry"], errors="ignore")
+    coords = [c for c in ("lon_wgs84", "lat_wgs84", "lon_gcj02", "lat_gcj02") if c in frame]
+    others = frame.select_dtypes("float").columns.difference(coords)
+    frame[others] = frame[others].round(4)
+    frame[coords] = frame[coords].round(7)
+    text = neutralise_frame(frame).to_csv(index=False, lineterminator="\n", na_rep="")
+    return write_bytes_atomic(Path(path), text.encode("utf-8-sig"))
+
+
+def sites_sheet(sites: pd.DataFrame) -> pd.DataFrame:
+    """The sites as the planner's table: Chinese headers, whole people, fixed order.
+
+    People are apportioned to whole numbers (their sum stays the rounded total) and the
+    cumulative column is the running sum of those whole numbers; text is formula-safe.
+    """
+    from tuoyu.outputs.reports import apportion
+
+    frame = pd.DataFrame(sites).drop(columns=["geometry"], errors="ignore")
+    columns = [c for c in SITE_HEADERS_ZH if c in frame]
+    out = frame[columns].copy()
+    for column in ("added_population", "added_under3"):
+        if column in out:
+            values = [None if pd.isna(v) else float(v) for v in out[column].tolist()]
+            out[column] = pd.Series(apportion(values), index=out.index, dtype=object)
+    if "cumulative_added_population" in out and "added_population" in out:
+        whole = [0 if v is None else int(v) for v in out["added_population"].tolist()]
+        out["cumulative_added_population"] = np.cumsum(whole).tolist()
+    if "source" in out:
+        out["source"] = [CANDIDATE_SOURCES.get(str(v), v) for v in out["source"]]
+    if "slots" in out:
+        out["slots"] = ["待定" if pd.isna(v) else round(float(v)) for v in out["slots"]]
+    out = out.astype(object).where(pd.notna(out), None)
+    out.columns = pd.Index([SITE_HEADERS_ZH[c] for c in columns])
+    return neutralise_frame(out)
+
+
+def write_sites_xlsx(sites: pd.DataFrame, path: Path, *, area_name: str = "") -> Path:
+    """``sites.xlsx``: one row per recommended site, A4 landscape, with a 说明 sheet.
+
+    The header row is repeated on every printed page and frozen; the 排序 header carries
+    a comment with :data:`RANK_NOTE`.
+    """
+    from openpyxl import Workbook
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    from tuoyu.outputs.reports import _save_workbook, print_setup
+
+    sheet = sites_sheet(sites)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "建议选址"
+    ws.append(list(sheet.columns))
+    for row in sheet.itertuples(index=False, name=None):
+        ws.append(list(row))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    ws["A1"].comment = Comment(RANK_NOTE.split(" / ")[-1], "tuoyu")
+    for idx, header in enumerate(sheet.columns, start=1):
+        values = [str(v) for v in sheet.iloc[:, idx - 1].tolist() if v is not None]
+        longest = max([_display_width(v) for v in values], default=4)
+        width = max(8, min(40, longest + 2), min(_display_width(str(header)), 24) / 2 + 2)
+        ws.column_dimensions[get_column_letter(idx)].width = width
+        header_text = str(header)
+        number_format = "0.000000" if "经度" in header_text or "纬度" in header_text else None
+        if number_format:
+            for (cell,) in ws.iter_rows(min_row=2, min_col=idx, max_col=idx):
+                cell.number_format = number_format
+    ws.row_dimensions[1].height = 48
+    print_setup(ws, freeze="C2")
+    info = wb.create_sheet("说明")
+    info.append(["说明"])
+    info["A1"].font = Font(bold=True)
+    for line in (
+        f"{area_name} 建议新增普惠托育点位".strip(),
+        RANK_NOTE.split(" / ")[-1],
+        "坐标：WGS84 为国际通用坐标（GPS、OpenStreetMap）；GCJ-02 为高德、腾讯地图坐标。",
+        "最近道路：路网中距点位最近的有名称道路（直线距离）。",
+        "服务圈：点位15分钟步行可达范围，图形见 site_isochrones.geojson。",
+        "人数为整数（按最大余数法取整，合计与总数一致）。",
+    ):
+        info.append([neutralise_text(line)])
+    info.column_dimensions["A"].width = 120
+    for (cell,) in info.iter_rows(min_row=2, min_col=1, max_col=1):
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    print_setup(info, freeze=None)
+    return _save_workbook(wb, Path(path))
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
 
 
 def write_siting_outputs(
@@ -436,7 +798,8 @@ def write_siting_outputs(
 ) -> dict[str, Path]:
     """Write the siting results.
 
-    Files: ``sites.csv``, ``sites.geojson``, ``site_isochrones.geojson``,
+    Files: ``sites.csv`` (UTF-8 with BOM), ``sites.geojson``, ``sites.xlsx`` (Chinese
+    headers, whole people, A4 landscape), ``site_isochrones.geojson``,
     ``jiedao_after.csv`` (the per-unit table with the sites added), ``siting.json``;
     with ``maps_dir`` also the planner's ``gaps.html`` showing the gaps before siting
     (from ``before``/``reach``) and the recommended sites with their isochrones.
@@ -446,9 +809,16 @@ def write_siting_outputs(
 
     out = Path(out_dir)
     written = {
-        "sites.csv": write_csv(plan.sites, out / "sites.csv"),
+        "sites.csv": write_sites_csv(plan.sites, out / "sites.csv"),
         "sites.geojson": write_geojson(
-            plan.sites, out / "sites.geojson", attribution=OSM_ATTRIBUTION, name="sites"
+            plan.sites,
+            out / "sites.geojson",
+            attribution=OSM_ATTRIBUTION,
+            name="sites",
+            notes=(RANK_NOTE,),
+        ),
+        "sites.xlsx": write_sites_xlsx(
+            plan.sites, out / "sites.xlsx", area_name=layers.area.area.name
         ),
         "jiedao_after.csv": write_csv(plan.after.table, out / "jiedao_after.csv"),
         "siting.json": write_summary_json(siting_summary(plan, layers), out / "siting.json"),
@@ -558,11 +928,12 @@ def run_site(
     )
     label = "under-3 children" if plan.weight_column == "population_under3" else "residents"
     for row in plan.sites.itertuples():
-        name = row.name if isinstance(row.name, str) and row.name else row.candidate_id
         progress.info(
-            f"  #{row.rank} {name} ({CANDIDATE_SOURCES[str(row.source)]}): +{row.added_population:,.0f} "
-            f"residents (+{row.added_under3:,.0f} under 3) → {row.covered_share_after_pct:.1f} % "
-            "within 15 min"
+            f"  #{row.rank} {row.label} [{row.candidate_id}, {CANDIDATE_SOURCES[str(row.source)]}]"
+            f" WGS84 {row.lon_wgs84:.6f},{row.lat_wgs84:.6f} / GCJ-02 "
+            f"{row.lon_gcj02:.6f},{row.lat_gcj02:.6f}: +{row.added_population:,.0f} residents "
+            f"(+{row.added_under3:,.0f} under 3) → {row.covered_share_after_pct:.1f} % within 15 min"
         )
+    progress.info(f"rank = {RANK_NOTE.split(' / ')[0].removeprefix('rank: ')}")
     progress.info(f"maximised: {label}")
     return run, plan

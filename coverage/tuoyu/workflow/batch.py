@@ -136,6 +136,9 @@ class AreaOutcome:
         One line naming what went wrong (``None`` unless failed).
     seconds
         Wall-clock seconds of the run in the worker (of the earlier run when skipped).
+    cpu_seconds
+        CPU seconds the worker process spent on it (all its threads); unlike the wall
+        clock it does not grow when other work shares the cores.
     peak_rss_mb
         Peak resident memory of the worker process so far (MiB, ``getrusage``; it
         includes earlier tasks of that worker), ``None`` when not measured.
@@ -151,6 +154,7 @@ class AreaOutcome:
     status: Status
     error: str | None = None
     seconds: float = 0.0
+    cpu_seconds: float | None = None
     peak_rss_mb: float | None = None
     worker: str | None = None
     table: pd.DataFrame | None = None
@@ -363,6 +367,7 @@ def run_area_task(
     exception propagates so that the scheduler retries the task.
     """
     start = time.perf_counter()
+    cpu_start = time.process_time()
     spec.log_file.parent.mkdir(parents=True, exist_ok=True)
     with spec.log_file.open("w", encoding="utf-8") as log:
         progress = Progress(log)
@@ -383,6 +388,7 @@ def run_area_task(
                 "failed",
                 error=_one_line(exc),
                 seconds=time.perf_counter() - start,
+                cpu_seconds=time.process_time() - cpu_start,
                 peak_rss_mb=_peak_rss_mb(),
                 worker=_worker_name(),
             )
@@ -393,6 +399,7 @@ def run_area_task(
         spec.slug,
         "done",
         seconds=time.perf_counter() - start,
+        cpu_seconds=time.process_time() - cpu_start,
         peak_rss_mb=_peak_rss_mb(),
         worker=_worker_name(),
         table=table,
@@ -449,6 +456,7 @@ def _manifest_entry(
         "status": outcome.status,
         "error": outcome.error,
         "seconds": round(outcome.seconds, 3),
+        "cpu_seconds": None if outcome.cpu_seconds is None else round(outcome.cpu_seconds, 3),
         "peak_rss_mb": None if outcome.peak_rss_mb is None else round(outcome.peak_rss_mb, 1),
         "month": month,
         "tool_version": __version__,
@@ -504,6 +512,7 @@ def _skipped_outcome(spec: AreaSpec, entry: Mapping[str, Any]) -> AreaOutcome:
         spec.slug,
         "skipped",
         seconds=float(entry.get("seconds") or 0.0),
+        cpu_seconds=entry.get("cpu_seconds"),
         peak_rss_mb=entry.get("peak_rss_mb"),
         table=table,
         district=district,

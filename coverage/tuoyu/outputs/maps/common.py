@@ -1,10 +1,17 @@
 """Shared pieces of the HTML maps: display geometry in two datums, labels, the page shell.
 
-Every overlay is embedded twice, in WGS84 (for OpenStreetMap and 天地图 tiles) and in
-GCJ-02 (for 高德/Amap tiles), converted here with :func:`tuoyu.crs.china.convert`;
-the page's script (``static/tuoyu_maps.js``) redraws the overlays from the version that
-matches the basemap chosen in the layer control. Geometry is simplified for display only
-(in metres, before reprojecting) and coordinates are rounded to 6 decimals (≈ 0.1 m).
+Overlays are embedded in WGS84 (for OpenStreetMap and 天地图 tiles). Small layers may
+also carry a GCJ-02 copy (for 高德/Amap tiles) converted here with
+:func:`tuoyu.crs.china.convert`; for the others the page's script
+(``static/tuoyu_maps.js``) converts once in the browser with the same formula. It
+redraws the overlays in the datum of the basemap chosen in the layer control. Geometry
+is simplified for display only (in metres, before reprojecting; the exports are not) and
+coordinates are rounded to 6 decimals (≈ 0.1 m).
+
+Big per-feature data (a facility map's isochrones) travels in *chunks* of JSON
+(:class:`DataChunks`) read by the page on demand: files beside the page written by
+:func:`save_map` (``<page>.isochrones/<k>.js``), or JSON elements inside the page when
+it is rendered without :func:`save_map` (the service).
 
 Leaflet, Leaflet.markercluster and the project's script and style are inlined into each
 page (``static/``), so a saved map opens offline and needs no CDN.
@@ -293,14 +300,10 @@ def dual_geojson(
     return geojson_geometries(wgs), geojson_geometries(gcj02_geometries(wgs))
 
 
-def dual_latlng(gdf: gpd.GeoDataFrame) -> tuple[list[list[float]], list[list[float]]]:
-    """``[lat, lon]`` of point rows in WGS84 and in GCJ-02 (Leaflet order), rounded.
-
-    Non-point geometries use their representative point (inside the shape).
-    """
+def _wgs84_lonlat(
+    gdf: gpd.GeoDataFrame,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     require_crs(gdf, "point layer")
-    if len(gdf) == 0:
-        return [], []
     geoms = gdf.geometry
     if not (geoms.geom_type == "Point").all():
         geoms = geoms.representative_point()
@@ -309,6 +312,37 @@ def dual_latlng(gdf: gpd.GeoDataFrame) -> tuple[list[list[float]], list[list[flo
     lat = np.round(wgs.y.to_numpy(dtype=float), COORD_DECIMALS)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         raise InputValidationError("point layer has empty or non-finite geometries")
+    return lon, lat
+
+
+def wgs84_latlng(gdf: gpd.GeoDataFrame) -> list[list[float]]:
+    """``[lat, lon]`` of point rows in WGS84 (Leaflet order), rounded to 6 decimals.
+
+    Non-point geometries use their representative point (inside the shape). The page
+    converts them to GCJ-02 itself when the Amap basemap is shown.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> wgs84_latlng(gpd.GeoDataFrame(geometry=[shapely.Point(116.3970004, 39.909)], crs=4326))
+    [[39.909, 116.397]]
+    """
+    require_crs(gdf, "point layer")
+    if len(gdf) == 0:
+        return []
+    lon, lat = _wgs84_lonlat(gdf)
+    return cast(list[list[float]], np.column_stack([lat, lon]).tolist())
+
+
+def dual_latlng(gdf: gpd.GeoDataFrame) -> tuple[list[list[float]], list[list[float]]]:
+    """``[lat, lon]`` of point rows in WGS84 and in GCJ-02 (Leaflet order), rounded.
+
+    Non-point geometries use their representative point (inside the shape).
+    """
+    require_crs(gdf, "point layer")
+    if len(gdf) == 0:
+        return [], []
+    lon, lat = _wgs84_lonlat(gdf)
     glon, glat = convert(lon, lat, "wgs84", "gcj02")
     glon, glat = np.round(glon, COORD_DECIMALS), np.round(glat, COORD_DECIMALS)
     return (
@@ -423,7 +457,8 @@ class _Setup(MacroElement):  # type: ignore[misc]
         """
         {% macro script(this, kwargs) %}
             tuoyu.setup({{ this._parent.get_name() }}, JSON.parse(
-                document.getElementById({{ this.data_id|tojson }}).textContent));
+                document.getElementById({{ this.data_id|tojson }}).textContent),
+                {{ this.data_id|tojson }});
         {% endmacro %}
         """
     )
@@ -493,12 +528,62 @@ class RawHtml(Element):  # type: ignore[misc]
         return self.text
 
 
-def finish_map(m: folium.Map, config: Mapping[str, Any]) -> folium.Map:
+def _json_script_safe(text: str) -> str:
+    """JSON text that cannot close the ``<script>`` element it sits in."""
+    return text.replace("</", "<\\/")
+
+
+class DataChunks(Element):  # type: ignore[misc]
+    """Per-feature data of a page in chunks, read by the page's script on demand.
+
+    Rendered as one ``<script type="application/json" id="tuoyu-chunk-<map>-<k>">`` per
+    chunk, unless :func:`save_map` writes the chunks beside the page: then only the name
+    of that folder is rendered (``tuoyu-chunk-<map>-dir``) and the page loads
+    ``<folder>/<k>.js`` (a script calling ``tuoyu.isoChunk``), which a page opened from
+    disk may do where ``fetch`` of a local file is refused.
+
+    Parameters
+    ----------
+    chunks
+        JSON text of each chunk.
+    """
+
+    def __init__(self, chunks: Sequence[str]) -> None:
+        super().__init__("")
+        self.chunks = list(chunks)
+        self.map_name = ""
+        self.folder: str | None = None
+
+    @property
+    def element_id(self) -> str:
+        """Prefix of the ids of the chunk elements (``tuoyu-chunk-<map>``)."""
+        return f"tuoyu-chunk-{self.map_name}"
+
+    def render(self, **kwargs: Any) -> str:
+        """The chunks inline, or the name of the folder they were written to."""
+        if self.folder is not None:
+            name = _json_script_safe(json.dumps(self.folder, ensure_ascii=False))
+            return f'<script type="application/json" id="{self.element_id}-dir">{name}</script>'
+        return "\n".join(
+            f'<script type="application/json" id="{self.element_id}-{k}">'
+            f"{_json_script_safe(text)}</script>"
+            for k, text in enumerate(self.chunks)
+        )
+
+    def script(self, k: int) -> str:
+        """Chunk ``k`` as the script a page loads from the folder beside it."""
+        return f"tuoyu.isoChunk({json.dumps(self.element_id)}, {k}, {self.chunks[k]});\n"
+
+
+def finish_map(
+    m: folium.Map, config: Mapping[str, Any], chunks: DataChunks | None = None
+) -> folium.Map:
     """Add the layer control, embed ``config`` and the call that draws the overlays.
 
     The configuration travels as ``<script type="application/json"
     id="tuoyu-data-<map>">`` in the page body (tests read it back). Layers in it are
-    given as folium elements and written as their JavaScript names.
+    given as folium elements and written as their JavaScript names. ``chunks`` (data
+    the page reads on demand, see :class:`DataChunks`) go after it.
     """
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     _Setup("").add_to(m)
@@ -508,10 +593,19 @@ def finish_map(m: folium.Map, config: Mapping[str, Any]) -> folium.Map:
         RawHtml(f'<script type="application/json" id="{data_id}">{config_json(config)}</script>'),
         name=data_id,
     )
+    if chunks is not None:
+        chunks.map_name = m.get_name()
+        cast(Figure, m.get_root()).html.add_child(chunks, name=chunks.element_id)
     for child in m._children.values():
         if isinstance(child, _Setup):
             child.data_id = data_id
     return m
+
+
+def data_chunks(m: folium.Map) -> list[DataChunks]:
+    """The :class:`DataChunks` of a page (empty list when it has none)."""
+    html_root = cast(Figure, m.get_root()).html
+    return [c for c in html_root._children.values() if isinstance(c, DataChunks)]
 
 
 def _stable_ids(m: folium.Map) -> None:
@@ -589,9 +683,30 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
     -----
     UserWarning
         When the file exceeds 10 MB (simplify more, or draw fewer population points).
+
+    Notes
+    -----
+    Data the page reads on demand (:class:`DataChunks`: a facility map's isochrones) is
+    written beside it, into the folder ``<stem>.isochrones/`` (``0.js``, ``1.js`` …;
+    other ``.js`` files there are removed): copy that folder with the page.
     """
-    text = m.get_root().render()
-    out = write_text_atomic(path, text)
+    target = Path(path)
+    chunked = [c for c in data_chunks(m) if c.chunks]
+    folder = target.parent / f"{target.stem}.isochrones"
+    for chunks in chunked:
+        names = {f"{k}.js" for k in range(len(chunks.chunks))}
+        for k in range(len(chunks.chunks)):
+            write_text_atomic(folder / f"{k}.js", chunks.script(k))
+        for stale in folder.glob("*.js"):
+            if stale.name not in names:
+                stale.unlink()
+        chunks.folder = folder.name
+    try:
+        text = m.get_root().render()
+    finally:
+        for chunks in chunked:
+            chunks.folder = None
+    out = write_text_atomic(target, text)
     size = out.stat().st_size
     if size > MAX_MAP_BYTES:
         warnings.warn(

@@ -7,6 +7,14 @@ click, and "walk from here": click the map or type a point to list the facilitie
 a 15-minute walk, ordered by walking time. In a standalone file the walking times come
 from an embedded lookup (sample network nodes → facilities within 15 minutes); when the
 page is served by the API (``nearest_url``) they come from its nearest endpoint.
+
+The page opens at any registry size: facility positions are embedded once, in WGS84
+(the page converts them to GCJ-02 for the Amap basemap), and the isochrones are not in
+the page's configuration. They are read when a facility is clicked: from the service
+(``isochrone_url``), else from chunks of :data:`ISO_CHUNK_FACILITIES` facilities, written
+beside the page by :func:`~tuoyu.outputs.maps.common.save_map`
+(``facilities.isochrones/<k>.js``) or, when the page is rendered otherwise, embedded as
+one JSON element per chunk, each parsed on first use.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from folium.plugins import MarkerCluster
 from pyproj import Transformer
 
@@ -29,10 +38,10 @@ from tuoyu.network.walk_network import WalkNetwork
 from tuoyu.outputs.maps.basemaps import add_basemaps
 from tuoyu.outputs.maps.common import (
     DEFAULT_SIMPLIFY_M,
+    DataChunks,
     base_config,
     check_language,
-    dual_geojson,
-    dual_latlng,
+    display_geometries,
     esc,
     finish_map,
     fmt_bool,
@@ -45,6 +54,7 @@ from tuoyu.outputs.maps.common import (
     title_control,
     ui,
     wgs84_bounds,
+    wgs84_latlng,
 )
 from tuoyu.types import LocalReach
 
@@ -69,6 +79,9 @@ WALK_LOOKUP_COLUMNS: Final = ("lon", "lat", "facilities")
 
 CLUSTER_OVER: Final = 50
 """Markers are clustered when there are more facilities than this."""
+
+ISO_CHUNK_FACILITIES: Final = 50
+"""Facilities per isochrone chunk (a chunk is read, and parsed, when one of them is clicked)."""
 
 
 # --- popups -------------------------------------------------------------------------------
@@ -287,11 +300,50 @@ def _walk_config(
 # --- isochrones -----------------------------------------------------------------------------
 
 
+def _isochrone_chunks(
+    isochrones: gpd.GeoDataFrame, index_of: dict[str, int], simplify_m: float, chunk_size: int
+) -> list[str]:
+    """JSON text of each chunk: ``{"<facility index>": [[minutes, WGS84 geometry], ...]}``.
+
+    Geometry text comes straight from GEOS (``shapely.to_geojson``), simplified by
+    ``simplify_m`` metres for display and rounded to 6 decimals; nothing is parsed back.
+    """
+    geoms = display_geometries(isochrones, simplify_m)
+    texts = shapely.to_geojson(geoms)
+    index = np.array([index_of[str(f)] for f in isochrones["facility_id"]], dtype=np.int64)
+    minutes = [f"{float(m):g}" for m in isochrones["minutes"]]
+    order = np.lexsort((np.arange(index.shape[0]), index))
+    n_chunks = int(index.max()) // chunk_size + 1 if index.shape[0] else 0
+    parts: list[dict[int, list[str]]] = [{} for _ in range(n_chunks)]
+    for row in order.tolist():
+        i = int(index[row])
+        parts[i // chunk_size].setdefault(i, []).append(f"[{minutes[row]},{texts[row]}]")
+    return [
+        "{" + ",".join(f'"{i}":[{",".join(rings)}]' for i, rings in part.items()) + "}"
+        for part in parts
+    ]
+
+
 def _isochrone_config(
-    isochrones: gpd.GeoDataFrame | None, index_of: dict[str, int], simplify_m: float
-) -> tuple[dict[str, list[list[Any]]] | None, dict[str, str]]:
+    isochrones: gpd.GeoDataFrame | None,
+    index_of: dict[str, int],
+    simplify_m: float,
+    *,
+    isochrone_url: str | None,
+    isochrone_minutes: Sequence[float],
+    chunk_size: int,
+) -> tuple[dict[str, Any] | None, dict[str, str], DataChunks | None]:
+    """Where the page reads isochrones (``isoSource``), their colours, and the chunks."""
+    if isochrone_url is not None:
+        minutes = sorted({float(m) for m in isochrone_minutes})
+        source: dict[str, Any] = {
+            "mode": "api",
+            "url": isochrone_url,
+            "minutes": [float(f"{m:g}") for m in minutes],
+        }
+        return source, _iso_colors(minutes), None
     if isochrones is None or len(isochrones) == 0:
-        return None, {}
+        return None, {}, None
     require_crs(isochrones, "isochrones")
     require_columns(isochrones, ("facility_id", "minutes"), "isochrones")
     iso = isochrones[~(isochrones.geometry.isna() | isochrones.geometry.is_empty)]
@@ -301,22 +353,18 @@ def _isochrone_config(
             f"isochrones name {len(unknown)} facility id(s) not on the map, e.g. '{unknown[0]}'",
             field="facility_id",
         )
-    wgs, gcj = dual_geojson(iso, simplify_m)
-    by_facility: dict[str, list[list[Any]]] = {}
-    for fid, minutes, gw, gg in zip(
-        iso["facility_id"].astype(str), iso["minutes"].astype(float), wgs, gcj, strict=True
-    ):
-        by_facility.setdefault(str(index_of[fid]), []).append([minutes, gw, gg])
-    all_minutes = sorted({float(m) for m in iso["minutes"]})
-    colors = {
-        f"{m:g}": ISOCHRONE_COLORS[min(i, len(ISOCHRONE_COLORS) - 1)]
-        for i, m in enumerate(all_minutes)
+    if len(iso) == 0:
+        return None, {}, None
+    chunks = DataChunks(_isochrone_chunks(iso, index_of, simplify_m, chunk_size))
+    source = {"mode": "chunks", "chunkSize": int(chunk_size), "chunks": len(chunks.chunks)}
+    return source, _iso_colors(sorted({float(m) for m in iso["minutes"]})), chunks
+
+
+def _iso_colors(minutes: Sequence[float]) -> dict[str, str]:
+    # keys are the minutes as the page prints them (5, 10, 15)
+    return {
+        f"{m:g}": ISOCHRONE_COLORS[min(i, len(ISOCHRONE_COLORS) - 1)] for i, m in enumerate(minutes)
     }
-    # keys of the colour table are the minutes as the page prints them (5, 10, 15)
-    for rings in by_facility.values():
-        for ring in rings:
-            ring[0] = float(f"{ring[0]:g}")
-    return by_facility, colors
 
 
 # --- the map ----------------------------------------------------------------------------------
@@ -338,6 +386,9 @@ def build_facility_map(
     simplify_m: float = DEFAULT_SIMPLIFY_M,
     cluster_over: int = CLUSTER_OVER,
     basemap: str = "osm",
+    isochrone_url: str | None = None,
+    isochrone_minutes: Sequence[float] = (5.0, 10.0, 15.0),
+    chunk_size: int = ISO_CHUNK_FACILITIES,
 ) -> folium.Map:
     """The public facility map (备案机构电子地图).
 
@@ -348,7 +399,8 @@ def build_facility_map(
         ``id``; others missing read as unknown) with point geometry in any CRS.
     isochrones
         ``facility_id``, ``minutes``, polygon geometry (any CRS), shown when a facility
-        is clicked; simplified by ``simplify_m`` metres for display.
+        is clicked; simplified by ``simplify_m`` metres for display and read by the page
+        on demand (see the module docstring). Not used with ``isochrone_url``.
     walk_lookup
         The "walk from here" lookup (:data:`WALK_LOOKUP_COLUMNS`, e.g. from
         :func:`walk_lookup_from_reaches`); without it and without ``nearest_url`` the
@@ -375,6 +427,15 @@ def build_facility_map(
         Cluster markers when there are more facilities than this.
     basemap
         Basemap shown first: ``"osm"``, ``"amap"`` or ``"tianditu"``.
+    isochrone_url
+        URL template of the service's isochrone of one facility, with the placeholders
+        ``{id}`` and ``{minutes}`` (e.g. ``../facilities/{id}/isochrone?minutes={minutes}``);
+        it answers a GeoJSON Feature with WGS84 geometry. The page asks it once per
+        ``isochrone_minutes`` when a facility is clicked.
+    isochrone_minutes
+        The walking times asked from ``isochrone_url``.
+    chunk_size
+        Facilities per isochrone chunk.
 
     Returns
     -------
@@ -398,6 +459,15 @@ def build_facility_map(
             raise InputValidationError(
                 f"nearest_url needs the placeholders {', '.join(missing)}", field="nearest_url"
             )
+    if isochrone_url is not None:
+        missing = [p for p in ("{id}", "{minutes}") if p not in isochrone_url]
+        if missing:
+            raise InputValidationError(
+                f"isochrone_url needs the placeholders {', '.join(missing)}",
+                field="isochrone_url",
+            )
+    if int(chunk_size) < 1:
+        raise InputValidationError(f"chunk_size must be ≥ 1, got {chunk_size}", field="chunk_size")
     ids = facilities["id"].astype(str).tolist()
     if len(set(ids)) != len(ids):
         dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
@@ -424,7 +494,7 @@ def build_facility_map(
     container.add_to(m)
     iso_group = folium.FeatureGroup(name=ui("isochrones", lang), show=True).add_to(m)
 
-    wgs, gcj = dual_latlng(facilities)
+    wgs = wgs84_latlng(facilities)
     kinds = [
         "" if is_missing(k) or str(k) not in KIND_COLORS else str(k)
         for k in (facilities["kind"] if "kind" in facilities else [None] * len(facilities))
@@ -454,7 +524,14 @@ def build_facility_map(
         for kind, color in KIND_COLORS.items()
         if counts.get(kind, 0) > 0
     ]
-    iso_cfg, iso_colors = _isochrone_config(isochrones, index_of, simplify_m)
+    iso_source, iso_colors, iso_chunks = _isochrone_config(
+        isochrones,
+        index_of,
+        simplify_m,
+        isochrone_url=isochrone_url,
+        isochrone_minutes=isochrone_minutes,
+        chunk_size=int(chunk_size),
+    )
     walk_mode = "api" if nearest_url else ("lookup" if walk_lookup is not None else "none")
 
     config = base_config(
@@ -477,11 +554,10 @@ def build_facility_map(
         "puhui": puhui,
         "puhuiBadge": ui("puhui_badge", lang),
         "wgs84": wgs,
-        "gcj02": gcj,
         "popups": popups,
         "colors": KIND_COLORS,
         "legend": legend,
-        "iso": iso_cfg,
+        "isoSource": iso_source,
         "isoColors": iso_colors,
     }
     config["walk"] = _walk_config(
@@ -492,4 +568,4 @@ def build_facility_map(
         minutes=walk_minutes,
         max_snap_m=max_snap_m,
     )
-    return finish_map(m, config)
+    return finish_map(m, config, iso_chunks)

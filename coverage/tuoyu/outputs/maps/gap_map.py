@@ -1,9 +1,11 @@
 """The planner's gap map (``gaps.html``): who is outside the circle, and what new sites add.
 
-Draws whatever it is given: the population outside the 15-minute walk (H3 hexagons
-shaded by people, or the points themselves), the gap polygons of
-:func:`tuoyu.indicators.gaps.uncovered_areas`, recommended sites ranked by the people each adds,
-their isochrones, existing facilities and 街道 outlines for context.
+Draws whatever it is given, so that it reads at a glance: one thematic layer at a time —
+the contiguous gap zones of :func:`tuoyu.indicators.gaps.uncovered_areas` shaded by
+their people (shown first), the population outside the 15-minute walk as H3 hexagons (or
+the points themselves), or the new sites' isochrones — switched in the layer control,
+each with its own legend (units, the hexagon size in metres, the zones' merge distance);
+over it the recommended sites numbered by rank, existing facilities and 街道 outlines.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import h3
 import numpy as np
 import pandas as pd
 import shapely
+from branca.element import MacroElement
+from folium.template import Template
 
 from tuoyu.errors import InputValidationError
 from tuoyu.labels import Language, label
@@ -168,6 +172,175 @@ def _site_key_column(sites: pd.DataFrame, isochrones: pd.DataFrame) -> tuple[str
     )
 
 
+def hexagon_size_text(resolution: int, language: Language = "zh") -> str:
+    """The H3 cell size in words: resolution, mean edge length (m) and area (km²).
+
+    Examples
+    --------
+    >>> hexagon_size_text(9)
+    '六边形：H3 第9级，边长约 201 米，面积约 0.11 平方公里'
+    >>> hexagon_size_text(8, "en")
+    'Hexagons: H3 resolution 8, edge ≈ 531 m, area ≈ 0.74 km²'
+    """
+    edge_m = float(h3.average_hexagon_edge_length(resolution, unit="m"))
+    area_km2 = float(h3.average_hexagon_area(resolution, unit="km^2"))
+    if language == "zh":
+        return (
+            f"六边形：H3 第{resolution}级，边长约 {edge_m:,.0f} 米，面积约 {area_km2:.2f} 平方公里"
+        )
+    return (
+        f"Hexagons: H3 resolution {resolution}, edge ≈ {edge_m:,.0f} m, area ≈ {area_km2:.2f} km²"
+    )
+
+
+def _zone_layer_name(lang: Language) -> str:
+    return "缺口区域（连片）" if lang == "zh" else "Gap zones (contiguous)"
+
+
+def _zone_rank_label(lang: Language) -> str:
+    return "缺口区排名" if lang == "zh" else "Zone rank"
+
+
+def _zone_units(row: pd.Series, unit_names: dict[str, str]) -> str:
+    """The 街道 of a gap zone: its ``unit_names``, else its codes named via the units."""
+    given = row.get("unit_names")
+    if isinstance(given, str) and given:
+        return "、".join(given.split(","))
+    codes = row.get("unit_codes")
+    if not isinstance(codes, str) or not codes:
+        return ""
+    return "、".join(unit_names.get(c, c) for c in codes.split(","))
+
+
+def _legend_section(key: str, html: str) -> str:
+    """A legend block shown only while its layer is on (``data-tuoyu-layer``)."""
+    return f'<div class="tuoyu-legend-part" data-tuoyu-layer="{esc(key)}">{html}</div>'
+
+
+def _ramp_legend(breaks: np.ndarray, lang: Language, unit: str | None = None) -> str:
+    unit_text = unit if unit is not None else ui("people", lang)
+    edges = [0.0, *[float(b) for b in breaks]]
+    lines = []
+    for i, color in enumerate(PEOPLE_RAMP):
+        lo = edges[i] if i < len(edges) else edges[-1]
+        text = f"≥ {lo:,.0f}" if i == len(PEOPLE_RAMP) - 1 else f"{lo:,.0f}–{edges[i + 1]:,.0f}"
+        lines.append(
+            f'<span class="tuoyu-swatch" style="background:{color}"></span>{text} '
+            f"{esc(unit_text)}<br>"
+        )
+    return "".join(lines)
+
+
+def _site_popup(row: pd.Series, sites: pd.DataFrame, lang: Language) -> tuple[str, str]:
+    """Popup table and hover title of one recommended site."""
+    added_col = next((c for c in ("added_population", "gain_weight") if c in sites), None)
+    added = row[added_col] if added_col else None
+    zh = lang == "zh"
+    rows = [(esc(label("rank", lang)), esc(row["rank"]))]
+    place = row.get("label")
+    if isinstance(place, str) and place:
+        rows.append(("点位" if zh else "Site", esc(place)))
+    for column, zh_text, en_text in (
+        ("unit_name", "所在街道", "Sub-district"),
+        ("road_name", "最近道路", "Nearest named street"),
+    ):
+        value = row.get(column)
+        if isinstance(value, str) and value:
+            rows.append((zh_text if zh else en_text, esc(value)))
+    if "lon_wgs84" in sites and not is_missing(row["lon_wgs84"]):
+        rows.append(("WGS84", f"{float(row['lon_wgs84']):.6f}, {float(row['lat_wgs84']):.6f}"))
+    if "lon_gcj02" in sites and not is_missing(row["lon_gcj02"]):
+        rows.append(
+            (
+                "GCJ-02（高德）" if zh else "GCJ-02 (Amap)",
+                f"{float(row['lon_gcj02']):.6f}, {float(row['lat_gcj02']):.6f}",
+            )
+        )
+    rows.append(("新增覆盖人口（人）" if zh else "People added", fmt_number(added, lang)))
+    if "added_under3" in sites:
+        rows.append(
+            (
+                "新增覆盖3岁以下儿童（人）" if zh else "Children under 3 added",
+                fmt_number(row["added_under3"], lang),
+            )
+        )
+    if "cumulative_share" in sites:
+        share = row["cumulative_share"]
+        rows.append(
+            (
+                "累计覆盖率" if zh else "Cumulative share covered",
+                fmt_number(None if is_missing(share) else 100.0 * float(share), lang, 1, "%"),
+            )
+        )
+    if "covered_share_after_pct" in sites:
+        rows.append(
+            (
+                "选址后覆盖率" if zh else "Covered after",
+                fmt_number(row["covered_share_after_pct"], lang, 1, "%"),
+            )
+        )
+    if "slots" in sites and not is_missing(row["slots"]):
+        rows.append((esc(label("slots", lang)), fmt_number(row["slots"], lang)))
+    head = f"{ui('sites', lang)} #{esc(row['rank'])}"
+    name = f" {place}" if isinstance(place, str) and place else ""
+    title = f"#{row['rank']}{name}: +{fmt_number(added, lang)} {ui('people', lang)}"
+    return table_html(rows, title=head, cls="tuoyu-popup"), title
+
+
+class _ExclusiveLayers(MacroElement):  # type: ignore[misc]
+    """Thematic layers shown one at a time; legend blocks follow the shown layer.
+
+    Turning one of ``groups`` on in the layer control turns the others off (after the
+    control has finished its click, so it redraws its check boxes), and legend blocks
+    marked ``data-tuoyu-layer="<key>"`` are shown only while their layer is on.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+          var map = {{ this._parent.get_name() }};
+          var groups = {
+            {%- for key, group in this.groups %}
+            {{ key|tojson }}: {{ group.get_name() }}{{ "," if not loop.last }}
+            {%- endfor %}
+          };
+          function syncLegend() {
+            var parts = map.getContainer().querySelectorAll("[data-tuoyu-layer]");
+            Array.prototype.forEach.call(parts, function (el) {
+              var group = groups[el.getAttribute("data-tuoyu-layer")];
+              el.style.display = !group || map.hasLayer(group) ? "" : "none";
+            });
+          }
+          map.on("overlayadd", function (e) {
+            var keep = e.layer;
+            var isThematic = Object.keys(groups).some(function (k) {
+              return groups[k] === keep;
+            });
+            setTimeout(function () {
+              if (isThematic) {
+                Object.keys(groups).forEach(function (k) {
+                  if (groups[k] !== keep && map.hasLayer(groups[k])) {
+                    map.removeLayer(groups[k]);
+                  }
+                });
+              }
+              syncLegend();
+            }, 0);
+          });
+          map.on("overlayremove", function () { setTimeout(syncLegend, 0); });
+          setTimeout(syncLegend, 0);
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, groups: list[tuple[str, Any]]) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # folium ships no type hints
+        self._name = "TuoyuExclusiveLayers"
+        self.groups = list(groups)
+
+
 def build_gap_map(
     population: gpd.GeoDataFrame | None = None,
     gaps: gpd.GeoDataFrame | None = None,
@@ -267,6 +440,12 @@ def build_gap_map(
     legend: list[str] = []
     counts: dict[str, int] = {}
     props: list[dict[str, Any]]
+    # thematic layers: one shown at a time (see _ExclusiveLayers); context layers stay on
+    thematic: list[tuple[str, Any]] = []
+    first_thematic = "gaps" if gaps is not None and len(gaps) else "uncovered"
+    unit_names: dict[str, str] = {}
+    if units is not None and {"code", "name"} <= set(units.columns):
+        unit_names = dict(zip(units["code"].astype(str), units["name"].astype(str), strict=True))
 
     if units is not None and len(units):
         group = folium.FeatureGroup(name=ui("units", lang), show=True).add_to(m)
@@ -284,9 +463,82 @@ def build_gap_map(
         )
         counts["units"] = len(units)
 
+    if gaps is not None and len(gaps):
+        people_col = _people_column(gaps)
+        merge_m = gaps.attrs.get("merge_distance_m")
+        zone_name = _zone_layer_name(lang)
+        group = folium.FeatureGroup(name=zone_name, show=first_thematic == "gaps").add_to(m)
+        thematic.append(("gaps", group))
+        wgs, gcj = dual_geojson(gaps, simplify_m)
+        zone_people = _num(gaps[people_col])
+        breaks = _breaks(np.nan_to_num(zone_people))
+        props = []
+        for i, (_, row) in enumerate(gaps.iterrows()):
+            rank = row["gap_id"] if "gap_id" in gaps else i + 1
+            rows = [
+                (esc(_zone_rank_label(lang)), esc(rank)),
+                *_people_rows(
+                    row[people_col],
+                    row["population_under3"] if "population_under3" in gaps else None,
+                    lang,
+                ),
+            ]
+            names = _zone_units(row, unit_names)
+            if names:
+                rows.append(("街道" if lang == "zh" else "Sub-district", esc(names)))
+            if "area_m2" in gaps:
+                area_km2 = None if is_missing(row["area_m2"]) else float(row["area_m2"]) / 1e6
+                rows.append(
+                    (
+                        "面积（平方公里）" if lang == "zh" else "Area (km²)",
+                        fmt_number(area_km2, lang, 2),
+                    )
+                )
+            people = zone_people[i]
+            color = _ramp_color(0.0 if np.isnan(people) else float(people), breaks)
+            props.append(
+                {
+                    "_s": {
+                        "color": GAP_STYLE["color"],
+                        "weight": 1,
+                        "fillColor": color,
+                        "fillOpacity": 0.75,
+                    },
+                    "_t": table_html(rows, cls="tuoyu-tip"),
+                    "people": None if np.isnan(people) else round(float(people), 3),
+                }
+            )
+        config["geojson"].append(
+            {"key": "gaps", "container": group, "props": props, "wgs84": wgs, "gcj02": gcj}
+        )
+        counts["gaps"] = len(gaps)
+        total = float(np.nansum(zone_people))
+        if lang == "zh":
+            head = f"<b>{esc(zone_name)}</b>：{len(gaps):,} 片，共 {fmt_number(total, lang)} 人"
+            note = (
+                f"（相距不超过 {float(merge_m):g} 米的范围外人口合并为一片）"
+                if merge_m is not None
+                else ""
+            )
+        else:
+            head = f"<b>{esc(zone_name)}</b>: {len(gaps):,} zones, {fmt_number(total, lang)} people"
+            note = (
+                f" (people outside the circle within {float(merge_m):g} m of each other "
+                "form one zone)"
+                if merge_m is not None
+                else ""
+            )
+        legend.append(
+            _legend_section(
+                "gaps", f"{head}<br><small>{esc(note)}</small><br>" + _ramp_legend(breaks, lang)
+            )
+        )
+
     if population is not None:
         uncovered = uncovered_points(population, threshold_m, walk_column)
-        group = folium.FeatureGroup(name=ui("uncovered", lang), show=True).add_to(m)
+        hex_name = ui("uncovered", lang)
+        group = folium.FeatureGroup(name=hex_name, show=first_thematic == "uncovered").add_to(m)
+        thematic.append(("uncovered", group))
         if population_display == "hex":
             shapes = hexagon_people(uncovered, h3_resolution)
             people = shapes["population"].to_numpy(dtype=float)
@@ -334,61 +586,15 @@ def build_gap_map(
         total = (
             float(np.nansum(_num(uncovered[_people_column(uncovered)]))) if len(uncovered) else 0.0
         )
+        head = f"<b>{esc(hex_name)}</b>{colon(lang)}{fmt_number(total, lang)} {ui('people', lang)}"
+        if population_display == "hex":
+            cell = hexagon_size_text(h3_resolution, lang)
+            head += f"<br><small>{esc(cell)}</small>"
+            unit = "人/格" if lang == "zh" else "people per cell"
+        else:
+            unit = "人/点" if lang == "zh" else "people per point"
         legend.append(
-            f"<b>{esc(ui('uncovered', lang))}</b>{colon(lang)}{fmt_number(total, lang)}<br>"
-        )
-        edges = [0.0, *[float(b) for b in breaks]]
-        for i, color in enumerate(PEOPLE_RAMP):
-            lo = edges[i] if i < len(edges) else edges[-1]
-            text = f"≥ {lo:,.0f}" if i == len(PEOPLE_RAMP) - 1 else f"{lo:,.0f}–{edges[i + 1]:,.0f}"
-            legend.append(
-                f'<span class="tuoyu-swatch" style="background:{color}"></span>{text} '
-                f"{ui('people', lang)}<br>"
-            )
-
-    if gaps is not None and len(gaps):
-        people_col = _people_column(gaps)
-        group = folium.FeatureGroup(name=ui("gaps", lang), show=True).add_to(m)
-        wgs, gcj = dual_geojson(gaps, simplify_m)
-        props = []
-        for _, row in gaps.iterrows():
-            rows = []
-            if "gap_id" in gaps:
-                rows.append((esc(label("gap_id", lang)), esc(row["gap_id"])))
-            rows += _people_rows(
-                row[people_col],
-                row["population_under3"] if "population_under3" in gaps else None,
-                lang,
-            )
-            if "area_m2" in gaps:
-                area_km2 = None if is_missing(row["area_m2"]) else float(row["area_m2"]) / 1e6
-                rows.append(
-                    (
-                        "面积（平方公里）" if lang == "zh" else "Area (km²)",
-                        fmt_number(area_km2, lang, 2),
-                    )
-                )
-            people = row[people_col]
-            props.append(
-                {
-                    "_s": GAP_STYLE,
-                    "_t": table_html(rows, cls="tuoyu-tip"),
-                    "people": None if is_missing(people) else round(float(people), 3),
-                }
-            )
-        config["geojson"].append(
-            {
-                "key": "gaps",
-                "container": group,
-                "props": props,
-                "wgs84": wgs,
-                "gcj02": gcj,
-            }
-        )
-        counts["gaps"] = len(gaps)
-        legend.append(
-            f'<span class="tuoyu-swatch tuoyu-outline" style="border:2px dashed '
-            f'{GAP_STYLE["color"]}"></span>{esc(ui("gaps", lang))}<br>'
+            _legend_section("uncovered", f"{head}<br>" + _ramp_legend(breaks, lang, unit))
         )
 
     if site_isochrones is not None and len(site_isochrones):
@@ -405,7 +611,9 @@ def build_gap_map(
                 raise InputValidationError(
                     f"site isochrones name site(s) not given, e.g. '{unknown[0]}'", field=iso_col
                 )
-        group = folium.FeatureGroup(name=ui("site_isochrones", lang), show=True).add_to(m)
+        iso_name = ui("site_isochrones", lang)
+        group = folium.FeatureGroup(name=iso_name, show=False).add_to(m)
+        thematic.append(("site_isochrones", group))
         wgs, gcj = dual_geojson(iso, simplify_m)
         minutes = sorted({float(v) for v in iso["minutes"]})
         color_of = {
@@ -417,7 +625,7 @@ def build_gap_map(
                     "color": color_of[float(mm)],
                     "weight": 1,
                     "fillColor": color_of[float(mm)],
-                    "fillOpacity": 0.18,
+                    "fillOpacity": 0.25,
                 }
             }
             for mm in iso["minutes"]
@@ -433,11 +641,13 @@ def build_gap_map(
             }
         )
         counts["site_isochrones"] = len(iso)
+        lines = [f"<b>{esc(iso_name)}</b><br>"]
         for mm in minutes:
-            legend.append(
+            lines.append(
                 f'<span class="tuoyu-swatch" style="background:{color_of[mm]}"></span>'
-                f"{esc(ui('site_isochrones', lang))} {mm:g} {ui('min', lang)}<br>"
+                f"{mm:g} {ui('min', lang)}<br>"
             )
+        legend.append(_legend_section("site_isochrones", "".join(lines)))
 
     if facilities is not None and len(facilities):
         group = folium.FeatureGroup(name=ui("existing", lang), show=True).add_to(m)
@@ -462,31 +672,13 @@ def build_gap_map(
     if sites is not None and len(sites):
         require_columns(sites, ("rank",), "sites")
         ordered = sites.sort_values("rank")
-        added_col = next((c for c in ("added_population", "gain_weight") if c in ordered), None)
         group = folium.FeatureGroup(name=ui("sites", lang), show=True).add_to(m)
         wgs_ll, gcj_ll = dual_latlng(ordered)
         popups, titles = [], []
         for _, row in ordered.iterrows():
-            added = row[added_col] if added_col else None
-            rows = [
-                (esc(label("rank", lang)), esc(row["rank"])),
-                ("新增覆盖人口（人）" if lang == "zh" else "People added", fmt_number(added, lang)),
-            ]
-            if "cumulative_share" in ordered:
-                share = row["cumulative_share"]
-                rows.append(
-                    (
-                        "累计覆盖率" if lang == "zh" else "Cumulative share covered",
-                        fmt_number(
-                            None if is_missing(share) else 100.0 * float(share), lang, 1, "%"
-                        ),
-                    )
-                )
-            if "slots" in ordered:
-                rows.append((esc(label("slots", lang)), fmt_number(row["slots"], lang)))
-            head = f"{ui('sites', lang)} #{esc(row['rank'])}"
-            popups.append(table_html(rows, title=head, cls="tuoyu-popup"))
-            titles.append(f"#{row['rank']}: +{fmt_number(added, lang)} {ui('people', lang)}")
+            popup, title = _site_popup(row, ordered, lang)
+            popups.append(popup)
+            titles.append(title)
         config["markers"].append(
             {
                 "key": "sites",
@@ -500,11 +692,16 @@ def build_gap_map(
             }
         )
         counts["sites"] = len(ordered)
+        rank_text = (
+            "数字为排序：依次新增覆盖人数最多" if lang == "zh" else "number = rank by people added"
+        )
         legend.append(
             f'<span class="tuoyu-site" style="display:inline-block">1</span> '
-            f"{esc(ui('sites', lang))}<br>"
+            f"{esc(ui('sites', lang))}<br><small>{esc(rank_text)}</small><br>"
         )
 
+    if len(thematic) > 1:
+        _ExclusiveLayers(thematic).add_to(m)
     if legend:
         config["controls"].append(
             {"position": "bottomright", "cls": "tuoyu-legend", "html": "".join(legend)}

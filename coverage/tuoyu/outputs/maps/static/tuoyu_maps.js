@@ -1,9 +1,18 @@
 /* tuoyu-coverage maps: the browser side of coverage/maps (MIT licence).
  *
- * Every overlay arrives twice from Python: in WGS84 (OpenStreetMap, 天地图 tiles) and in
- * GCJ-02 (高德/Amap tiles), both converted by tuoyu.crs.china. When the user switches
- * the basemap, the overlays are redrawn from the version in the new basemap's datum,
- * so they stay on their streets. No coordinate conversion happens in the browser.
+ * Overlays arrive in WGS84 (OpenStreetMap, 天地图 tiles). On the 高德/Amap basemap they
+ * are drawn in GCJ-02: from a GCJ-02 copy when Python embedded one (small layers), else
+ * converted here once, with the published forward transform (the same formula as
+ * tuoyu.crs.china.wgs84_to_gcj02, rounded to 6 decimals like the embedded copies).
+ * When the user switches the basemap, the overlays are redrawn in the new datum, so
+ * they stay on their streets.
+ *
+ * Facility isochrones are not in the page's configuration: they are read when a
+ * facility is clicked, from the service (cfg.facilities.isoSource.url), from chunk
+ * files beside a saved page (<page>.isochrones/<k>.js, loaded as scripts so that a page
+ * opened from disk can read them; each calls tuoyu.isoChunk) or from per-chunk JSON
+ * elements inside the page (id tuoyu-chunk-<map>-<k>); each
+ * chunk is parsed on its own, on first use.
  *
  * Entry point: tuoyu.setup(map, config) with the JSON config written by
  * coverage/maps/common.py. State of each map: map.tuoyu (also tuoyu.last), which the
@@ -35,6 +44,97 @@
     return strings[key] !== undefined ? strings[key] : key;
   }
 
+  /* ---- WGS84 → GCJ-02 (tuoyu.crs.china.wgs84_to_gcj02) --------------------------- */
+
+  var GCJ_A = 6378245.0;
+  var GCJ_EE = 0.00669342162296594323;
+
+  function outsideChina(lon, lat) {
+    return lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271;
+  }
+
+  function round6(v) {
+    return Math.round(v * 1e6) / 1e6;
+  }
+
+  // [lon, lat] in WGS84 → [lon, lat] in GCJ-02, rounded to 6 decimals (≈ 0.1 m).
+  function toGcj(lon, lat) {
+    if (outsideChina(lon, lat)) {
+      return [lon, lat];
+    }
+    var pi = Math.PI;
+    var x = lon - 105.0;
+    var y = lat - 35.0;
+    var sqrtAbsX = Math.sqrt(Math.abs(x));
+    var common = ((20.0 * Math.sin(6.0 * x * pi) + 20.0 * Math.sin(2.0 * x * pi)) * 2.0) / 3.0;
+    var dLat =
+      -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrtAbsX + common +
+      ((20.0 * Math.sin(y * pi) + 40.0 * Math.sin((y / 3.0) * pi)) * 2.0) / 3.0 +
+      ((160.0 * Math.sin((y / 12.0) * pi) + 320.0 * Math.sin((y * pi) / 30.0)) * 2.0) / 3.0;
+    var dLon =
+      300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrtAbsX + common +
+      ((20.0 * Math.sin(x * pi) + 40.0 * Math.sin((x / 3.0) * pi)) * 2.0) / 3.0 +
+      ((150.0 * Math.sin((x / 12.0) * pi) + 300.0 * Math.sin((x / 30.0) * pi)) * 2.0) / 3.0;
+    var radLat = (lat / 180.0) * pi;
+    var magic = 1.0 - GCJ_EE * Math.sin(radLat) * Math.sin(radLat);
+    var sqrtMagic = Math.sqrt(magic);
+    dLat = (dLat * 180.0) / (((GCJ_A * (1.0 - GCJ_EE)) / (magic * sqrtMagic)) * pi);
+    dLon = (dLon * 180.0) / ((GCJ_A / sqrtMagic) * Math.cos(radLat) * pi);
+    return [round6(lon + dLon), round6(lat + dLat)];
+  }
+
+  // Leaflet [lat, lon] pairs → the same in GCJ-02.
+  function latLngsToGcj(pairs) {
+    return pairs.map(function (p) {
+      var g = toGcj(p[1], p[0]);
+      return [g[1], g[0]];
+    });
+  }
+
+  function coordsToGcj(coords) {
+    if (typeof coords[0] === "number") {
+      return toGcj(coords[0], coords[1]);
+    }
+    return coords.map(coordsToGcj);
+  }
+
+  // A GeoJSON geometry in GCJ-02 (a new object; the input is left alone).
+  function geometryToGcj(geom) {
+    if (!geom) {
+      return geom;
+    }
+    if (geom.type === "GeometryCollection") {
+      return { type: geom.type, geometries: geom.geometries.map(geometryToGcj) };
+    }
+    return { type: geom.type, coordinates: coordsToGcj(geom.coordinates) };
+  }
+
+  // The positions / geometries of a spec in a datum: the embedded copy when there is
+  // one, else converted once from WGS84 and kept on the spec.
+  function inDatum(spec, datum, convert) {
+    if (datum !== "gcj02") {
+      return spec.wgs84;
+    }
+    if (!spec.gcj02) {
+      spec.gcj02 = spec.wgs84.map(function (v) {
+        return v ? convert(v) : v;
+      });
+    }
+    return spec.gcj02;
+  }
+
+  function pointsIn(spec, datum) {
+    return inDatum(spec, datum, function (p) {
+      return latLngsToGcj([p])[0];
+    });
+  }
+
+  function geometriesIn(spec, datum) {
+    return inDatum(spec, datum, geometryToGcj);
+  }
+
+  T.toGcj = toGcj;
+
   /* ---- generic controls (title, legend, summary panel) -------------------------- */
 
   function htmlControl(st, spec) {
@@ -55,7 +155,7 @@
   /* ---- GeoJSON overlays in two datums --------------------------------------------- */
 
   function featureCollection(spec, datum) {
-    var geoms = spec[datum] || spec.wgs84;
+    var geoms = geometriesIn(spec, datum);
     var features = [];
     for (var i = 0; i < geoms.length; i++) {
       if (geoms[i]) {
@@ -122,7 +222,7 @@
     var container = layerByName(spec.container);
     var markers = [];
     for (var i = 0; i < spec.wgs84.length; i++) {
-      var pos = (spec[st.datum] || spec.wgs84)[i];
+      var pos = pointsIn(spec, st.datum)[i];
       var marker = L.marker(pos, {
         icon: divIcon(spec.icons[i], spec.iconSize),
         title: spec.titles ? spec.titles[i] : "",
@@ -140,7 +240,7 @@
       spec: spec,
       markers: markers,
       redraw: function (datum) {
-        var positions = spec[datum] || spec.wgs84;
+        var positions = pointsIn(spec, datum);
         markers.forEach(function (m, j) {
           m.setLatLng(positions[j]);
         });
@@ -176,25 +276,106 @@
     return { color: color, weight: 1.5, fillColor: color, fillOpacity: 0.22, interactive: false };
   }
 
-  function showIsochrones(st, i) {
+  // Chunk k of the isochrones: {"<facility index>": [[minutes, geometry], ...]}.
+  var pendingChunks = {};
+
+  T.isoChunk = function (chunkId, k, data) {
+    var waiting = pendingChunks[chunkId + "/" + k];
+    if (waiting) {
+      delete pendingChunks[chunkId + "/" + k];
+      waiting.forEach(function (done) {
+        done(null, data);
+      });
+    }
+  };
+
+  function loadChunk(st, k, done) {
+    if (st.isoChunks[k]) {
+      done(null, st.isoChunks[k]);
+      return;
+    }
+    var keep = function (err, data) {
+      if (!err) {
+        st.isoChunks[k] = data;
+      }
+      done(err, data);
+    };
+    var inline = document.getElementById(st.chunkId + "-" + k);
+    if (inline) {
+      keep(null, JSON.parse(inline.textContent));
+      return;
+    }
+    var dirEl = document.getElementById(st.chunkId + "-dir");
+    if (!dirEl) {
+      done(new Error("isochrones are not in this page"));
+      return;
+    }
+    var key = st.chunkId + "/" + k;
+    if (pendingChunks[key]) {
+      pendingChunks[key].push(keep);
+      return;
+    }
+    pendingChunks[key] = [keep];
+    var script = document.createElement("script");
+    script.src = JSON.parse(dirEl.textContent) + "/" + k + ".js";
+    script.onerror = function () {
+      var waiting = pendingChunks[key] || [];
+      delete pendingChunks[key];
+      waiting.forEach(function (cb) {
+        cb(new Error("cannot read " + script.src));
+      });
+    };
+    document.head.appendChild(script);
+  }
+
+  // The isochrones of facility i as [[minutes, WGS84 geometry], ...] (async).
+  function isochronesOf(st, i, done) {
+    var src = st.cfg.facilities.isoSource;
+    if (!src) {
+      done(null, []);
+      return;
+    }
+    if (src.mode === "api") {
+      var id = st.cfg.facilities.ids[i];
+      var calls = src.minutes.map(function (minutes) {
+        var url = src.url
+          .replace("{id}", encodeURIComponent(String(id)))
+          .replace("{minutes}", encodeURIComponent(String(minutes)));
+        return fetch(url).then(function (r) {
+          if (!r.ok) {
+            throw new Error("HTTP " + r.status);
+          }
+          return r.json().then(function (feature) {
+            return [minutes, feature.geometry || null];
+          });
+        });
+      });
+      Promise.all(calls).then(
+        function (rings) {
+          done(null, rings);
+        },
+        function (err) {
+          done(err);
+        }
+      );
+      return;
+    }
+    loadChunk(st, Math.floor(i / src.chunkSize), function (err, data) {
+      done(err, err ? null : data[String(i)] || []);
+    });
+  }
+
+  function drawIsochrones(st, i, rings) {
     var fac = st.cfg.facilities;
     var group = st.isoGroup;
     group.clearLayers();
-    st.isoIndex = i;
     st.isoDrawn = 0;
-    if (i === null || i === undefined) {
-      return;
-    }
-    var rings = fac.iso ? fac.iso[String(i)] : null;
-    if (!rings) {
-      return;
-    }
     // largest first, so the 5-minute area is drawn on top
     var sorted = rings.slice().sort(function (a, b) {
       return b[0] - a[0];
     });
     sorted.forEach(function (ring) {
-      var geom = st.datum === "gcj02" ? ring[2] : ring[1];
+      var geom = st.datum === "gcj02" ? geometryToGcj(ring[1]) : ring[1];
       if (!geom) {
         return;
       }
@@ -202,6 +383,31 @@
       layer.tuoyuMinutes = ring[0];
       layer.addTo(group);
       st.isoDrawn += 1;
+    });
+    st.isoLoaded = i;
+  }
+
+  function showIsochrones(st, i) {
+    st.isoGroup.clearLayers();
+    st.isoIndex = i;
+    st.isoDrawn = 0;
+    st.isoLoaded = null;
+    st.isoError = null;
+    if (i === null || i === undefined) {
+      return;
+    }
+    isochronesOf(st, i, function (err, rings) {
+      if (st.isoIndex !== i) {
+        return; // another facility was clicked meanwhile
+      }
+      if (err) {
+        st.isoError = err.message;
+        if (window.console) {
+          console.warn("tuoyu: isochrones of facility " + i + ": " + err.message);
+        }
+        return;
+      }
+      drawIsochrones(st, i, rings);
     });
   }
 
@@ -230,7 +436,7 @@
         '<option value="no">' + esc(s(st, "non_puhui")) + "</option>" +
         "</select></label>"
     );
-    if (fac.iso) {
+    if (fac.isoSource) {
       var keys = Object.keys(fac.isoColors).sort(function (a, b) {
         return Number(a) - Number(b);
       });
@@ -264,7 +470,7 @@
   function refreshFacilities(st) {
     var fac = st.cfg.facilities;
     var container = st.facContainer;
-    var positions = fac[st.datum] || fac.wgs84;
+    var positions = pointsIn(fac, st.datum);
     container.clearLayers();
     var shown = [];
     st.facMarkers.forEach(function (m, i) {
@@ -293,7 +499,7 @@
     });
     st.puhuiFilter = "all";
     st.facMarkers = fac.ids.map(function (id, i) {
-      var marker = L.marker((fac[st.datum] || fac.wgs84)[i], {
+      var marker = L.marker(pointsIn(fac, st.datum)[i], {
         icon: facilityIcon(fac, i),
         title: fac.names[i],
         riseOnHover: true,
@@ -557,11 +763,13 @@
     var fac = st.cfg.facilities;
     if (fac && fac.ids.length) {
       var best = Infinity;
-      fac[q.datum].forEach(function (p, i) {
+      var from = pointsIn(fac, q.datum);
+      var to = pointsIn(fac, newDatum);
+      from.forEach(function (p, i) {
         var d = localMetres(q.lat, q.lon, p[0], p[1]);
         if (d < best) {
           best = d;
-          ref = [p, fac[newDatum][i]];
+          ref = [p, to[i]];
         }
       });
     }
@@ -596,10 +804,12 @@
 
   /* ---- entry point ------------------------------------------------------------------ */
 
-  T.setup = function (map, cfg) {
+  T.setup = function (map, cfg, dataId) {
     var st = {
       map: map,
       cfg: cfg,
+      chunkId: String(dataId || "").replace("tuoyu-data-", "tuoyu-chunk-"),
+      isoChunks: {},
       datum: cfg.initialDatum || "wgs84",
       overlays: [],
       layers: {},
