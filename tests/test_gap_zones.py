@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -153,7 +154,11 @@ def test_gap_map_one_layer_at_a_time(district: dict[str, Any]) -> None:
         assert "街道" in tips
 
 
-def test_gap_map_layers_switch_in_the_browser(browser: Any, settings: Settings, tmp_path) -> None:
+def test_gap_map_layers_switch_in_the_browser(
+    browser: Any,  # noqa: F811  (the imported fixture)
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
     """In Chromium: zones drawn first; ticking the hexagons replaces them (and the legend)."""
     from tests.test_maps_browser import MapPage
 

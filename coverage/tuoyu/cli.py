@@ -93,6 +93,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_site(args: argparse.Namespace) -> int:
+    if args.capacitated:
+        return _cmd_site_capacitated(args)
     from tuoyu.progress import Progress
     from tuoyu.siting.plan import run_site
     from tuoyu.workflow.run import report_written
@@ -112,6 +114,35 @@ def _cmd_site(args: argparse.Namespace) -> int:
         min_spacing_m=args.min_spacing_m,
         time_limit_s=args.time_limit_s,
         goal_share=args.goal,
+        month=args.month,
+        maps_dir=args.maps,
+    )
+    report_written(run, progress)
+    return 0
+
+
+def _cmd_site_capacitated(args: argparse.Namespace) -> int:
+    from tuoyu.errors import InputValidationError
+    from tuoyu.progress import Progress
+    from tuoyu.siting.capacitated_run import run_capacitated_site
+    from tuoyu.workflow.run import report_written
+
+    try:
+        menu = [float(x) for x in str(args.sizes).split(",") if x.strip()]
+    except ValueError as exc:
+        raise InputValidationError(f"--sizes must be numbers like 30,60,90,120: {exc}") from exc
+    progress = Progress()
+    run, _plan = run_capacitated_site(
+        args.area,
+        args.p,
+        args.out,
+        size_menu=menu,
+        max_total_slots=args.slot_budget,
+        unknown_slots=args.unknown_slots,
+        solver=args.solver,
+        weight=args.weight,
+        time_limit_s=args.time_limit_s,
+        progress=progress,
         month=args.month,
         maps_dir=args.maps,
     )
@@ -221,6 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="inverse question: fewest sites so this share (e.g. 0.9) is within 15 min",
+    )
+    site.add_argument(
+        "--capacitated",
+        action="store_true",
+        help="capacity-aware siting: count children served within each site's 托位 "
+        "(existing facilities' 托位 included) instead of everyone within 15 minutes",
+    )
+    site.add_argument(
+        "--sizes", default="30,60,90,120", help="托位 sizes a new site may have (capacitated)"
+    )
+    site.add_argument(
+        "--slot-budget", type=float, default=None, help="most new 托位 in all (capacitated)"
+    )
+    site.add_argument(
+        "--unknown-slots",
+        type=float,
+        default=None,
+        help="托位 assumed for existing facilities whose 托位 is unknown (capacitated; "
+        "default: they are left out, and the notes say so)",
     )
     site.add_argument("--month", default=None, help="reporting month YYYY-MM")
     site.set_defaults(func=_cmd_site)

@@ -742,3 +742,63 @@ def test_late_event_loop_sheds_and_recovers() -> None:
         return codes
 
     assert asyncio.run(scenario()) == [200, 503, 200]
+
+
+def test_tuoyu_serve_workers_announces_only_when_answering(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """``tuoyu serve --workers 2`` runs, and "serving on" is printed only once the server
+    answers (it used to be printed ~20 s before)."""
+    state = tmp_path / "serve"
+    state.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUOYU_")}
+    env.update(
+        TUOYU_STATE_DIR=str(state),
+        TUOYU_DATA_DIR=str(settings.data_dir),
+        TUOYU_CACHE_DIR=str(settings.cache_dir),
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from tuoyu.cli import main; raise SystemExit(main())",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        cwd=state,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    # A server that never announces is stopped, which ends the reading below.
+    watchdog = threading.Timer(START_TIMEOUT_S, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    watchdog.start()
+    try:
+        assert proc.stderr is not None
+        for _ in range(10_000):  # bounded; ends at the announcement or at exit
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "serving on" in line:
+                # Announced: it answers now, at once.
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
+                assert response.status_code == 200
+                break
+        assert any("serving on" in line and "2 worker" in line for line in lines), lines
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
