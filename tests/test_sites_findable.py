@@ -216,3 +216,27 @@ def test_osm_way_names_and_nearest_road(settings: Settings) -> None:
     found = nearest_named_road(net, [x], [y])
     assert found["road_distance_m"].iloc[0] == pytest.approx(0.0, abs=1e-6)
     assert found["road_name"].iloc[0] in set(names.values())
+
+
+def test_sites_sheet_is_formula_safe_and_whole() -> None:
+    """A hostile candidate name from a user file must not become a formula in sites.xlsx."""
+    import pandas as pd
+    from tuoyu.siting.plan import sites_sheet
+
+    sites = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "label": ['=HYPERLINK("http://evil.example","x")', "东四十条 路网采样点 (东四街道)"],
+            "added_population": [10.4, 20.4],
+            "added_under3": [0.6, 0.6],
+            "slots": [np.nan, 30.0],
+            "cumulative_added_population": [10.4, 30.8],
+        }
+    )
+    sheet = sites_sheet(sites)
+    assert sheet["点位名称"].iloc[0].startswith("'=")
+    added = sheet["新增15分钟覆盖常住人口（人）"].tolist()
+    assert all(isinstance(v, int) for v in added) and sum(added) == 31  # round(30.8)
+    assert sheet["累计新增覆盖人口（人）"].tolist() == [added[0], 31]
+    assert sum(sheet["新增覆盖3岁以下儿童（人）"]) == 1
+    assert sheet[SITE_HEADERS_ZH["slots"]].tolist() == ["待定", 30]

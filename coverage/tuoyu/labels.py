@@ -19,6 +19,7 @@ from tuoyu.layers.schema import FACILITY_FIELDS
 Language = Literal["zh", "en"]
 
 COLUMN_LABELS: Final[dict[str, tuple[str, str]]] = {
+    "unit_names": ("所在街道", "Sub-districts"),
     "new_slots": ("新增托位数（个，较基期）", "New slots since the baseline"),
     "new_puhui_facilities": (
         "新增普惠托育机构数（家，较基期）",

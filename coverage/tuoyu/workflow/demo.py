@@ -92,7 +92,7 @@ def flagship_lines(run: AreaRun, plan: SitingPlan) -> list[str]:
         f"{plan.sites['added_population'].sum():,.0f} residents within 15 min → {_pct(after)}",
     ]
     for row in plan.sites.itertuples():
-        name = row.name if isinstance(row.name, str) and row.name else row.candidate_id
+        name = row.label
         lines.append(
             f"  #{row.rank} {name} ({row.unit_code}): +{row.added_population:,.0f} residents "
             f"(+{row.added_under3:,.0f} under 3)"

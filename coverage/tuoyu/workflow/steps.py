@@ -253,6 +253,17 @@ def compute_indicators(
         unit_codes=layers.population["unit_code"].to_numpy()
         if "unit_code" in layers.population
         else None,
+        unit_names=(
+            dict(
+                zip(
+                    layers.units["code"].astype(str),
+                    layers.units["name"].astype(str),
+                    strict=True,
+                )
+            )
+            if {"code", "name"} <= set(layers.units.columns)
+            else None
+        ),
     )
     return IndicatorResults(
         table=table,
