@@ -8,7 +8,7 @@
 What it does, all on the loopback interface (127.0.0.1) and bounded in count and time,
 once per worker count:
 
-1. starts the real server (``uvicorn --factory tuoyu_api.app:create_app --workers W``;
+1. starts the real server (what ``tuoyu serve --workers W`` runs, :func:`tuoyu_api.serve.serve`;
    every worker keeps its analysis in step with the registry's change sequence, see
    ``api/tuoyu_api/analysis_service.py``) in a subprocess on a free port, with a
    throw-away SQLite registry and Yuzhong preloaded;
@@ -99,23 +99,12 @@ def start_server(state_dir: Path, *, workers: int = 1, access_log: bool = False)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "TUOYU_DATABASE_URL"}
     env.update(TUOYU_STATE_DIR=str(state_dir), TUOYU_PRELOAD_AREAS=json.dumps([AREA]))
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "tuoyu_api.app:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-    if not access_log:
-        cmd.append("--no-access-log")
+    # The server `tuoyu serve --workers W` runs (tuoyu_api.serve), quieter.
+    code = (
+        "from tuoyu_api.serve import serve; "
+        f"serve('127.0.0.1', {port}, {workers}, log_level='warning', access_log={access_log})"
+    )
+    cmd = [sys.executable, "-c", code]
     log = state_dir / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -572,8 +561,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "api_load",
         "command": "python -m benchmarks.api_load " + shlex.join(sys.argv[1:]),
         "endpoint": f"GET /areas/{AREA}/nearest?lon=&lat= (minutes=15, crs=wgs84)",
-        "server": "uvicorn --factory tuoyu_api.app:create_app --workers W, 127.0.0.1, SQLite "
-        "registry, default limits (max_in_flight_requests 512 per worker)",
+        "server": "tuoyu serve --workers W (tuoyu_api.serve: uvicorn, TCP_NODELAY on the shared "
+        "socket), 127.0.0.1, SQLite registry, default limits (max_in_flight_requests 512, "
+        "max_loop_lag_ms 250 per worker)",
         "client": "asyncio keep-alive HTTP/1.1 connections (RawHttpPool), open loop: request i "
         "sent at t0 + i/rate, latency from the scheduled time (queueing included); same "
         "machine as the server",

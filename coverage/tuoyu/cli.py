@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tuoyu import __version__
 from tuoyu.errors import TuoyuError
+from tuoyu.workflow.batch_cli import add_batch_parser
 
 DEFAULT_AREA = "beijing-dongcheng"
 
@@ -307,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = token_sub.add_parser(verb, help=text)
         cmd.add_argument("name", help="who holds the token (recorded in the audit log)")
         cmd.set_defaults(func=_cmd_token)
+
+    add_batch_parser(sub)
 
     serve = sub.add_parser("serve", help="start the FastAPI service with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")

@@ -353,18 +353,11 @@ class Servers:
             proc = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "tuoyu_api.app:create_app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(workers),
-                    "--log-level",
-                    "warning",
+                    "-c",
+                    # What `tuoyu serve --workers N` runs, without the access log.
+                    "from tuoyu_api.serve import serve; "
+                    f"serve('127.0.0.1', {port}, {workers}, log_level='warning', "
+                    "access_log=False)",
                 ],
                 cwd=state,
                 env=env,

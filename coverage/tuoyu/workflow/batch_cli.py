@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from tuoyu.config.settings import get_settings
+from tuoyu.errors import InputValidationError
 from tuoyu.progress import Progress
-from tuoyu.workflow.batch import run_batch
 
 
 def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -70,6 +70,14 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """Run ``tuoyu batch``; 0 when every area succeeded or was unchanged, else 1."""
+    import importlib.util
+
+    from tuoyu.workflow.batch import run_batch  # the run's modules load on use, not per command
+
+    if importlib.util.find_spec("distributed") is None:
+        raise InputValidationError(
+            'tuoyu batch needs Dask: pip install "tuoyu-coverage[batch]" (distributed, pyarrow)'
+        )
     progress = Progress()
     result = run_batch(
         args.areas,
