@@ -70,7 +70,9 @@ def test_full_life_cycle_submit_receipt_register_change_close() -> None:
     assert f1.state == "receipt_issued" and f1.number == "渝中卫备-001"
     assert f0.state == "submitted" and len(f0.steps) == 1  # the old filing is untouched
 
-    with pytest.raises(InputValidationError, match="missing: 人员资格与健康证明、卫生评价报告、消防安全检查") as exc:
+    with pytest.raises(
+        InputValidationError, match="missing: 人员资格与健康证明、卫生评价报告、消防安全检查"
+    ) as exc:
         transition(f1, "register", actor="王科员", on=D(2025, 3, 6))
     assert exc.value.field == "documents"
 
@@ -94,7 +96,13 @@ def test_full_life_cycle_submit_receipt_register_change_close() -> None:
 
     f4 = transition(f3, "close", actor="王科员", on=D(2025, 9, 1))
     assert f4.state == "closed" and f4.next_actions() == ()
-    assert [s.action for s in f4.steps] == ["submit", "issue_receipt", "register", "change", "close"]
+    assert [s.action for s in f4.steps] == [
+        "submit",
+        "issue_receipt",
+        "register",
+        "change",
+        "close",
+    ]
     assert [s.actor for s in f4.steps][1:] == ["王科员"] * 4
 
 
@@ -104,7 +112,11 @@ def test_return_for_correction_and_resubmit() -> None:
         transition(f0, "return", actor="clerk", on=D(2025, 3, 4))
     assert exc.value.field == "reasons"
     f1 = transition(
-        f0, "return", actor="clerk", on=D(2025, 3, 4), reasons=["缺少场地证明", "托位与场地面积不符"]
+        f0,
+        "return",
+        actor="clerk",
+        on=D(2025, 3, 4),
+        reasons=["缺少场地证明", "托位与场地面积不符"],
     )
     assert f1.state == "returned"
     assert f1.steps[-1].reasons == ("缺少场地证明", "托位与场地面积不符")
@@ -138,10 +150,7 @@ def test_return_after_receipt() -> None:
 
 
 INVALID = [
-    (state, action)
-    for state in STATES
-    for action in ACTIONS
-    if action not in TRANSITIONS[state]
+    (state, action) for state in STATES for action in ACTIONS if action not in TRANSITIONS[state]
 ]
 
 
@@ -210,7 +219,9 @@ def test_submit_refuses_a_record_the_loader_would_reject() -> None:
     with pytest.raises(InputValidationError) as exc:
         submit(RECORD, filing_id="", area=AREA, actor="c", on=D(2025, 1, 2))
     assert exc.value.field == "filing_id"
-    gcj = submit({**RECORD, "坐标系": "高德"}, filing_id="F", area=AREA, actor="c", on=D(2025, 1, 2))
+    gcj = submit(
+        {**RECORD, "坐标系": "高德"}, filing_id="F", area=AREA, actor="c", on=D(2025, 1, 2)
+    )
     assert gcj.record["crs"] == "wgs84" and gcj.record["lon"] != RECORD["经度"]
 
 

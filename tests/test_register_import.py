@@ -152,7 +152,9 @@ def test_cli_deadlines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     )  # fmt: skip
     path = tmp_path / "filings.json"
     path.write_text(json.dumps([filing_to_dict(f)], ensure_ascii=False), "utf-8")
-    assert _run(["register", "deadlines", str(path), "--on", "2025-02-10", "--month", "2025-02"]) == 0
+    assert (
+        _run(["register", "deadlines", str(path), "--on", "2025-02-10", "--month", "2025-02"]) == 0
+    )
     out = capsys.readouterr().out
     # 回执 due 2025-02-07; on 2-10: 2-8 (Saturday, working) and 2-10 → 2 working days late
     assert "1 deadline(s) overdue on 2025-02-10" in out

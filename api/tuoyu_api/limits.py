@@ -198,6 +198,10 @@ def server_full_response(limit: int) -> JSONResponse:
     return JSONResponse(error_body("service_busy", message), 503, headers={"Retry-After": "1"})
 
 
+LATE_TICKS: Final = 3
+"""Consecutive late heartbeats that mean the event loop is saturated."""
+
+
 class InFlightLimitMiddleware:
     """Shed load at once (503 with ``Retry-After``) when a worker is overloaded.
 
@@ -209,7 +213,7 @@ class InFlightLimitMiddleware:
       (``/nearest``) is computed on the event loop, so under overload its requests queue
       in the kernel's socket buffers, where no counter sees them, and every answer's
       latency grows without end. A heartbeat every ``tick_s`` measures how late the loop
-      runs; while it is late on two heartbeats running, new requests get a 503 that costs a fraction of a
+      runs; while it is late on :data:`LATE_TICKS` heartbeats running, new requests get a 503 that costs a fraction of a
       millisecond, the backlog drains, and the worker recovers by itself as soon as the
       load drops (a CoDel-like rule: shed on queueing delay, not on queue length).
 
@@ -241,15 +245,17 @@ class InFlightLimitMiddleware:
         self._loop = loop
         self.lag_s = 0.0
 
-        last = [0.0]
+        recent = [0.0] * (LATE_TICKS - 1)
 
         def tick(expected: float) -> None:
             now = loop.time()
             lag = max(0.0, now - expected)
-            # Late on two heartbeats running: a saturated loop is late on every one, a
-            # one-off pause (a descheduled process, a long GC) on one only.
-            self.lag_s = min(lag, last[0])
-            last[0] = lag
+            # Late on LATE_TICKS heartbeats running: a saturated loop is late on every
+            # one, a pause (a descheduled process, a long GC, a C call holding the GIL
+            # in another thread) on one or two.
+            self.lag_s = min(lag, *recent)
+            recent.pop(0)
+            recent.append(lag)
             if self._loop is loop and not loop.is_closed():
                 loop.call_later(self.tick_s, tick, now + self.tick_s)
 

@@ -137,11 +137,17 @@ def test_refusals_name_the_action_or_field(
     r = reg_client.post(BASE + "/filings/F-1/transitions", headers=reg_auth,
                         json={"action": "return", "on": "2025-03-04"})  # fmt: skip
     assert r.status_code == 422 and r.json()["error"]["field"] == "reasons"
-    r = reg_client.post(BASE + "/filings", headers=reg_auth, json={
-        "filing_id": "F-2", "record": {**FULL_RECORD, "slots": 99}, "on": "2025-03-03"})
+    r = reg_client.post(
+        BASE + "/filings",
+        headers=reg_auth,
+        json={"filing_id": "F-2", "record": {**FULL_RECORD, "slots": 99}, "on": "2025-03-03"},
+    )
     assert r.status_code == 422 and r.json()["error"]["field"] == "slots"
-    r = reg_client.post(BASE + "/filings", headers=reg_auth, json={
-        "filing_id": "F-1", "record": FULL_RECORD, "on": "2025-03-03"})
+    r = reg_client.post(
+        BASE + "/filings",
+        headers=reg_auth,
+        json={"filing_id": "F-1", "record": FULL_RECORD, "on": "2025-03-03"},
+    )
     assert r.status_code == 409
     r = reg_client.post(BASE + "/filings/NOPE/transitions", headers=reg_auth,
                         json={"action": "close", "on": "2025-03-04"})  # fmt: skip
@@ -217,9 +223,7 @@ def test_public_view_discloses_only_the_listed_fields(
     _no_secrets(files.geojson.read_text("utf-8"))
 
 
-def test_overdue_list_and_monthly_count(
-    reg_client: TestClient, reg_auth: dict[str, str]
-) -> None:
+def test_overdue_list_and_monthly_count(reg_client: TestClient, reg_auth: dict[str, str]) -> None:
     # submitted Friday 2025-01-24: 回执 due 2025-02-07 (1-26 Sun, 1-27, 2-5, 2-6, 2-7)
     _post(reg_client, "/filings", reg_auth, {"filing_id": "F-9", "record": FULL_RECORD,
                                               "on": "2025-01-24"})  # fmt: skip
