@@ -73,11 +73,18 @@ class _Stages:
 
 
 def _file_sizes(folder: Path) -> dict[str, int]:
-    return {
-        p.relative_to(folder).as_posix(): p.stat().st_size
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+    """Bytes per output file; a map's chunk folder (``*.isochrones/``) counts as one entry."""
+    sizes: dict[str, int] = {}
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(folder)
+        key = rel.as_posix()
+        if len(rel.parts) > 1 and rel.parts[-2].endswith(".isochrones"):
+            n = sum(1 for _ in p.parent.glob("*.js"))
+            key = f"{Path(*rel.parts[:-1]).as_posix()}/ ({n} chunk files)"
+        sizes[key] = sizes.get(key, 0) + p.stat().st_size
+    return sizes
 
 
 def run_city(toml: str, out_root: str, cache_dir: str) -> dict[str, Any]:

@@ -108,11 +108,15 @@ class ClerkPage:
         self.outside: list[str] = []
         self.errors: list[str] = []
         self.page = browser.new_page(viewport={"width": 1300, "height": 900})
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.route("**/*", self._route)
         self.page.goto(PAGE)
         self.wait()
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(str(message.text))
 
     def _route(self, route: Any) -> None:
         request = route.request

@@ -40,7 +40,8 @@ RECORD: dict[str, Any] = {
 }
 
 
-def _submitted(on: dt.date = D(2025, 3, 3), docs: tuple[str, ...] = ()) -> Filing:
+def _submitted(docs: tuple[str, ...] = ()) -> Filing:
+    on = D(2025, 3, 3)
     return submit(RECORD, filing_id="F-001", area=AREA, actor="clerk", on=on, documents=docs)
 
 

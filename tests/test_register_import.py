@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 from tuoyu.register.bulk_import import import_register
-from tuoyu.register.cli import add_register_parser, load_filings
+from tuoyu.register.cli import add_register_parser
+from tuoyu.register.commands import load_filings
 from tuoyu.register.filings import facilities_as_of
 
 D = dt.date
@@ -62,7 +63,12 @@ def test_gbk_csv_with_chinese_headers_and_bad_rows(tmp_path: Path) -> None:
 
     rejects = result.rejects
     assert list(rejects.columns) == ["file", "row", "field", "value", "reason"]
-    by_row = {int(r.row): (r.field, r.reason) for r in rejects.itertuples()}
+    by_row = {
+        int(row): (str(field), str(reason))
+        for row, field, reason in zip(
+            rejects["row"], rejects["field"], rejects["reason"], strict=True
+        )
+    }
     assert set(rejects["file"]) == {"渝中区备案表.csv"}
     assert by_row[3][0] == "slots" and "field left empty" in by_row[3][1]
     assert by_row[4][0] == "lon" and "row skipped" in by_row[4][1]

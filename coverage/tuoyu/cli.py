@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tuoyu import __version__
 from tuoyu.errors import TuoyuError
+from tuoyu.register.cli import add_register_parser
 from tuoyu.workflow.batch_cli import add_batch_parser
 
 DEFAULT_AREA = "beijing-dongcheng"
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=_cmd_token)
 
     add_batch_parser(sub)
+    add_register_parser(sub)
 
     serve = sub.add_parser("serve", help="start the FastAPI service with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")

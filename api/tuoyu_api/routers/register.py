@@ -68,7 +68,7 @@ from tuoyu_api.register_models import (
     store_import,
 )
 from tuoyu_api.routers import error_responses
-from tuoyu_api.schemas import ID_PATTERN
+from tuoyu_api.schemas import ID_PATTERN, ErrorResponse
 
 router = APIRouter(tags=["register"])
 
@@ -83,13 +83,39 @@ FilingIdPath = Annotated[
     str, PathParam(pattern=ID_PATTERN, description="filing id / 备案编号", examples=["F-2025-001"])
 ]
 OnQuery = Annotated[
-    dt.date | None, Query(description="the day (YYYY-MM-DD); default today in China")
+    str | None,
+    Query(
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="the day (YYYY-MM-DD); default today in China",
+        examples=["2025-02-10"],
+    ),
 ]
 
 
 def today() -> dt.date:
     """Today's date in China."""
     return dt.datetime.now(CHINA_TZ).date()
+
+
+def day_of(on: str | None) -> dt.date:
+    """The ``on`` query parameter as a date (today in China when absent).
+
+    Raises
+    ------
+    InputValidationError
+        ``field='on'`` for a day that does not exist (e.g. 2025-02-30).
+
+    Examples
+    --------
+    >>> day_of("2025-02-10")
+    datetime.date(2025, 2, 10)
+    """
+    if on is None:
+        return today()
+    try:
+        return dt.date.fromisoformat(on)
+    except ValueError as exc:
+        raise InputValidationError(f"not a date: {on!r} ({exc})", field="on") from exc
 
 
 # --- bodies and answers ------------------------------------------------------------------------
@@ -196,7 +222,7 @@ def _polygon(state: AppState, area: str) -> Any:
     "/areas/{area}/register/filings",
     status_code=status.HTTP_201_CREATED,
     summary="Submit a filing / 提交备案 (token)",
-    responses=error_responses(401, 403, 404, 409, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
 )
 def post_filing(
     area: AreaDep, body: FilingIn, actor: ActorDep, session: SessionDep, state: StateDep
@@ -228,7 +254,7 @@ def post_filing(
 @router.post(
     "/areas/{area}/register/filings/{filing_id}/transitions",
     summary="Next step of a filing / 备案流转 (token)",
-    responses=error_responses(401, 403, 404, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 422, 429),
 )
 def post_transition(
     area: AreaDep,
@@ -267,7 +293,7 @@ def post_transition(
     "/areas/{area}/register/assessments",
     status_code=status.HTTP_201_CREATED,
     summary="Record a quality assessment / 质量评估 (token)",
-    responses=error_responses(401, 403, 404, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 422, 429),
 )
 def post_assessment(
     area: AreaDep, body: AssessmentIn, actor: ActorDep, session: SessionDep, state: StateDep
@@ -315,7 +341,10 @@ def _upload_name(filename: str) -> str:
 @router.post(
     "/areas/{area}/register/import",
     summary="Import an existing 备案 spreadsheet / 导入备案表 (token)",
-    responses=error_responses(401, 403, 404, 422, 429),
+    responses={
+        **error_responses(400, 401, 403, 404, 422, 429),
+        413: {"model": ErrorResponse, "description": "File too large / 文件过大"},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -355,7 +384,7 @@ async def post_import(
             return too_large_response(IMPORT_MAX_BYTES)
         chunks.append(chunk)
     data = b"".join(chunks)
-    day = on or today()
+    day = day_of(on)
     polygon = await run_in_threadpool(_polygon, state, area.slug)
 
     def work() -> dict[str, Any]:
@@ -392,7 +421,7 @@ def get_filings(
     area: AreaDep, actor: ActorDep, session: SessionDep, on: OnQuery = None
 ) -> list[dict[str, Any]]:
     """Every filing of the area with state, next actions and deadlines (overdue on ``on``)."""
-    day = on or today()
+    day = day_of(on)
     return [filing_view(f, day) for f in area_filings(session, area.slug)]
 
 
@@ -406,7 +435,7 @@ def get_filing(
     on: OnQuery = None,
 ) -> dict[str, Any]:  # fmt: skip
     """One filing with its steps and deadlines."""
-    return filing_view(row_filing(_load_row(session, area.slug, filing_id)), on or today())
+    return filing_view(row_filing(_load_row(session, area.slug, filing_id)), day_of(on))
 
 
 @router.get(
@@ -418,7 +447,7 @@ def get_overdue(
     area: AreaDep, actor: ActorDep, session: SessionDep, on: OnQuery = None
 ) -> list[dict[str, Any]]:
     """The 回执 and correction deadlines past due and unanswered on ``on``."""
-    day = on or today()
+    day = day_of(on)
     return [
         {
             "filing_id": o.filing_id,
@@ -487,7 +516,17 @@ def get_ratings(area: AreaDep, actor: ActorDep, session: SessionDep) -> list[dic
 @router.get(
     "/areas/{area}/register/public",
     summary="Registered facilities, public view / 备案机构公示",
-    responses=error_responses(404, 422),
+    responses={
+        200: {
+            "description": "JSON list, CSV (UTF-8 with BOM) or GeoJSON (WGS84)",
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/geo+json": {"schema": {"type": "object"}},
+            },
+        },
+        **error_responses(404, 422),
+    },
 )
 def get_public(
     area: AreaDep,
@@ -500,7 +539,7 @@ def get_public(
     ``json``: a list of objects (keys of ``PUBLIC_FIELDS``); ``csv``: UTF-8 with BOM,
     Chinese headers, formula-safe; ``geojson``: WGS84 points.
     """
-    day = on or today()
+    day = day_of(on)
     records = facilities_as_of(area_filings(session, area.slug), day)
     if format == "csv":
         body = public_csv_text(records).encode("utf-8-sig")
@@ -531,7 +570,13 @@ def get_public_fields(area: AreaDep) -> dict[str, str]:
     "/areas/{area}/register/clerk",
     response_class=HTMLResponse,
     summary="Clerk page / 备案办理页面",
-    responses=error_responses(404),
+    responses={
+        404: {
+            "model": ErrorResponse,
+            "description": "Unknown area / 未找到",
+            "content": {"application/json": {}},
+        }
+    },
 )
 def get_clerk_page(area: AreaDep) -> HTMLResponse:
     """A plain page for the clerk: filings, due dates, overdue highlighted, next steps.
