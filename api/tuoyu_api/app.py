@@ -21,7 +21,7 @@ from tuoyu_api.docs import install_docs
 from tuoyu_api.errors import install_error_handlers
 from tuoyu_api.limits import InFlightLimitMiddleware, RequestLimitMiddleware
 from tuoyu_api.registry import RegistryHook
-from tuoyu_api.routers import analysis, areas, facilities, health
+from tuoyu_api.routers import analysis, areas, facilities, health, register
 from tuoyu_api.settings import as_api_settings, resolve_database_url
 from tuoyu_api.validation import loader_validator
 
@@ -116,4 +116,5 @@ def create_app(
     app.include_router(areas.router)
     app.include_router(facilities.router)
     app.include_router(analysis.router)
+    app.include_router(register.router)
     return app

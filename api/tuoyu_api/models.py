@@ -194,3 +194,7 @@ class RegistryChange(Base):
     facility_id: Mapped[str] = mapped_column(String(64), nullable=False)
     action: Mapped[str] = mapped_column(String(8), nullable=False)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utc_now)
+
+
+# The 备案 register's tables share this metadata (revision 0003).
+from tuoyu_api import register_models as _register_models  # noqa: E402,F401

@@ -192,7 +192,8 @@ def pg_url(pg_session_url: str) -> str:
         with engine.begin() as conn:
             conn.execute(
                 text(
-                    "TRUNCATE facilities, api_tokens, audit_log, area_seeds, registry_heads, registry_changes "
+                    "TRUNCATE facilities, api_tokens, audit_log, area_seeds, registry_heads, "
+                    "registry_changes, register_filings, register_audit, register_assessments "
                     "RESTART IDENTITY"
                 )
             )

@@ -19,6 +19,9 @@ TABLES = {
     "area_seeds",
     "registry_heads",
     "registry_changes",
+    "register_filings",
+    "register_audit",
+    "register_assessments",
     "alembic_version",
 }
 
@@ -41,7 +44,7 @@ def _check_fresh_upgrade(url: str) -> None:
         token_cols = {c["name"] for c in inspector.get_columns("api_tokens")}
         assert "token_hash" in token_cols and "token" not in token_cols
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
             # The migrated schema is exactly what the models describe.
             diff = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
