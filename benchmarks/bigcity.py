@@ -34,6 +34,7 @@ seconds and the peak RSS after the step; every output file is listed with its si
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import tempfile
@@ -87,12 +88,17 @@ def _file_sizes(folder: Path) -> dict[str, int]:
     return sizes
 
 
+def _save_one_map(model: Any, name: str, folder: Path) -> Path:
+    from tuoyu.outputs.maps import save_map
+
+    return save_map(model.build_map(name), folder / f"{name}.html")
+
+
 def run_city(toml: str, out_root: str, cache_dir: str) -> dict[str, Any]:
     """The run of one study area, step by step (module level: runs in a spawned child)."""
     from tuoyu.config.settings import get_settings
     from tuoyu.config.study_area import load_area
     from tuoyu.indicators.targets import load_profile
-    from tuoyu.outputs.maps import save_map
     from tuoyu.outputs.reports import write_geojson
     from tuoyu.progress import SILENT
     from tuoyu.workflow.core import MAP_NAMES, AreaModel
@@ -112,7 +118,7 @@ def run_city(toml: str, out_root: str, cache_dir: str) -> dict[str, Any]:
     isochrones = stages.run("isochrones", model.isochrones)
     results = stages.run("indicators", model.results)
     for name in MAP_NAMES:
-        stages.run(f"map {name}", lambda n=name: save_map(model.build_map(n), maps / f"{n}.html"))
+        stages.run(f"map {name}", functools.partial(_save_one_map, model, name, maps))
     stages.run(
         "reports",
         lambda: write_outputs(

@@ -260,8 +260,7 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
         expected = _expected_rows(cfg, node)
         assert _walk_query(mp, f"{lon:.6f},{lat:.6f}", len(expected)) == expected
         mp.switch_basemap("高德地图")
-        glon_n = (walk["lonE6"][node] + walk["dLonE6"][node]) / 1e6
-        glat_n = (walk["latE6"][node] + walk["dLatE6"][node]) / 1e6
+        glon_n, glat_n = (float(v) for v in convert(lon, lat, "wgs84", "gcj02"))
         mp.page.fill("input.tuoyu-lonlat", "")
         assert _walk_query(mp, f"{glon_n:.6f}，{glat_n:.6f}", len(expected)) == expected
         mp.page.fill("input.tuoyu-lonlat", "not a point")

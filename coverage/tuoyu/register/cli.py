@@ -43,7 +43,7 @@ def add_register_parser(subparsers: Any) -> argparse.ArgumentParser:
     >>> _ = add_register_parser(parser.add_subparsers(dest="command"))
     >>> args = parser.parse_args(["register", "deadlines", "f.json", "--on", "2025-02-10"])
     >>> args.on, args.func.__name__
-    (datetime.date(2025, 2, 10), 'cmd_deadlines')
+    (datetime.date(2025, 2, 10), '_cmd_deadlines')
     """
     register: argparse.ArgumentParser = subparsers.add_parser(
         "register", help="the 备案 register: import, deadlines"

@@ -30,7 +30,6 @@ import shapely
 from folium.plugins import MarkerCluster
 from pyproj import Transformer
 
-from tuoyu.crs.china import convert
 from tuoyu.errors import InputValidationError
 from tuoyu.labels import Language, label
 from tuoyu.layers.schema import AGE_CLASSES, FACILITY_KINDS, SERVICE_MODES
@@ -268,14 +267,10 @@ def _walk_config(
     lat = lookup["lat"].to_numpy(dtype=float)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         raise InputValidationError("walk lookup has non-finite lon/lat", field="lon")
-    glon, glat = convert(lon, lat, "wgs84", "gcj02")
-    lon_e6 = np.round(lon * 1e6).astype(np.int64)
-    lat_e6 = np.round(lat * 1e6).astype(np.int64)
-    # GCJ-02 as integer offsets (≤ a few thousand micro-degrees) keeps the page small
-    cfg["lonE6"] = lon_e6.tolist()
-    cfg["latE6"] = lat_e6.tolist()
-    cfg["dLonE6"] = (np.round(glon * 1e6).astype(np.int64) - lon_e6).tolist()
-    cfg["dLatE6"] = (np.round(glat * 1e6).astype(np.int64) - lat_e6).tolist()
+    # WGS84 micro-degrees only: a point clicked or typed on Amap is converted to WGS84
+    # by the page (tuoyu_maps.js fromGcj) before the nearest node is looked up
+    cfg["lonE6"] = np.round(lon * 1e6).astype(np.int64).tolist()
+    cfg["latE6"] = np.round(lat * 1e6).astype(np.int64).tolist()
     reach: list[list[float]] = []
     for row, items in enumerate(lookup["facilities"].tolist(), start=1):
         flat: list[float] = []

@@ -59,6 +59,28 @@
 
   // [lon, lat] in WGS84 → [lon, lat] in GCJ-02, rounded to 6 decimals (≈ 0.1 m).
   function toGcj(lon, lat) {
+    var g = gcjExact(lon, lat);
+    return [round6(g[0]), round6(g[1])];
+  }
+
+  // [lon, lat] in GCJ-02 → WGS84: the forward transform inverted by fixed-point
+  // iteration, as tuoyu.crs.china does (the offset changes by far less than a metre
+  // over its own size, so a few steps reach 1e-9°).
+  function fromGcj(lon, lat) {
+    var guess = [lon, lat];
+    for (var it = 0; it < 30; it++) {
+      var f = gcjExact(guess[0], guess[1]);
+      var eLon = f[0] - lon;
+      var eLat = f[1] - lat;
+      guess = [guess[0] - eLon, guess[1] - eLat];
+      if (Math.abs(eLon) < 1e-9 && Math.abs(eLat) < 1e-9) {
+        break;
+      }
+    }
+    return guess;
+  }
+
+  function gcjExact(lon, lat) {
     if (outsideChina(lon, lat)) {
       return [lon, lat];
     }
@@ -80,7 +102,7 @@
     var sqrtMagic = Math.sqrt(magic);
     dLat = (dLat * 180.0) / (((GCJ_A * (1.0 - GCJ_EE)) / (magic * sqrtMagic)) * pi);
     dLon = (dLon * 180.0) / ((GCJ_A / sqrtMagic) * Math.cos(radLat) * pi);
-    return [round6(lon + dLon), round6(lat + dLat)];
+    return [lon + dLon, lat + dLat];
   }
 
   // Leaflet [lat, lon] pairs → the same in GCJ-02.
@@ -134,6 +156,7 @@
   }
 
   T.toGcj = toGcj;
+  T.fromGcj = fromGcj;
 
   /* ---- generic controls (title, legend, summary panel) -------------------------- */
 
@@ -563,16 +586,18 @@
     return Math.sqrt(x * x + y * y);
   }
 
-  // One linear scan over the embedded sample nodes: a click is one query, and the
-  // lookup holds at most tens of thousands of nodes, so no spatial index is needed.
+  // One linear scan over the embedded nodes (WGS84): a click is one query, so no
+  // spatial index is needed. A point given in GCJ-02 is converted to WGS84 first.
   function nearestNode(walk, datum, lat, lon) {
     var best = -1;
     var bestM = Infinity;
-    var gcj = datum === "gcj02";
+    if (datum === "gcj02") {
+      var w = fromGcj(lon, lat);
+      lon = w[0];
+      lat = w[1];
+    }
     for (var j = 0; j < walk.lonE6.length; j++) {
-      var nlon = (walk.lonE6[j] + (gcj ? walk.dLonE6[j] : 0)) / 1e6;
-      var nlat = (walk.latE6[j] + (gcj ? walk.dLatE6[j] : 0)) / 1e6;
-      var d = localMetres(lat, lon, nlat, nlon);
+      var d = localMetres(lat, lon, walk.latE6[j] / 1e6, walk.lonE6[j] / 1e6);
       if (d < bestM) {
         bestM = d;
         best = j;
