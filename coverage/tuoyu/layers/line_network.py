@@ -26,10 +26,8 @@ few lines they need are repeated here.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,9 +49,9 @@ from tuoyu.crs.china import convert, parse_crs_name
 from tuoyu.crs.projection import WGS84, utm_crs_for
 from tuoyu.errors import CRSError, DataNotFoundError, EmptyInputError, InputValidationError
 from tuoyu.layers.osm_network import as_metric_crs
+from tuoyu.network.cache import read_network_cache, write_network_cache
 from tuoyu.network.graph import build_graph
 from tuoyu.network.walk_network import WalkNetwork
-from tuoyu.outputs.atomic import write_with_atomic
 from tuoyu.progress import SILENT, Progress
 
 __all__ = [
@@ -89,7 +87,6 @@ NAME_FIELDS: tuple[str, ...] = ("name", "NAME", "Name", "名称", "路名", "roa
 _PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 _LINE_TYPES = (1, 2, 5)  # shapely type ids: LineString, LinearRing, MultiLineString
 _CACHE_FORMAT = 2  # 2: metadata["way_names"] added
-_ARRAYS = ("node_id", "node_x_m", "node_y_m", "edge_u", "edge_v", "edge_length_m", "edge_way_id")
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -567,45 +564,26 @@ def _cache_path(settings: Settings, sha256: str, params: Mapping[str, object]) -
 
 
 def _write_cache(target: Path, net: WalkNetwork) -> None:
-    arrays: dict[str, npt.NDArray[np.generic]] = {name: getattr(net, name) for name in _ARRAYS}
     metadata = dict(net.metadata)
     report = metadata.get("report")
     if isinstance(report, LineNetworkReport):
         metadata["report"] = report.as_dict()
-    arrays["crs_wkt"] = np.asarray(net.crs.to_wkt())
-    arrays["metadata_json"] = np.asarray(json.dumps(metadata, ensure_ascii=False))
-
-    def _writer(tmp: Path) -> None:
-        with tmp.open("wb") as fh:  # a file object: np.savez would append ".npz" to a name
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-
-    write_with_atomic(target, _writer)
+    write_network_cache(target, net, metadata)
 
 
 def _read_cache(target: Path, path: Path, sha256: str) -> WalkNetwork | None:
     """The cached network, or ``None`` when the entry is missing or unreadable."""
-    if not target.is_file():
+    net = read_network_cache(target, _source(path, sha256))
+    if net is None:
         return None
+    stored = net.metadata.get("report")
+    if not isinstance(stored, Mapping):
+        return None  # an entry from another layout is rebuilt
     try:
-        with np.load(io.BytesIO(target.read_bytes()), allow_pickle=False) as data:
-            arrays = {name: np.asarray(data[name]) for name in _ARRAYS}
-            crs = CRS.from_wkt(str(data["crs_wkt"]))
-            metadata = json.loads(str(data["metadata_json"]))
-        metadata["report"] = LineNetworkReport.from_dict(metadata["report"])
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
-        return None  # a damaged entry is rebuilt and overwritten
-    return WalkNetwork(
-        node_id=arrays["node_id"].astype(np.int64),
-        node_x_m=arrays["node_x_m"].astype(np.float64),
-        node_y_m=arrays["node_y_m"].astype(np.float64),
-        edge_u=arrays["edge_u"].astype(np.int64),
-        edge_v=arrays["edge_v"].astype(np.int64),
-        edge_length_m=arrays["edge_length_m"].astype(np.float64),
-        edge_way_id=arrays["edge_way_id"].astype(np.int64),
-        crs=crs,
-        source=_source(path, sha256),
-        metadata=metadata,
-    )
+        net.metadata["report"] = LineNetworkReport.from_dict(stored)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return net
 
 
 def _registry_entry(sha256: str, settings: Settings | None) -> RegisteredFile | None:

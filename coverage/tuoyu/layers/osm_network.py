@@ -14,10 +14,7 @@ sha256, the walk filter and the CRS, so a second load of the same file is a file
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import re
-import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +30,8 @@ from tuoyu.config.data_registry import file_sha256
 from tuoyu.config.settings import Settings
 from tuoyu.crs.projection import WGS84, utm_crs_for
 from tuoyu.errors import CRSError, DataNotFoundError, EmptyInputError, InputValidationError
+from tuoyu.network.cache import read_network_cache, write_network_cache
 from tuoyu.network.walk_network import WalkNetwork
-from tuoyu.outputs.atomic import write_with_atomic
 from tuoyu.progress import SILENT, Progress
 
 __all__ = [
@@ -380,8 +377,6 @@ def _source(path: Path, sha256: str) -> str:
 
 # --------------------------------------------------------------------------- caching
 
-_ARRAYS = ("node_id", "node_x_m", "node_y_m", "edge_u", "edge_v", "edge_length_m", "edge_way_id")
-
 
 def _cache_path(settings: Settings, sha256: str, crs: CRS | None) -> Path:
     crs_tag = "utm" if crs is None else hashlib.sha256(crs.to_wkt().encode()).hexdigest()[:8]
@@ -390,41 +385,12 @@ def _cache_path(settings: Settings, sha256: str, crs: CRS | None) -> Path:
 
 
 def _write_cache(target: Path, net: WalkNetwork) -> None:
-    arrays = {name: getattr(net, name) for name in _ARRAYS}
-    arrays["crs_wkt"] = np.asarray(net.crs.to_wkt())
-    arrays["metadata_json"] = np.asarray(json.dumps(net.metadata, ensure_ascii=False))
-
-    def _writer(tmp: Path) -> None:
-        # np.savez appends ".npz" to bare paths; a file object keeps the temp name.
-        with tmp.open("wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-
-    write_with_atomic(target, _writer)
+    write_network_cache(target, net, net.metadata)
 
 
 def _read_cache(target: Path, path: Path, sha256: str) -> WalkNetwork | None:
     """The cached network, or ``None`` when the entry is missing or unreadable."""
-    if not target.is_file():
-        return None
-    try:
-        with np.load(io.BytesIO(target.read_bytes()), allow_pickle=False) as data:
-            arrays = {name: np.asarray(data[name]) for name in _ARRAYS}
-            crs = CRS.from_wkt(str(data["crs_wkt"]))
-            metadata = json.loads(str(data["metadata_json"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return None  # a damaged entry is rebuilt and overwritten
-    return WalkNetwork(
-        node_id=arrays["node_id"].astype(np.int64),
-        node_x_m=arrays["node_x_m"].astype(np.float64),
-        node_y_m=arrays["node_y_m"].astype(np.float64),
-        edge_u=arrays["edge_u"].astype(np.int64),
-        edge_v=arrays["edge_v"].astype(np.int64),
-        edge_length_m=arrays["edge_length_m"].astype(np.float64),
-        edge_way_id=arrays["edge_way_id"].astype(np.int64),
-        crs=crs,
-        source=_source(path, sha256),
-        metadata=metadata,
-    )
+    return read_network_cache(target, _source(path, sha256))
 
 
 # --------------------------------------------------------------------------- public
