@@ -127,7 +127,7 @@ class AnalysisService:
         self._layers_guard = threading.Lock()
         self._cache_guard = threading.Lock()
         self._isochrones: OrderedDict[tuple[str, str, int, float], dict[str, Any]] = OrderedDict()
-        self._pages: dict[tuple[str, int, str, str | None, str, str | None], str] = {}
+        self._pages: dict[tuple[str, int, str, str | None, str | None, str, str | None], str] = {}
 
     def lock(self, slug: str) -> threading.RLock:
         """The lock serialising the build of ``slug``'s analysis and writes to it."""
@@ -298,16 +298,29 @@ class AnalysisService:
         nearest_url: str | None,
         language: str,
         attribution: str | None,
+        isochrone_url: str | None = None,
     ) -> str:
         """One map page of the model's current state, cached until the next change."""
-        key = (model.area.slug, model.version, name, nearest_url, language, attribution)
+        key = (
+            model.area.slug,
+            model.version,
+            name,
+            nearest_url,
+            isochrone_url,
+            language,
+            attribution,
+        )
         with self._cache_guard:
             cached = self._pages.get(key)
         if cached is not None:
             return cached
         html = str(
             model.build_map(
-                name, nearest_url=nearest_url, language=language, attribution=attribution
+                name,
+                nearest_url=nearest_url,
+                isochrone_url=isochrone_url,
+                language=language,
+                attribution=attribution,
             )
             .get_root()
             .render()

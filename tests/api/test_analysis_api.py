@@ -287,6 +287,8 @@ def test_dongcheng_on_its_road_layer(yz: tuple[TestClient, dict[str, str]]) -> N
     assert client.get(f"{DC}/maps/dashboard").status_code == 200
     page = client.get(f"{DC}/maps/facilities")
     assert page.status_code == 200 and '"nearestUrl":"../nearest?' in page.text
+    # the served page fetches a clicked facility's isochrones instead of carrying them all
+    assert "../facilities/{id}/isochrone?minutes={minutes}" in page.text
     # A write follows in the table at once.
     new = {"id": "DC-NEW-1", "lon": 116.4238, "lat": 39.9284, "crs": "gcj02"}
     assert client.post(f"{DC}/facilities", json=new, headers=auth).status_code == 201

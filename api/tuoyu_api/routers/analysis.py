@@ -72,6 +72,8 @@ from tuoyu_api.validation import validate_facility_write
 router = APIRouter(tags=["analysis"])
 
 MAP_NEAREST_URL = "../nearest?lon={lon}&lat={lat}&crs={crs}&minutes={minutes}"
+MAP_ISOCHRONE_URL = "../facilities/{id}/isochrone?minutes={minutes}"
+"""The isochrone URL template of the served facility map (fetched on click)."""
 """The nearest-facility URL template the served facility map calls: relative to the page
 at ``/areas/{area}/maps/{name}`` it is ``/areas/{area}/nearest``, behind any proxy prefix."""
 
@@ -426,6 +428,7 @@ async def get_map(
             analysis,
             name,
             nearest_url=MAP_NEAREST_URL,
+            isochrone_url=MAP_ISOCHRONE_URL,
             language=language or settings.language,
             attribution=facility_attribution(area, settings),
         )

@@ -34,6 +34,7 @@ def build_area_map(
     facility_reaches: list[LocalReach] | None,
     *,
     nearest_url: str | None = None,
+    isochrone_url: str | None = None,
     language: str = "zh",
     attribution: str | None = None,
     sites: gpd.GeoDataFrame | None = None,
@@ -60,6 +61,9 @@ def build_area_map(
         there is no ``nearest_url``.
     nearest_url
         The service's nearest-facility URL template (see :func:`build_facility_map`).
+    isochrone_url
+        The service's isochrone URL template (placeholders ``{id}``, ``{minutes}``): the
+        page fetches a facility's isochrones when it is clicked instead of carrying them.
     language
         ``zh`` or ``en``.
     attribution
@@ -91,11 +95,13 @@ def build_area_map(
             )
         return build_facility_map(
             facilities,
-            isochrones,
+            isochrones if isochrone_url is None else None,
             lookup,
             language=language,
             tianditu_key=key,
             nearest_url=nearest_url,
+            isochrone_url=isochrone_url,
+            isochrone_minutes=walk.minutes,
             area_name=area.area.name,
             speed_kmh=walk.speed_kmh,
             walk_minutes=walk.max_minutes,

@@ -1204,6 +1204,7 @@ class AreaModel:
         name: str,
         *,
         nearest_url: str | None = None,
+        isochrone_url: str | None = None,
         language: str | None = None,
         attribution: str | None = None,
     ) -> folium.Map:
@@ -1217,6 +1218,9 @@ class AreaModel:
             URL template of a nearest-facility service for the facility map's "walk from
             here" (placeholders ``{lon}``, ``{lat}``, ``{crs}``, ``{minutes}``); without
             it the page carries a walking-time lookup of its own.
+        isochrone_url
+            URL template of the service's isochrone of one facility (placeholders ``{id}``,
+            ``{minutes}``); without it the page carries every isochrone.
         language
             ``zh`` or ``en`` (default: settings).
         attribution
@@ -1238,9 +1242,10 @@ class AreaModel:
             self.profile,
             view.results() if name != "facilities" else None,
             view.reach(),
-            view.isochrones() if name == "facilities" else None,
+            view.isochrones() if name == "facilities" and isochrone_url is None else None,
             view.facility_reaches() if name == "facilities" and nearest_url is None else None,
             nearest_url=nearest_url if self.mode != "none" else None,
+            isochrone_url=isochrone_url if self.mode != "none" else None,
             language=language or self._ctx.layers.settings.language,
             attribution=attribution,
         )

@@ -210,6 +210,9 @@ def write_maps(
                 site_isochrones=site_isochrones if name == "gaps" else None,
             )
             written[f"{name}.html"] = save_map(fmap, maps_dir / f"{name}.html")
+            sidecar = maps_dir / f"{name}.isochrones"
+            if sidecar.is_dir():  # isochrones loaded on click: keep the folder with the page
+                written[f"{name}.isochrones/"] = sidecar
     return written, skipped
 
 
