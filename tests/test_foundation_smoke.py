@@ -69,3 +69,16 @@ def test_cli_unknown_area_exits_nonzero(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["run", "atlantis"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown study area" in err[0]
+
+
+def test_walk_minutes_are_bounded(tmp_path: Path) -> None:
+    """Regression: ``minutes = [5, 1e9]`` was accepted (96 % "covered")."""
+    area = tmp_path / "far.toml"
+    area.write_text(
+        '[area]\nname = "x"\ncode = "500103"\ntarget_profile = "chongqing-2025"\n'
+        "[walk]\nminutes = [5, 1e9]\n",
+        "utf-8",
+    )
+    with pytest.raises(AreaConfigError, match="minutes"):
+        load_area(area)
+    assert main(["run", str(area)]) == 2

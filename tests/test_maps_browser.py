@@ -388,7 +388,7 @@ def test_dashboard_dongcheng(browser: Any, data_dir: Path, tmp_path: Path) -> No
         mp.page.wait_for_selector(".leaflet-tooltip")
         assert failing_name in mp.page.inner_text(".leaflet-tooltip")
         assert "全区情况" in mp.page.inner_text(".tuoyu-summary")
-        assert "002_30e7b644e3d11434.txt" in mp.page.inner_text(".tuoyu-legend")
+        assert "京政办发〔2023〕6号" in mp.page.inner_text(".tuoyu-legend")
         mp.screenshot("dashboard_dongcheng.png")
         first = "() => { const l = tuoyu.last.layers.units.layer.getLayers()[0]; const r = l.getLatLngs()[0]; const p = Array.isArray(r[0]) ? r[0][0] : r[0]; return [p.lng, p.lat]; }"
         wgs_first = mp.js(first)

@@ -47,6 +47,10 @@ class AreaSection(_Section):
         return value
 
 
+MAX_WALK_MINUTES = 60.0
+"""Longest walking threshold a study area may set (the API refuses longer queries too)."""
+
+
 class WalkSection(_Section):
     """``[walk]``: walking speed and thresholds."""
 
@@ -72,8 +76,11 @@ class WalkSection(_Section):
     @field_validator("minutes")
     @classmethod
     def _sorted_positive(cls, value: list[float]) -> list[float]:
-        if not value or any(m <= 0 for m in value):
-            raise ValueError("minutes must be a non-empty list of positive numbers")
+        if not value or any(not (0 < m <= MAX_WALK_MINUTES) for m in value):
+            raise ValueError(
+                f"minutes must be a non-empty list of numbers in (0, {MAX_WALK_MINUTES:g}] "
+                "(a walking service circle; the API's queries stop at 60)"
+            )
         return sorted(set(value))
 
     @property

@@ -84,6 +84,7 @@ def run_capacitated_site(
             ),
         }
     )
+    run.seal()
     progress.info(
         f"solver {result.solver}: {'optimal' if result.optimal else 'not proven optimal'}"
         + (f", MIP gap {result.mip_gap:.2%}" if result.mip_gap is not None else "")

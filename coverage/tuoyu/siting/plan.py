@@ -920,6 +920,7 @@ def run_site(
             maps_dir=run.maps_dir,
         )
     )
+    run.seal()
     result = plan.result
     progress.info(
         f"solver {result.solver}: {'optimal' if result.optimal else 'not proven optimal'}"

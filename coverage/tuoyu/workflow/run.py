@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import os
 import re
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 
-from tuoyu.config.data_registry import resolve_data_dir
+from tuoyu import __version__
+from tuoyu.config.data_registry import file_sha256, resolve_data_dir
 from tuoyu.config.settings import Settings, get_settings
 from tuoyu.config.study_area import load_area
 from tuoyu.errors import DataNotFoundError, InputValidationError
@@ -26,6 +31,7 @@ from tuoyu.indicators.baseline import baseline_changes, with_baseline
 from tuoyu.indicators.targets import Profile, load_profile
 from tuoyu.layers.rejects import write_rejects
 from tuoyu.layers.units import has_geometry
+from tuoyu.outputs.atomic import write_text_atomic
 from tuoyu.outputs.maps import save_map
 from tuoyu.outputs.reports import write_reports
 from tuoyu.progress import Progress
@@ -47,6 +53,11 @@ class AreaRun:
     maps_dir: Path
     written: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+
+    def seal(self) -> Path:
+        """(Re)write the manifest after more files were added to :attr:`written`."""
+        return finish_manifest(self.out_dir, self.run_id, self.written)
 
     @property
     def layers(self) -> AreaLayers:
@@ -263,6 +274,7 @@ def analyse_area(
         results = _with_baseline(model, results, baseline_path, progress)
     skipped: dict[str, str] = {}
     maps: dict[str, Path] = {}
+    run_id = start_manifest(out)
     if write_map_files:
         maps, skipped = write_maps(model, maps_out, progress=progress)
     if skipped:
@@ -285,7 +297,43 @@ def analyse_area(
     written.update({f"maps/{k}": v for k, v in maps.items()})
     for what, reason in {**dict(model.layers.skipped), **skipped}.items():
         progress.info(f"skipped {what}: {reason}")
-    return AreaRun(model, results, out, maps_out, written, skipped)
+    finish_manifest(out, run_id, written)
+    return AreaRun(model, results, out, maps_out, written, skipped, run_id)
+
+
+MANIFEST = "manifest.json"
+"""Written last by a run: its id and every file it wrote with its sha256. A folder without
+it (or whose files do not match it) holds an unfinished run."""
+
+
+def start_manifest(out_dir: Path) -> str:
+    """Begin a run in ``out_dir``: remove the previous run's manifest, return a run id.
+
+    From here until :func:`finish_manifest`, the folder says it holds no complete run,
+    so a run killed half way is never mistaken for a finished one.
+    """
+    (Path(out_dir) / MANIFEST).unlink(missing_ok=True)
+    return uuid.uuid4().hex
+
+
+def finish_manifest(out_dir: Path, run_id: str, written: Mapping[str, Path]) -> Path:
+    """Write ``manifest.json``: the run id and each file written with its sha256 and size."""
+    files = {}
+    for name, path in sorted(written.items()):
+        p = Path(path)
+        if p.is_file():
+            files[name] = {
+                "path": os.path.relpath(p, out_dir),
+                "sha256": file_sha256(p),
+                "bytes": p.stat().st_size,
+            }
+    text = json.dumps(
+        {"run_id": run_id, "tool": f"tuoyu-coverage {__version__}", "files": files},
+        ensure_ascii=False,
+        indent=2,
+        sort_keys=True,
+    )
+    return write_text_atomic(Path(out_dir) / MANIFEST, text + "\n")
 
 
 def report_written(run: AreaRun, progress: Progress) -> None:

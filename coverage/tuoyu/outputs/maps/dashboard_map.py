@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tuoyu.errors import InputValidationError
+from tuoyu.indicators.citations import cite
 from tuoyu.indicators.targets import INDICATORS, Profile, Target
 from tuoyu.labels import Language, label
 from tuoyu.outputs.maps.basemaps import add_basemaps
@@ -178,11 +179,8 @@ def _target_line(target: Target | None, profile: Profile | None, language: Langu
         where = f"（{esc(profile.title)}）" if profile is not None else ""
         return f"{ui('no_target', language)}{where}"
     name = target.label_zh if language == "zh" else target.label_en
-    doc = profile.document if profile is not None and profile.document else None
-    sep, comma = ("；", "，") if language == "zh" else ("; ", ", ")
-    source = f"{esc(target.source_file)}{comma}{esc(target.clause)}"
-    if doc:
-        source = f"{esc(doc)}{sep}{source}"
+    # cited by document number and clause (京政办发〔2023〕6号 二、工作目标), not by file name
+    source = esc(cite(target))
     return (
         f"<b>{esc(name)} {esc(target.text)}</b>"
         f'<div class="tuoyu-source">{ui("source", language)}{colon(language)}{source}'
