@@ -240,3 +240,17 @@ def test_sites_sheet_is_formula_safe_and_whole() -> None:
     assert sheet["累计新增覆盖人口（人）"].tolist() == [added[0], 31]
     assert sum(sheet["新增覆盖3岁以下儿童（人）"]) == 1
     assert sheet[SITE_HEADERS_ZH["slots"]].tolist() == ["待定", 30]
+
+
+def test_siting_outputs_credit_the_network_they_were_built_on(settings) -> None:
+    """Regression: sites on Dongcheng's road layer were credited to OpenStreetMap."""
+    from tuoyu.config.study_area import load_area
+    from tuoyu.progress import SILENT
+    from tuoyu.siting.plan import data_credit
+    from tuoyu.workflow.layers import load_layers
+
+    dongcheng = load_layers(load_area("beijing-dongcheng"), settings, SILENT)
+    assert "东城区城市体检" in data_credit(dongcheng)
+    assert "OpenStreetMap" not in data_credit(dongcheng)
+    yuzhong = load_layers(load_area("chongqing-yuzhong"), settings, SILENT)
+    assert data_credit(yuzhong) == "© OpenStreetMap contributors"

@@ -86,7 +86,7 @@ def isochrone_feature(iso: FacilityIsochrone) -> dict[str, Any]:
     }
 
 
-def sites_collection(sites_wgs84: Any) -> dict[str, Any]:
+def sites_collection(sites_wgs84: Any, attribution: str = OSM_ATTRIBUTION) -> dict[str, Any]:
     """Recommended sites (a WGS84 GeoDataFrame) as a GeoJSON FeatureCollection."""
     features = [
         {
@@ -96,4 +96,4 @@ def sites_collection(sites_wgs84: Any) -> dict[str, Any]:
         }
         for geom, (_, row) in zip(sites_wgs84.geometry, sites_wgs84.iterrows(), strict=True)
     ]
-    return {"type": "FeatureCollection", "features": features, "attribution": OSM_ATTRIBUTION}
+    return {"type": "FeatureCollection", "features": features, "attribution": attribution}

@@ -22,7 +22,7 @@ from tuoyu.config.data_registry import load_registry, resolve_data_dir
 from tuoyu.config.study_area import StudyArea
 from tuoyu.errors import InputValidationError, TuoyuError
 from tuoyu.labels import label
-from tuoyu.siting.plan import siting_summary
+from tuoyu.siting.plan import data_credit, siting_summary
 from tuoyu.workflow.core import AreaModel
 
 from tuoyu_api.deps import (
@@ -556,7 +556,7 @@ def _sites(area: StudyArea, analysis: AreaModel, body: SitesIn) -> SitesOut:
     table: pd.DataFrame = plan.after.table
     return SitesOut(
         area=area.slug,
-        sites=sites_collection(plan.sites.to_crs(4326)),
+        sites=sites_collection(plan.sites.to_crs(4326), data_credit(analysis.current_layers())),
         siting=json_ready(siting_summary(plan, analysis.current_layers())),
         summary=_public_summary(json_ready(plan.after.summary)),
         columns=_columns([str(c) for c in table.columns]),

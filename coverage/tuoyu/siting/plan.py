@@ -56,7 +56,6 @@ from tuoyu.workflow.steps import (
     IndicatorResults,
     ReachResults,
     compute_indicators,
-    population_with_walk,
 )
 
 CANDIDATE_SOURCES = {"user": "用户提供", "osm": "OSM设施", "network": "路网采样"}
@@ -653,6 +652,17 @@ def plan_sites(
     )
 
 
+def data_credit(layers: AreaLayers) -> str:
+    """The credit the siting outputs carry: the road layer's own origin when the network
+    is not OpenStreetMap, else "© OpenStreetMap contributors"."""
+    network = layers.network
+    if network is not None and network.metadata.get("osm") is False:
+        credit = network.metadata.get("attribution")
+        if credit:
+            return str(credit)
+    return OSM_ATTRIBUTION
+
+
 def siting_summary(plan: SitingPlan, layers: AreaLayers) -> dict[str, object]:
     """JSON-ready description of a siting run: solver, optimality, sites and effect."""
     result = plan.result
@@ -680,7 +690,7 @@ def siting_summary(plan: SitingPlan, layers: AreaLayers) -> dict[str, object]:
         "population_total": float(before["population"].sum()) if before is not None else None,
         "notes": list(result.notes),
         "column_notes": {"rank": RANK_NOTE},
-        "attribution": OSM_ATTRIBUTION,
+        "attribution": data_credit(layers),
     }
 
 
@@ -804,8 +814,9 @@ def write_siting_outputs(
     with ``maps_dir`` also the planner's ``gaps.html`` showing the gaps before siting
     (from ``before``/``reach``) and the recommended sites with their isochrones.
     """
-    from tuoyu.outputs.maps import build_gap_map, save_map
+    from tuoyu.outputs.maps import save_map
     from tuoyu.outputs.reports import write_csv, write_geojson, write_summary_json
+    from tuoyu.workflow.area_maps import build_area_map
 
     out = Path(out_dir)
     written = {
@@ -813,7 +824,7 @@ def write_siting_outputs(
         "sites.geojson": write_geojson(
             plan.sites,
             out / "sites.geojson",
-            attribution=OSM_ATTRIBUTION,
+            attribution=data_credit(layers),
             name="sites",
             notes=(RANK_NOTE,),
         ),
@@ -827,22 +838,22 @@ def write_siting_outputs(
         written["site_isochrones.geojson"] = write_geojson(
             plan.isochrones,
             out / "site_isochrones.geojson",
-            attribution=OSM_ATTRIBUTION,
+            attribution=data_credit(layers),
             name="site_isochrones",
         )
     if maps_dir is not None:
-        walk = layers.area.walk
-        gmap = build_gap_map(
-            population_with_walk(layers, reach),
-            before.gaps if before is not None else None,
-            plan.sites,
-            plan.isochrones,
-            facilities=layers.facilities,
-            units=layers.units,
-            threshold_m=walk.metres_for(walk.max_minutes),
-            area_name=layers.area.area.name,
+        # the same builder as every other map (credits, language, layers)
+        gmap = build_area_map(
+            "gaps",
+            layers,
+            None,
+            before if before is not None else plan.after,
+            reach,
+            None,
+            None,
             language=layers.settings.language,
-            tianditu_key=layers.settings.tianditu_key,
+            sites=plan.sites,
+            site_isochrones=plan.isochrones,
         )
         written["maps/gaps.html"] = save_map(gmap, Path(maps_dir) / "gaps.html")
     return written

@@ -27,7 +27,7 @@ Language = Literal["zh", "en"]
 def build_area_map(
     name: str,
     layers: AreaLayers,
-    profile: Profile,
+    profile: Profile | None,
     results: IndicatorResults | None,
     reach: ReachResults | None,
     isochrones: gpd.GeoDataFrame | None,
@@ -49,7 +49,7 @@ def build_area_map(
     layers
         The layers with the facility set shown.
     profile
-        The target profile (dashboard).
+        The target profile (dashboard; the other maps do not need it).
     results
         The indicator results (dashboard and gaps; ``None`` for the facility map).
     reach
