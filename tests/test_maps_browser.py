@@ -11,7 +11,6 @@ basemap's datum (GCJ-02 on Amap, WGS84 on OpenStreetMap / 天地图). Screenshot
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 from tuoyu.crs.china import convert
 from tuoyu.outputs.maps import build_dashboard_map, build_facility_map, build_gap_map, save_map
 
+from tests.browser_support import launched_chromium
 from tests.test_maps import (
     GAP_THRESHOLD_M,
     dongcheng_case,
@@ -33,34 +33,13 @@ from tests.test_maps import (
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).parent / "_artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TILE_HOSTS = ("tile.openstreetmap.org", "is.autonavi.com", "tianditu.gov.cn")
-
-
-def _chromium() -> str | None:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("chromium not found (install it with: bash scripts/system-deps.sh)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    with launched_chromium() as b:
         yield b
-        b.close()
 
 
 class MapPage:

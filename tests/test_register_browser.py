@@ -9,7 +9,6 @@ filings with due dates, the overdue one highlighted, and a transition button wor
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,14 +32,14 @@ from tuoyu_api.routers import register
 from tuoyu_api.settings import get_api_settings
 from tuoyu_api.tokens import create_token
 
+from tests.browser_support import launched_chromium
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).parent / "_artifacts"
 AREA = "chongqing-yuzhong"
 HOST = "tuoyu.test"
 PAGE = f"http://{HOST}/areas/{AREA}/register/clerk"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 SECRETS = ("张三", "13800000000", "YZ-TY-0001", "F-2025-001", "500103", "民办", "37")
 RECORD: dict[str, Any] = {
     "id": "YZ-TY-0001", "name": "解放碑托育园", "address": "解放碑路1号", "jiedao": "解放碑街道",
@@ -50,23 +49,10 @@ RECORD: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _chromium() -> str | None:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("chromium not found (install it with: bash scripts/system-deps.sh)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    with launched_chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture()

@@ -14,7 +14,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import warnings
@@ -35,6 +34,8 @@ from tuoyu_api.db import Database, make_engine, open_database, upgrade_database
 from tuoyu_api.settings import ApiSettings, get_api_settings
 from tuoyu_api.tokens import create_token
 
+from tests.live_server import free_port
+
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 
 
@@ -50,12 +51,6 @@ def _pg_bindir() -> Path | None:
     if initdb and shutil.which("pg_ctl"):
         return Path(initdb).parent
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -103,7 +98,7 @@ def pg_server() -> Iterator[PgServer]:
             os.chown(path, entry.pw_uid, entry.pw_gid)
         base.chmod(0o700)
         prefix = ["runuser", "-u", run_as, "--"]
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [
             *prefix,

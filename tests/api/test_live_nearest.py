@@ -9,13 +9,11 @@ server builds and runs "walk from here" against the same server.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -27,17 +25,14 @@ from tuoyu_api.schemas import SAMPLE_FACILITY
 from tuoyu_api.settings import get_api_settings, resolve_database_url
 from tuoyu_api.tokens import create_token
 
+from tests.browser_support import launched_chromium
+from tests.live_server import free_port
+
 pytestmark = pytest.mark.slow  # starts a server process (~10 s on a busy machine)
 
 YZ = "/areas/chongqing-yuzhong"
 BESIDE = {"lon": 106.5785, "lat": 29.5583}  # ~100 m east of SAMPLE_FACILITY (106.5775)
 START_TIMEOUT_S = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -63,7 +58,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterat
         TUOYU_CACHE_DIR=str(settings.cache_dir),
         TUOYU_PRELOAD_AREAS='["chongqing-yuzhong"]',
     )
-    port = _free_port()
+    port = free_port()
     log = state / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -141,19 +136,8 @@ def test_register_find_and_delete_over_http(live: LiveServer) -> None:
 # --- the served facility map in Chromium ---------------------------------------------------
 
 
-def _chromium() -> str | None:
-    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if Path(candidate).exists():
-            return candidate
-    return None
-
-
 @pytest.mark.browser
 def test_served_map_walks_from_here_through_the_server(live: LiveServer) -> None:
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("chromium not found (install it with: bash scripts/system-deps.sh)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     body = {**SAMPLE_FACILITY, "id": "YZ-MAP-1", "name": "地图测试托育点"}
     with httpx.Client(timeout=60) as http:
         created = http.post(f"{live.base}{YZ}/facilities", json=body, headers=live.auth)
@@ -169,32 +153,19 @@ def test_served_map_walks_from_here_through_the_server(live: LiveServer) -> None
         else:
             request_route.abort()  # map tiles: offline
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=exe,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+    with launched_chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(0)  # no time limit that a busy machine could trip
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.route("**/*", route)
+        page.goto(f"{live.base}{YZ}/maps/facilities")
+        page.wait_for_function("() => window.tuoyu && tuoyu.last && tuoyu.last.ready")
+        page.fill("input.tuoyu-lonlat", f"{BESIDE['lon']:.6f},{BESIDE['lat']:.6f}")
+        page.click(".tuoyu-walk-form button")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.tuoyu-walk-list li').length === 1"
         )
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.route("**/*", route)
-            page.goto(f"{live.base}{YZ}/maps/facilities")
-            page.wait_for_function("() => window.tuoyu && tuoyu.last && tuoyu.last.ready")
-            page.fill("input.tuoyu-lonlat", f"{BESIDE['lon']:.6f},{BESIDE['lat']:.6f}")
-            page.click(".tuoyu-walk-form button")
-            page.wait_for_function(
-                "() => document.querySelectorAll('.tuoyu-walk-list li').length === 1"
-            )
-            assert "地图测试托育点" in page.inner_text(".tuoyu-walk-list")
-        finally:
-            browser.close()
+        assert "地图测试托育点" in page.inner_text(".tuoyu-walk-list")
     assert errors == []
     nearest = [urlparse(u) for u in calls if "/nearest" in u]
     assert nearest and nearest[-1].path == f"{YZ}/nearest"

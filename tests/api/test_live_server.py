@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from tuoyu_api.app import create_app
 from tuoyu_api.schemas import SAMPLE_FACILITY
 from tuoyu_api.settings import get_api_settings
 from tuoyu_api.tokens import create_token_cli
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.live_server import running_server
 
 
 @pytest.fixture()
@@ -28,22 +20,8 @@ def live_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Base URL of a running server and a token made the way ``tuoyu token create`` does."""
     settings = get_api_settings(state_dir=tmp_path, database_url=None)
     token = create_token_cli("live-editor", settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
+    with running_server(create_app(settings)) as port:
         yield f"http://127.0.0.1:{port}", token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def test_register_read_and_delete_over_http(live_server: tuple[str, str]) -> None:

@@ -24,7 +24,6 @@ import math
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -48,6 +47,7 @@ from tuoyu_api.settings import ApiSettings, get_api_settings, resolve_database_u
 from tuoyu_api.tokens import create_token
 
 from tests.api.conftest import TestClient
+from tests.live_server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -303,12 +303,6 @@ def test_no_absolute_path_leaves_the_service(make_app: Callable[..., App]) -> No
 # --- real servers ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     proc: subprocess.Popen[bytes]
@@ -347,7 +341,7 @@ class Servers:
         if database_url is not None:
             env["TUOYU_DATABASE_URL"] = database_url
         state.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        port = free_port()
         log = state / f"server-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -750,7 +744,7 @@ def test_tuoyu_serve_workers_announces_only_when_answering(
         TUOYU_DATA_DIR=str(settings.data_dir),
         TUOYU_CACHE_DIR=str(settings.cache_dir),
     )
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +18,12 @@ from urllib.parse import quote, unquote
 
 import anyio
 import pytest
-import uvicorn
 from tuoyu_api.app import create_app
 from tuoyu_api.schemas import SAMPLE_FACILITY
 from tuoyu_api.settings import ApiSettings, get_api_settings
 from tuoyu_api.tokens import create_token, create_token_cli
+
+from tests.live_server import running_server
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -177,34 +176,14 @@ def test_public_post_still_reads_its_body(sqlite_settings: ApiSettings) -> None:
 # --- 3. under a real uvicorn server -----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture()
 def live(tmp_path: Path) -> Iterator[tuple[int, str]]:
     """Port of a running uvicorn server (default 1 MiB limit) and a valid token."""
     settings = get_api_settings(state_dir=tmp_path, database_url=None)
     assert settings.max_body_bytes == 1_048_576
     token = create_token_cli("safety-live", settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
+    with running_server(create_app(settings)) as port:
         yield port, token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _read_status(sock: socket.socket) -> tuple[int, bytes]:
