@@ -285,7 +285,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--facilities", type=int, default=2_000)
     parser.add_argument("--population", type=int, default=200_000)
     parser.add_argument("--units-per-side", type=int, default=17)
-    parser.add_argument("--isochrones", default="exact", choices=["exact", "grid"])
+    parser.add_argument(
+        "--isochrones", default="walk_field", choices=["walk_field", "exact", "grid"]
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the result JSON")
     parser.add_argument("--no-save", action="store_true", help="do not write results/bigcity.json")

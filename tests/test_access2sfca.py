@@ -123,3 +123,58 @@ def test_frame_door_matches_array_door() -> None:
     assert result.excluded_slots_unknown == 0
     with pytest.raises(InputValidationError, match="no column 'slots'"):
         two_step_fca_frame(pd.DataFrame({"x": [1]}), population, _matrix())
+
+
+# --- order independence (issue 17: batch and single runs must agree bit for bit) -----------
+
+
+def _random_case(
+    seed: int, n_fac: int = 40, n_pts: int = 600
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense distances (NaN = out of reach), slots and demand with awkward magnitudes."""
+    rng = np.random.default_rng(seed)
+    dist = rng.uniform(0.0, 1000.0, size=(n_fac, n_pts))
+    dist[rng.random((n_fac, n_pts)) < 0.3] = np.nan
+    slots = rng.integers(1, 200, n_fac).astype(float)
+    demand = rng.lognormal(0.0, 3.0, n_pts) * rng.choice([1e-3, 1.0, 1e3], n_pts)
+    return dist, slots, demand
+
+
+def _shuffled_csr(dist: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
+    """CSR of ``dist`` with its entries stored in a random order within each row."""
+    rows, cols = np.nonzero(~np.isnan(dist))
+    order = rng.permutation(rows.size)
+    rows, cols = rows[order], cols[order]
+    keep = np.argsort(rows, kind="stable")  # CSR groups by row, column order stays random
+    rows, cols = rows[keep], cols[keep]
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=dist.shape[0]))))
+    return sp.csr_matrix((dist[rows, cols] + OFF, cols, indptr), shape=dist.shape)
+
+
+@pytest.mark.parametrize("decay", [None, 1000.0])
+def test_result_does_not_depend_on_order(decay: float | None) -> None:
+    """Shuffled facilities, points and stored entries give exactly the same numbers."""
+    dist, slots, demand = _random_case(17)
+    base = two_step_fca(_matrix(dist), slots, demand, decay_d0_m=decay)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        pf = rng.permutation(dist.shape[0])
+        pp = rng.permutation(dist.shape[1])
+        shuffled = two_step_fca(
+            _shuffled_csr(dist[np.ix_(pf, pp)], rng), slots[pf], demand[pp], decay_d0_m=decay
+        )
+        # exactly equal, not approximately: the batch run must reproduce the single run
+        assert shuffled.ratio.tolist() == base.ratio[pf].tolist()
+        assert shuffled.access.tolist() == base.access[pp].tolist()
+
+
+def test_unit_mean_access_does_not_depend_on_order() -> None:
+    rng = np.random.default_rng(5)
+    n = 5000
+    access = rng.lognormal(0.0, 2.0, n)
+    weights = rng.lognormal(3.0, 2.0, n)
+    groups = rng.integers(0, 4, n)
+    base = unit_mean_access(access, weights, groups, 4)
+    for _ in range(5):
+        p = rng.permutation(n)
+        assert unit_mean_access(access[p], weights[p], groups[p], 4).tolist() == base.tolist()

@@ -264,8 +264,34 @@ def test_gcj02_and_bd09_points_give_the_same_answer(road_layers: AreaLayers) -> 
         analysis.nearest(float(glon), float(glat), crs="wgs84")
 
 
-def test_isochrone_on_the_road(road_layers: AreaLayers) -> None:
+def _with_method(layers: AreaLayers, method: str) -> AreaLayers:
+    walk = layers.area.walk.model_copy(update={"isochrone_method": method})
+    return dataclasses.replace(layers, area=layers.area.model_copy(update={"walk": walk}))
+
+
+def test_walk_field_isochrone_on_the_road(road_layers: AreaLayers) -> None:
+    """The default polygon: the points whose walk (access leg + road) is ≤ 333.3 m."""
     analysis = AreaAnalysis.from_layers(road_layers, facilities=[_record("F1", 500)])
+    feature = analysis.facility_isochrone("F1", 5)
+    assert feature.method == "walk_field" and feature.geometry_wgs84.geom_type == "Polygon"
+    # Inside |along| + |across| ≤ 333.3 and |across| ≤ 25 (area 666.7 × 50 − 2 · 25²),
+    # short of it by the conservative margin only (a band of ≤ 15 m of walking).
+    full = 666.67 * 50 - 2 * 625
+    assert 0.9 * full < feature.area_m2 < full
+    lons = [c[0] for c in feature.geometry_wgs84.exterior.coords]
+    west, _ = _lonlat(500 - 333.3, 0)
+    east, _ = _lonlat(500 + 333.3, 0)
+    inner_west, _ = _lonlat(500 - 333.3 + 16, 0)
+    inner_east, _ = _lonlat(500 + 333.3 - 16, 0)
+    assert west < min(lons) < inner_west and inner_east < max(lons) < east
+    # A point 20 m off the road walks 20 m more: inside near the facility, not near the tip.
+    assert feature.geometry_wgs84.contains(shapely.Point(*_lonlat(500 + 200, 20)))
+    assert not feature.geometry_wgs84.contains(shapely.Point(*_lonlat(500 + 320, 20)))
+
+
+def test_isochrone_on_the_road(road_layers: AreaLayers) -> None:
+    exact_layers = _with_method(road_layers, "exact")
+    analysis = AreaAnalysis.from_layers(exact_layers, facilities=[_record("F1", 500)])
     feature = analysis.facility_isochrone("F1", 5)  # 333.3 m each way
     assert feature.geometry_wgs84.geom_type == "Polygon"
     props = dataclasses.asdict(feature)

@@ -331,13 +331,22 @@ def test_table_has_the_isochrone_columns_and_labels() -> None:
 
 def test_area_setting_picks_the_method() -> None:
     from tuoyu.config.study_area import WalkSection
-    from tuoyu.isochrones.exact import METHOD_EDGE_BUFFER
+    from tuoyu.isochrones.exact import METHOD_EDGE_BUFFER, METHOD_WALK_FIELD
     from tuoyu.isochrones.grid import area_isochrones
+    from tuoyu.isochrones.walk_field import WalkFieldIndex
 
     net, graph, fac = _city(2000, 2)
     reaches = all_facility_reach(graph, fac, 1000.0)
     ids = ["A", "B"]
-    exact = area_isochrones(net, reaches, ids, WalkSection(), points=fac)
+    exact = area_isochrones(net, reaches, ids, WalkSection(isochrone_method="exact"), points=fac)
+    field = area_isochrones(
+        net, reaches, ids, WalkSection(), points=fac, field_index=WalkFieldIndex.build(graph, 40)
+    )
+    assert set(field["method"]) == {METHOD_WALK_FIELD}  # the default
+    # The walk field counts the access legs: never larger than the edge buffer.
+    assert (field["area_m2"].to_numpy() <= exact["area_m2"].to_numpy()).all()
+    with pytest.raises(InputValidationError, match="field_index"):
+        area_isochrones(net, reaches, ids, WalkSection(), points=fac)
     grid = area_isochrones(
         net, reaches, ids, WalkSection(isochrone_method="grid", isochrone_cell_m=5.0), points=fac
     )

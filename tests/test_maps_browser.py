@@ -231,15 +231,25 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
         ].count(0)
         mp.page.select_option("select.tuoyu-puhui", "all")
 
-        # walk from here: typed WGS84 point on OSM, typed GCJ-02 point on Amap, a map click
+        # walk from here: a point copied from Amap (GCJ-02, the default for typed input)
+        # gives the same answer on the OSM and the Amap basemap; WGS84 and BD-09 when
+        # chosen beside the box; then a map click.
         mp.switch_basemap("OpenStreetMap")
         walk = cfg["walk"]
         node = _pick_node(cfg, set())
         lon, lat = walk["lonE6"][node] / 1e6, walk["latE6"][node] / 1e6
         expected = _expected_rows(cfg, node)
-        assert _walk_query(mp, f"{lon:.6f},{lat:.6f}", len(expected)) == expected
-        mp.switch_basemap("高德地图")
         glon_n, glat_n = (float(v) for v in convert(lon, lat, "wgs84", "gcj02"))
+        blon_n, blat_n = (float(v) for v in convert(lon, lat, "wgs84", "bd09"))
+        assert mp.page.input_value("select.tuoyu-typed-datum") == "gcj02"
+        assert "GCJ-02" in mp.page.inner_text(".tuoyu-datum")
+        assert _walk_query(mp, f"{glon_n:.6f},{glat_n:.6f}", len(expected)) == expected
+        mp.page.select_option("select.tuoyu-typed-datum", "wgs84")
+        assert _walk_query(mp, f"{lon:.6f},{lat:.6f}", len(expected)) == expected
+        mp.page.select_option("select.tuoyu-typed-datum", "bd09")
+        assert _walk_query(mp, f"{blon_n:.6f},{blat_n:.6f}", len(expected)) == expected
+        mp.switch_basemap("高德地图")
+        mp.page.select_option("select.tuoyu-typed-datum", "gcj02")
         mp.page.fill("input.tuoyu-lonlat", "")
         assert _walk_query(mp, f"{glon_n:.6f}，{glat_n:.6f}", len(expected)) == expected
         mp.page.fill("input.tuoyu-lonlat", "not a point")

@@ -17,8 +17,19 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import pytest
+from pyproj import CRS
+from tuoyu.config.settings import Settings
+from tuoyu.config.study_area import load_area
 from tuoyu.crs.china import convert
-from tuoyu.layers.facilities import load_facilities, reconcile_class_slots
+from tuoyu.errors import InputValidationError
+from tuoyu.layers.facilities import (
+    district_prefix,
+    load_facilities,
+    reconcile_class_slots,
+    validate_facility_record,
+)
+from tuoyu.progress import SILENT
+from tuoyu.workflow.layers import AreaLayers, load_registry_snapshot
 from tuoyu_api.app import create_app
 from tuoyu_api.db import upgrade_database
 from tuoyu_api.settings import get_api_settings
@@ -30,6 +41,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 YZ = "/areas/chongqing-yuzhong/facilities"
+YUZHONG_CODE = "500103"  # [area] code of data/areas/chongqing-yuzhong.toml
 LON, LAT = 106.5775, 29.5583  # 解放碑, WGS84, inside 渝中区
 BASE: dict[str, Any] = {"name": "测试托育点", "lon": LON, "lat": LAT}
 
@@ -48,7 +60,7 @@ def _file_door(
                 for k, v in record.items()
             }
         )
-    result = load_facilities(path, area_polygon=outline)
+    result = load_facilities(path, area_polygon=outline, area_code=YUZHONG_CODE)
     fields = result.rejects["field"].tolist()
     if not len(result.facilities):
         return None, fields
@@ -138,6 +150,11 @@ REFUSED: list[tuple[dict[str, Any], set[str]]] = [
     ({"id": "R7", **BASE, "slots_toddler": 50, "slots": 40}, {"slots"}),
     ({"id": "R8", **BASE, "lon": LAT, "lat": LON}, {"lat", "lon/lat"}),  # swapped
     ({"id": "R9", **BASE, "lon": 2.35, "lat": 48.85}, {"lon", "lon/lat"}),  # Paris
+    # issue 17: a Beijing (东城区) district code on a Yuzhong facility
+    ({"id": "R10", **BASE, "district_code": "110101"}, {"district_code"}),
+    # a 街道 code of another district, or of another district than the record's own
+    ({"id": "R11", **BASE, "jiedao": "110101004"}, {"jiedao"}),
+    ({"id": "R12", **BASE, "district_code": "500103", "jiedao": "500104001"}, {"jiedao"}),
 ]
 
 
@@ -210,3 +227,58 @@ def test_reconcile_class_slots_rules() -> None:
     slots, _note, problem = reconcile_class_slots({"slots_toddler": 70, "slots_infant": None}, 60)
     assert slots is None and problem is not None and "exceed" in problem
     assert reconcile_class_slots({}, 30) == (30, None, None)
+
+
+def test_district_code_message_names_the_area(client: TestClient, auth: dict[str, str]) -> None:
+    response = client.post(YZ, json={"id": "D1", **BASE, "district_code": "110101"}, headers=auth)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == "district_code"
+    assert "110101" in response.text and "500103" in response.text
+    # the area's own code and its 街道 codes are accepted
+    record = {"id": "D2", **BASE, "district_code": "500103", "jiedao": "500103003"}
+    assert client.post(YZ, json=record, headers=auth).status_code == 201
+
+
+def test_command_line_door_uses_the_area_code(settings: Settings, tmp_path: Path) -> None:
+    """The run's registry loader (CLI, batch) takes the district from ``[area] code``."""
+    path = tmp_path / "registry.csv"
+    path.write_text(
+        "编号,经度,纬度,区县代码,街道\n"
+        f"Y1,{LON},{LAT},500103,500103003\n"
+        f"Y2,{LON},{LAT},110101,解放碑街道\n"
+        f"Y3,{LON},{LAT},,110101004\n",
+        encoding="utf-8",
+    )
+    layers = AreaLayers(
+        area=load_area("chongqing-yuzhong"), settings=settings, metric_crs=CRS.from_epsg(32648)
+    )
+    result = load_registry_snapshot(layers, path, SILENT)
+    facilities = result.facilities.set_index("id")
+    assert facilities.loc["Y1", "district_code"] == "500103"
+    assert facilities.loc["Y1", "jiedao"] == "500103003"
+    assert _missing(facilities.loc["Y2", "district_code"])  # refused, emptied, reported
+    assert _missing(facilities.loc["Y3", "jiedao"])
+    rejects = result.rejects.set_index("row")
+    assert rejects.loc[2, "field"] == "district_code"
+    assert "not in the study area (500103)" in str(rejects.loc[2, "reason"])
+    assert rejects.loc[3, "field"] == "jiedao"
+    assert result.rejects["file"].eq(str(path)).all()
+
+
+def test_district_prefix_rules() -> None:
+    assert district_prefix("500103") == "500103"
+    assert district_prefix("500100") == "5001"  # a city-level area takes its districts
+    assert district_prefix("500000") == "50"
+    assert district_prefix("000000") == ""  # no constraint
+    assert district_prefix("yuzhong") is None and district_prefix(None) is None
+    ok, rejects = validate_facility_record(
+        {"id": "C1", **BASE, "district_code": "500105"}, area_code="500100"
+    )
+    assert ok is not None and not rejects
+    _, rejects = validate_facility_record(
+        {"id": "C2", **BASE, "district_code": "110101"}, area_code="500100"
+    )
+    assert [r.field for r in rejects] == ["district_code"]
+    with pytest.raises(InputValidationError, match="defaults value '110101'"):
+        validate_facility_record(BASE, defaults={"district_code": "110101"}, area_code="500103")

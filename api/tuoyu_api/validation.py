@@ -13,9 +13,10 @@ several fields and raises :class:`tuoyu.errors.InputValidationError` naming the 
 
 Every write is normalised by the file loader's own
 :func:`tuoyu.layers.facilities.validate_facility_record` (one rule set: class sums,
-ranges, 普惠 parsing, service modes, district code, datum conversion, the outside-China
-and swapped checks), so the command line accepts nothing the service refuses and the
-same record gives the same values through both doors.
+ranges, 普惠 parsing, service modes, district code (6 digits, and of the study area's
+district: ``[area] code``), datum conversion, the outside-China and swapped checks), so
+the command line accepts nothing the service refuses and the same record gives the same
+values through both doors.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ def _normalise(
         source="api",
         row=row,
         area_polygon=area_polygon,
+        area_code=area.area.code if area is not None else None,
     )
     if rejects:
         first = rejects[0]

@@ -177,11 +177,11 @@ def test_isochrone(yz: tuple[TestClient, dict[str, str]]) -> None:
     assert feature["type"] == "Feature" and feature["id"] == "YZ-TY-0001"
     props = feature["properties"]
     assert props["minutes"] == 10 and props["walk_m"] == pytest.approx(666.7, abs=0.1)
-    assert props["method"] == "edge_buffer" and props["area_m2"] > 0
+    assert props["method"] == "walk_field" and props["area_m2"] > 0
     polygon = shape(feature["geometry"])
     assert polygon.geom_type in ("Polygon", "MultiPolygon")
     point = shapely.Point(SAMPLE_FACILITY["lon"], SAMPLE_FACILITY["lat"])
-    assert polygon.distance(point) < 0.0005  # the facility's access leg is inside (~50 m)
+    assert polygon.distance(point) < 0.0005  # drawn along the road beside the facility
     smaller = shape(
         client.get(f"{YZ}/facilities/YZ-TY-0001/isochrone", params={"minutes": 5}).json()[
             "geometry"
@@ -283,7 +283,7 @@ def test_dongcheng_on_its_road_layer(yz: tuple[TestClient, dict[str, str]]) -> N
     gaps = client.get(f"{DC}/gaps").json()
     assert gaps["features"] and not gaps["skipped"]
     iso = client.get(f"{DC}/facilities/{first['id']}/isochrone")
-    assert iso.status_code == 200 and iso.json()["properties"]["method"] == "edge_buffer"
+    assert iso.status_code == 200 and iso.json()["properties"]["method"] == "walk_field"
     assert client.get(f"{DC}/maps/dashboard").status_code == 200
     page = client.get(f"{DC}/maps/facilities")
     assert page.status_code == 200 and '"nearestUrl":"../nearest?' in page.text

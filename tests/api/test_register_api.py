@@ -156,6 +156,23 @@ def test_refusals_name_the_action_or_field(
     assert [a.action for a in _audit(reg_client)] == ["submit"]  # refusals leave no trace
 
 
+def test_district_of_another_area_is_refused(
+    reg_client: TestClient, reg_auth: dict[str, str]
+) -> None:
+    """Issue 17: a Beijing (东城区 110101) district code on a Yuzhong (500103) filing."""
+    beijing = {**FULL_RECORD, "district_code": "110101"}
+    r = reg_client.post(BASE + "/filings", headers=reg_auth,
+                        json={"filing_id": "F-9", "record": beijing, "on": "2025-03-03"})  # fmt: skip
+    assert r.status_code == 422 and r.json()["error"]["field"] == "district_code", r.text
+    assert "500103" in r.json()["error"]["message"]
+    _registered(reg_client, reg_auth)
+    r = reg_client.post(BASE + "/filings/F-2025-001/transitions", headers=reg_auth, json={
+        "action": "change", "on": "2025-06-01", "changes": {"jiedao": "110101004"},
+    })  # fmt: skip
+    assert r.status_code == 422 and r.json()["error"]["field"] == "jiedao", r.text
+    assert [a.action for a in _audit(reg_client)] == ["submit", "issue_receipt", "register"]
+
+
 def test_writes_and_committee_reads_need_a_token(reg_client: TestClient) -> None:
     body = {"filing_id": "F-1", "record": FULL_RECORD, "on": "2025-03-03"}
     assert reg_client.post(BASE + "/filings", json=body).status_code == 401

@@ -239,6 +239,7 @@ def post_filing(
         note=body.note,
         default_crs=body.crs,
         area_polygon=_polygon(state, area.slug),
+        area_code=area.area.code,
     )
     if filing.filing_id in filing_ids(session, area.slug):
         raise ConflictError(f"filing '{filing.filing_id}' already exists in {area.slug}")
@@ -279,6 +280,7 @@ def post_transition(
         number=body.number,
         note=body.note,
         area_polygon=_polygon(state, area.slug) if body.changes else None,
+        area_code=area.area.code,
     )
     set_filing(row, after)
     audit(
@@ -393,7 +395,8 @@ async def post_import(
             path.write_bytes(data)
             result = import_register(
                 path, area=area.slug, actor=actor, on=day, default_crs=crs,
-                area_polygon=polygon, existing_ids=filing_ids(session, area.slug),
+                area_polygon=polygon, area_code=area.area.code,
+                existing_ids=filing_ids(session, area.slug),
                 source_name=name,
             )  # fmt: skip
             store_import(session, result)

@@ -64,13 +64,20 @@ class WalkSection(_Section):
         "largest piece always qualifies); 0 or 1 snaps to any piece (tuoyu.network.snap).",
     )
     isochrone_buffer_m: float = Field(default=25.0, gt=0)
-    isochrone_method: Literal["exact", "grid"] = Field(
-        default="exact",
-        description="exact: GEOS union of the buffered pieces; grid: the same region traced "
-        "on a lattice (tuoyu.isochrones.grid, tens of times faster, ≈2 % area error).",
+    isochrone_method: Literal["walk_field", "exact", "grid"] = Field(
+        default="walk_field",
+        description="walk_field (default): the area whose points the search and the coverage "
+        "figures give the facility within the time (nearest-way snapping, access leg "
+        "counted), traced conservatively on a lattice (tuoyu.isochrones.walk_field); exact: "
+        "GEOS union of the reached edges buffered by isochrone_buffer_m (GUIDE §3, up to "
+        "~8 % larger: it ignores the access leg and parallel unreached ways); grid: that "
+        "edge-buffer region traced on a lattice (tens of times faster, ≈2 % area error).",
     )
     isochrone_cell_m: float | None = Field(
-        default=None, gt=0, description="Lattice of grid isochrones (default buffer / 2)."
+        default=None,
+        gt=0,
+        description="Lattice of walk_field (default 2.5 m) and grid (default buffer / 2) "
+        "isochrones.",
     )
 
     @field_validator("minutes")
@@ -229,6 +236,29 @@ class PopulationSection(_Section):
         return value
 
 
+class RunSection(_Section):
+    """``[run]``: how the area is computed (results do not depend on it).
+
+    A large area can be routed tile by tile (:mod:`tuoyu.workflow.tiles`): square tiles of
+    its population points, each with the network within a halo of the service-circle
+    walk plus the snapping distance, so no process holds the whole city's routing graph.
+    Tiled results equal the untiled ones.
+    """
+
+    tile_size_m: float | None = Field(
+        default=None,
+        gt=0,
+        description="Route in square tiles of this side (metres); none: one piece, unless "
+        "tile_above_nodes says otherwise.",
+    )
+    tile_above_nodes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Route in tiles when the walking network has more nodes than this "
+        "(tiles of tile_size_m, default 5,000 m).",
+    )
+
+
 class StudyArea(_Section):
     """A parsed study-area definition."""
 
@@ -238,6 +268,7 @@ class StudyArea(_Section):
     units: UnitsSection | None = None
     facilities: FacilitiesSection | None = None
     population: PopulationSection | None = None
+    run: RunSection = Field(default_factory=RunSection)
     source_path: Path | None = Field(default=None, exclude=True)
 
     @property

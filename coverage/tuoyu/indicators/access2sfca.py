@@ -26,8 +26,14 @@ demand gets ``R_j = NaN`` and adds nothing to ``A_i`` (nobody with demand reache
 counted in ``facilities_without_demand``).
 
 Hand-written on ``scipy.sparse`` rather than using PySAL ``access``: that package is not a
-dependency and wants dense cost tables in DataFrames; the two sparse products below are
-the whole method.
+dependency and wants dense cost tables in DataFrames; the two weighted sums below are the
+whole method.
+
+The sums do not depend on the order of facilities or points (nor on how a batch run split
+or reassembled the reach matrix): each facility's and each point's terms are sorted by
+value before they are added (:func:`group_sums`), so the same inputs in any order give
+bit-identical ``R_j`` and ``A_i``. A sparse matrix-vector product adds the terms in
+storage order, and floating-point addition is not associative.
 """
 
 from __future__ import annotations
@@ -90,6 +96,52 @@ class TwoStepResult:
     facilities_without_demand: int
     points_demand_unknown: int
     decay_d0_m: float | None
+
+
+def group_sums(
+    groups: npt.ArrayLike, values: npt.ArrayLike, n_groups: int
+) -> npt.NDArray[np.float64]:
+    """Sum of ``values`` per group, independent of the order of the entries.
+
+    The entries are sorted by group, then by value, and each group's run is added by
+    :func:`numpy.add.reduceat`; the sum of a group therefore depends only on the values
+    it holds, never on the order they came in (entries equal in group and value are
+    interchangeable). Sorting small terms first also loses less precision.
+
+    Parameters
+    ----------
+    groups
+        Group index per entry in ``0..n_groups-1``.
+    values
+        Value per entry (finite).
+    n_groups
+        Number of groups; a group without entries sums to 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_groups,).
+
+    Examples
+    --------
+    >>> v = [1e16, 1.0, -1e16, 1.0]
+    >>> group_sums([0, 0, 0, 0], v, 1).tolist() == group_sums([0, 0, 0, 0], v[::-1], 1).tolist()
+    True
+    """
+    g = np.asarray(groups, dtype=np.int64).ravel()
+    v = np.asarray(values, dtype=float).ravel()
+    out = np.zeros(n_groups, dtype=float)
+    if v.size == 0:
+        return out
+    # one int64 key per entry: group, then rank of the value (entries of equal value may
+    # take either rank: they are interchangeable); cheaper than a two-key lexsort
+    rank = np.empty(v.size, dtype=np.int64)
+    rank[np.argsort(v)] = np.arange(v.size, dtype=np.int64)
+    order = np.argsort(g * v.size + rank)
+    g, v = g[order], v[order]
+    starts = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1])))
+    out[g[starts]] = np.add.reduceat(v, starts)
+    return out
 
 
 def _weights(reach: sp.csr_matrix, decay_d0_m: float | None) -> sp.csr_matrix:
@@ -163,10 +215,14 @@ def two_step_fca(
     w = _weights(matrix, decay_d0_m)
     slots_unknown = np.isnan(s)
     demand_unknown = np.isnan(d)
+    # one entry per reachable (facility, point) pair; sums go through group_sums so that
+    # they do not depend on the order of facilities, points or stored entries
+    fac = np.repeat(np.arange(n_fac, dtype=np.int64), np.diff(w.indptr))
+    pts = w.indices.astype(np.int64)
 
     # Step 1: R_j = S_j / Σ_i W_ji D_i; unknown when any reached point's demand is unknown.
-    catchment_demand = w @ np.where(demand_unknown, 0.0, d)
-    catchment_unknown = (w @ demand_unknown.astype(float)) > 0
+    catchment_demand = group_sums(fac, w.data * np.where(demand_unknown, 0.0, d)[pts], n_fac)
+    catchment_unknown = np.bincount(fac[demand_unknown[pts]], minlength=n_fac) > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(catchment_demand > 0, s / catchment_demand, np.nan)
     no_demand = (catchment_demand <= 0) & ~catchment_unknown & ~slots_unknown
@@ -175,9 +231,8 @@ def two_step_fca(
     # Step 2: A_i = Σ_j W_ji R_j. Facilities without demand add nothing; unknown ratios
     # (unknown catchment demand) make A_i unknown; excluded facilities add nothing.
     ratio_unknown = catchment_unknown & ~slots_unknown
-    wt = w.T.tocsr()
-    access = wt @ np.where(np.isnan(ratio), 0.0, ratio)
-    access_unknown = (wt @ ratio_unknown.astype(float)) > 0
+    access = group_sums(pts, w.data * np.where(np.isnan(ratio), 0.0, ratio)[fac], n_pts)
+    access_unknown = np.bincount(pts[ratio_unknown[fac]], minlength=n_pts) > 0
     access = np.where(access_unknown, np.nan, access)
 
     return TwoStepResult(
@@ -213,7 +268,8 @@ def unit_mean_access(
     -------
     numpy.ndarray
         Shape (n_groups,); NaN for a group with no weight or with any unknown access or
-        weight (unknowns are not averaged away).
+        weight (unknowns are not averaged away). Independent of the order of the points
+        (:func:`group_sums`).
     """
     a = np.asarray(access, dtype=float)
     w = np.asarray(weights, dtype=float)
@@ -221,9 +277,9 @@ def unit_mean_access(
     keep = g >= 0
     a, w, g = a[keep], w[keep], g[keep]
     unknown = np.isnan(a) | np.isnan(w)
-    num = np.bincount(g, weights=np.where(unknown, 0.0, a * w), minlength=n_groups)
-    den = np.bincount(g, weights=np.where(unknown, 0.0, w), minlength=n_groups)
-    bad = np.bincount(g, weights=unknown.astype(float), minlength=n_groups) > 0
+    num = group_sums(g, np.where(unknown, 0.0, a * w), n_groups)
+    den = group_sums(g, np.where(unknown, 0.0, w), n_groups)
+    bad = np.bincount(g[unknown], minlength=n_groups) > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where((den > 0) & ~bad, num / den, np.nan)
     return np.asarray(out, dtype=float)

@@ -62,7 +62,15 @@ METHOD_CONCAVE_HULL: Final = "concave_hull_approx"
 METHOD_GRID: Final = "grid_approx"
 """``method`` value of gridded isochrones (:mod:`tuoyu.isochrones.grid`, 格网追踪近似)."""
 
+METHOD_WALK_FIELD: Final = "walk_field"
+"""``method`` value of walk-field isochrones (:mod:`tuoyu.isochrones.walk_field`): the area
+whose points the search gives the facility within the time (与步行查询一致)."""
+
 METHOD_LABELS: Final[dict[str, tuple[str, str]]] = {
+    METHOD_WALK_FIELD: (
+        "步行时间场等时圈（与查询一致）",
+        "Walk-field isochrone (agrees with the search)",
+    ),
     METHOD_EDGE_BUFFER: ("路网缓冲等时圈（精确）", "Edge-buffer isochrone (exact)"),
     METHOD_CONCAVE_HULL: ("凹包等时圈（近似）", "Concave-hull isochrone (approximate)"),
     METHOD_GRID: ("格网追踪等时圈（近似）", "Gridded edge-buffer isochrone (approximate)"),

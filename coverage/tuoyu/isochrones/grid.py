@@ -60,6 +60,7 @@ from tuoyu.isochrones.exact import (
     facility_isochrones,
     minutes_to_m,
 )
+from tuoyu.isochrones.walk_field import WalkFieldIndex, walk_field_isochrones
 from tuoyu.network.walk_network import WalkNetwork
 from tuoyu.progress import SILENT, Progress
 from tuoyu.types import LocalReach, SnappedPoints
@@ -428,15 +429,34 @@ def area_isochrones(
     walk: WalkSection,
     *,
     points: SnappedPoints | None = None,
+    field_index: WalkFieldIndex | None = None,
     progress: Progress = SILENT,
 ) -> gpd.GeoDataFrame:
-    """The isochrone table of a study area's ``[walk]`` settings (exact or gridded).
+    """The isochrone table of a study area's ``[walk]`` settings.
 
-    ``walk.isochrone_method`` picks :func:`tuoyu.isochrones.exact.facility_isochrones`
-    (``"exact"``, the default) or :func:`grid_isochrones` (``"grid"``, lattice
-    ``walk.isochrone_cell_m``); both give the same columns, and the ``method`` column
-    says which one drew each row.
+    ``walk.isochrone_method`` picks
+    :func:`tuoyu.isochrones.walk_field.walk_field_isochrones` (``"walk_field"``, the
+    default: needs ``field_index``, the graph's index for the area's snapping rule),
+    :func:`tuoyu.isochrones.exact.facility_isochrones` (``"exact"``) or
+    :func:`grid_isochrones` (``"grid"``, lattice ``walk.isochrone_cell_m``); all give the
+    same columns, and the ``method`` column says which one drew each row.
     """
+    if walk.isochrone_method == "walk_field":
+        if field_index is None or field_index.graph.network is not network:
+            raise InputValidationError(
+                "walk_field isochrones need the graph's WalkFieldIndex (field_index)",
+                field="field_index",
+            )
+        return walk_field_isochrones(
+            field_index,
+            reaches,
+            facility_ids,
+            walk.minutes,
+            walk.speed_kmh,
+            walk.isochrone_buffer_m,
+            walk.isochrone_cell_m,
+            progress=progress,
+        )
     if walk.isochrone_method == "grid":
         return grid_isochrones(
             network,

@@ -294,6 +294,69 @@ def _parse_district_code(value: object) -> _Parsed:
     return _Parsed(text)
 
 
+_JIEDAO_CODE_DIGITS = (9, 12)
+"""A 街道/乡镇 code is 9 digits (12 with the village level), its first 6 the district's."""
+
+
+def district_prefix(area_code: object) -> str | None:
+    """The leading digits every district code of a study area starts with, else ``None``.
+
+    A GB/T 2260 code is ``PPCCDD`` (province, city, district); a city or province code
+    ends in ``00``/``0000``. The study area's own code (``[area] code``) gives the
+    prefix: ``500103`` (渝中区) → ``500103``, ``500100`` (重庆市辖区) → ``5001``. An area
+    code that is not 6 digits (a custom area) gives ``None``: no district check.
+
+    Examples
+    --------
+    >>> district_prefix("500103"), district_prefix("110100"), district_prefix("custom")
+    ('500103', '1101', None)
+    """
+    if area_code is None:
+        return None
+    code = str(area_code).strip()
+    if not (code.isascii() and code.isdigit() and len(code) == DISTRICT_CODE_DIGITS):
+        return None
+    while code.endswith("00"):
+        code = code[:-2]
+    return code
+
+
+def _check_district(record: _Record, opts: _Options) -> None:
+    """Refuse a district code, or a 街道 code, of another district than the study area's.
+
+    Also a 街道 code that does not start with the record's own district code.
+    """
+    prefix = opts.district_prefix
+    code = record.values["district_code"]
+    if prefix is not None and code is not None and not str(code).startswith(prefix):
+        record.reject_field(
+            opts,
+            "district_code",
+            code,
+            f"district code {code} is not in the study area ({opts.area_code}) "
+            "(区县代码不属于本研究区)",
+        )
+        record.values["district_code"] = None
+        code = None
+    jiedao = record.values["jiedao"]
+    text = str(jiedao) if jiedao is not None else ""
+    if not (text.isascii() and text.isdigit() and len(text) in _JIEDAO_CODE_DIGITS):
+        return
+    if prefix is not None and not text.startswith(prefix):
+        reason = (
+            f"街道 code {text} is not in the study area ({opts.area_code}) (街道代码不属于本研究区)"
+        )
+    elif code is not None and not text.startswith(str(code)):
+        reason = (
+            f"街道 code {text} is not in district {code} given by district_code "
+            "(街道代码与区县代码不符)"
+        )
+    else:
+        return
+    record.reject_field(opts, "jiedao", jiedao, reason)
+    record.values["jiedao"] = None
+
+
 def _parse_bool(value: object) -> _Parsed:
     if isinstance(value, bool):
         return _Parsed(value)
@@ -415,6 +478,8 @@ class _Options:
     default_crs: ChinaDatum | CRS
     defaults: dict[str, object]
     value_map: dict[str, dict[str, object]]
+    area_code: str | None = None
+    district_prefix: str | None = None
 
 
 def _options(
@@ -422,6 +487,7 @@ def _options(
     default_crs: str,
     defaults: Mapping[str, object] | None,
     value_map: Mapping[str, Mapping[object, object]] | None,
+    area_code: str | None = None,
 ) -> _Options:
     crs = parse_crs_name(default_crs)
     clean_map: dict[str, dict[str, object]] = {}
@@ -449,7 +515,29 @@ def _options(
                 f"defaults value {value!r} is unusable: {exc.reason}", field=name
             ) from exc
     source_text = str(source)
-    return _Options(source_text, Path(source_text).stem, crs, clean_defaults, clean_map)
+    prefix = district_prefix(area_code)
+    for name in ("district_code", "jiedao"):
+        value = clean_defaults.get(name)
+        if (
+            prefix is not None
+            and value is not None
+            and str(value).isascii()
+            and str(value).isdigit()
+        ):
+            if not str(value).startswith(prefix):
+                raise InputValidationError(
+                    f"defaults value {value!r} is not in the study area ({area_code})",
+                    field=name,
+                )
+    return _Options(
+        source_text,
+        Path(source_text).stem,
+        crs,
+        clean_defaults,
+        clean_map,
+        area_code=str(area_code).strip() if prefix is not None else None,
+        district_prefix=prefix,
+    )
 
 
 @dataclass
@@ -516,6 +604,7 @@ def _parse_fields(
             record.notes.append((name, parsed.note))
     _parse_coordinates(record, fields, opts, geometry_problem)
     _sum_classes(record, opts)
+    _check_district(record, opts)
     for name in FIELDS:  # schema order, so assumed_fields reads the same in every row
         if name in opts.defaults and name in missing and record.values[name] is None:
             record.values[name] = opts.defaults[name]
@@ -784,6 +873,7 @@ def validate_facility_record(
     row: int | None = None,
     area_polygon: AreaLike | None = None,
     notes: list[str] | None = None,
+    area_code: str | None = None,
 ) -> tuple[dict[str, object] | None, list[Reject]]:
     """Validate one facility record (a registry row, or a write to the API).
 
@@ -806,6 +896,10 @@ def validate_facility_record(
         a CRS); a point outside it is rejected.
     notes
         When given, remarks (cleaned numbers, generated id, ignored keys) are appended.
+    area_code
+        The study area's GB/T 2260 code (``[area] code``, e.g. ``500103``): a district
+        code, or a 9/12-digit 街道 code, of another district is refused
+        (:func:`district_prefix`).
 
     Returns
     -------
@@ -829,7 +923,7 @@ def validate_facility_record(
     (30, 'wgs84', [])
     """
     row_number = row if row is not None else 1
-    opts = _options(source, default_crs, defaults, value_map)
+    opts = _options(source, default_crs, defaults, value_map, area_code)
     fields, key_notes = _resolve_raw_keys(raw, opts.source or "record")
     record = _parse_fields(fields, row_number, opts)
     _to_wgs84([record], opts)
@@ -1128,6 +1222,7 @@ def load_facilities(
     area_polygon: AreaLike | None = None,
     metric_crs: CRS | str | int | None = None,
     reference_points_wgs84: npt.ArrayLike | None = None,
+    area_code: str | None = None,
 ) -> FacilityLoadResult:
     """Load and validate a facility registry (CSV, XLSX or GeoJSON).
 
@@ -1154,6 +1249,9 @@ def load_facilities(
         Output CRS; default the UTM zone of the facilities.
     reference_points_wgs84
         ``(m, 2)`` WGS84 lon/lat of walking-network nodes, for the GCJ-02 check.
+    area_code
+        The study area's GB/T 2260 code (``[area] code``): a district code, or a 9/12-digit
+        街道 code, of another district is rejected (the field is emptied and reported).
 
     Returns
     -------
@@ -1178,7 +1276,7 @@ def load_facilities(
     if not path.is_file():
         raise DataNotFoundError(f"facility file not found: {path}")
     table = guarded_read(read_table, path)
-    opts = _options(path, crs, defaults, value_map)
+    opts = _options(path, crs, defaults, value_map, area_code)
     mapping, warnings = _column_mapping(table, columns)
     warnings = [*table.notes, *warnings]
     if table.crs_hint is not None:
@@ -1318,6 +1416,7 @@ __all__ = [
     "Gcj02Check",
     "area_wgs84",
     "detect_gcj02_declared_wgs84",
+    "district_prefix",
     "field_for_header",
     "gcj02_check",
     "load_facilities",

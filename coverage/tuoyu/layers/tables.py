@@ -4,6 +4,13 @@ Registries arrive from Excel as CSV in UTF-8, UTF-8 with BOM or GBK/GB18030, as 
 as GeoJSON point layers. This module only reads: every cell stays as the file gave it
 (strings from CSV, native values from XLSX/GeoJSON), with its 1-based data row number
 (header excluded), so that validation downstream can name file, row and field.
+
+An XLSX cell holding a formula is read as the value Excel saved with it. A workbook
+written by a program that does not calculate (openpyxl, many exporters) saves formulas
+without values; such a cell anywhere in the table read (header or data row, used column
+or not: the reader does not know which columns a loader uses) refuses the file with the
+worksheet, cell, row and column named — it is never read as empty
+(:func:`formula_cells_without_value`).
 """
 
 from __future__ import annotations
@@ -12,9 +19,13 @@ import csv
 import io
 import json
 import math
+import posixpath
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from zipfile import BadZipFile
+from zipfile import BadZipFile, ZipFile
 
 from charset_normalizer import from_bytes
 
@@ -287,6 +298,180 @@ def _read_csv(path: Path) -> RawTable:
     return RawTable(path, "csv", header, rows, encoding=encoding, notes=notes)
 
 
+# --- XLSX formulas without a saved value ------------------------------------------------------
+
+_FORMULA_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s/>]")
+_SCAN_CHUNK = 1 << 20
+_CELL_REF = re.compile(r"^([A-Z]{1,3})([0-9]+)$")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _relationship_id(element: ET.Element) -> str | None:
+    """The ``r:id`` attribute (transitional or strict namespace) of a workbook element."""
+    return next((v for k, v in element.attrib.items() if k.endswith("}id")), None)
+
+
+def _worksheet_parts(archive: ZipFile) -> dict[str, str]:
+    """Worksheet name → its part (file) in the XLSX archive."""
+    package = ET.fromstring(archive.read("_rels/.rels"))
+    workbook = next(
+        (
+            str(rel.get("Target"))
+            for rel in package
+            if str(rel.get("Type", "")).endswith("/officeDocument")
+        ),
+        "xl/workbook.xml",
+    ).lstrip("/")
+    base = posixpath.dirname(workbook)
+    rels = posixpath.join(base, "_rels", posixpath.basename(workbook) + ".rels")
+    targets = {
+        str(rel.get("Id")): str(rel.get("Target")) for rel in ET.fromstring(archive.read(rels))
+    }
+    parts: dict[str, str] = {}
+    for element in ET.fromstring(archive.read(workbook)).iter():
+        if _local(element.tag) != "sheet":
+            continue
+        target = targets.get(_relationship_id(element) or "")
+        if target is None:
+            continue
+        part = target.lstrip("/") if target.startswith("/") else posixpath.join(base, target)
+        parts[str(element.get("name"))] = posixpath.normpath(part)
+    return parts
+
+
+def _has_formula(archive: ZipFile, part: str) -> bool:
+    """Whether the part holds any formula element (a streamed byte scan, no XML parse)."""
+    tail = b""
+    with archive.open(part) as src:
+        while chunk := src.read(_SCAN_CHUNK):
+            if _FORMULA_TAG.search(tail + chunk):
+                return True
+            tail = chunk[-32:]
+    return False
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _column_letters(number: int) -> str:
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def formula_cells_without_value(path: str | Path, sheet: str) -> dict[tuple[int, int], str]:
+    """Cells of an XLSX worksheet holding a formula whose value was never saved.
+
+    Excel and WPS save each formula's last result with it, and readers (openpyxl with
+    ``data_only=True``, pandas) return that result. A program that writes formulas
+    without calculating them saves no result, and those readers return ``None`` — the
+    cell would silently read as empty. A formula whose saved result is the empty text
+    (``t="str"`` with an empty value, e.g. ``=IF(A2="","",A2)``) has a value and is not
+    listed.
+
+    Parameters
+    ----------
+    path
+        The ``.xlsx``/``.xlsm`` file.
+    sheet
+        Worksheet name.
+
+    Returns
+    -------
+    dict
+        ``(row, column)`` (1-based sheet coordinates) → the formula text (``""`` for a
+        cell sharing another cell's formula).
+
+    Raises
+    ------
+    InputValidationError
+        The workbook has no worksheet of that name, or its structure cannot be read.
+    """
+    try:
+        with ZipFile(path) as archive:
+            part = _worksheet_parts(archive).get(sheet)
+            if part is None:
+                raise InputValidationError(f"workbook has no worksheet '{sheet}'", path=path)
+            if not _has_formula(archive, part):
+                return {}
+            return _scan_formulas(archive, part)
+    except (BadZipFile, KeyError, ET.ParseError, OSError, ValueError) as exc:
+        raise InputValidationError(
+            f"cannot read the formulas of worksheet '{sheet}': {exc}", path=path
+        ) from exc
+
+
+def _scan_formulas(archive: ZipFile, part: str) -> dict[tuple[int, int], str]:
+    found: dict[tuple[int, int], str] = {}
+    row, column = 0, 0
+    with archive.open(part) as src:
+        for event, element in ET.iterparse(src, events=("start", "end")):
+            name = _local(element.tag)
+            if event == "start":
+                if name == "row":
+                    given = element.get("r")
+                    row = int(given) if given else row + 1
+                    column = 0
+                continue
+            if name == "row":
+                element.clear()
+                continue
+            if name != "c":
+                continue
+            ref = _CELL_REF.match(element.get("r") or "")
+            if ref is not None:
+                row, column = int(ref.group(2)), _column_number(ref.group(1))
+            else:
+                column += 1
+            formula = value = None
+            for child in element:
+                kind = _local(child.tag)
+                if kind == "f":
+                    formula = child
+                elif kind == "v":
+                    value = child
+            if formula is not None and (
+                value is None or (not value.text and element.get("t") != "str")
+            ):
+                found[(row, column)] = formula.text or ""
+            element.clear()
+    return found
+
+
+def _formula_error(
+    path: Path,
+    sheet: str,
+    cell: tuple[int, int],
+    formula: str,
+    total: int,
+    *,
+    row: int | None = None,
+    column: str | None = None,
+) -> InputValidationError:
+    ref = f"{_column_letters(cell[1])}{cell[0]}"
+    where = f"worksheet '{sheet}', cell {ref}"
+    where += f" (column '{column}')" if column is not None else " (header)"
+    shown = f" (={formula})" if formula else ""
+    more = f"; {total} such cells in this worksheet" if total > 1 else ""
+    return InputValidationError(
+        f"{where}: a formula with no saved value{shown} — the file was probably written by a "
+        "program that does not calculate; open and save it in Excel/WPS, or paste the values "
+        f"(公式没有保存计算结果: 请用 Excel/WPS 打开并保存, 或选择性粘贴为数值){more}",
+        path=path,
+        row=row,
+        field=column,
+    )
+
+
 def _read_xlsx(path: Path) -> RawTable:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
@@ -299,17 +484,23 @@ def _read_xlsx(path: Path) -> RawTable:
         raise InputValidationError(f"not a readable .xlsx workbook: {exc}", path=path) from exc
     try:
         for sheet in workbook.worksheets:
+            unsaved = formula_cells_without_value(path, sheet.title)
+            by_row: dict[int, list[int]] = {}
+            for cell_row, cell_column in sorted(unsaved):
+                by_row.setdefault(cell_row, []).append(cell_column)
             header: list[str] | None = None
             notes: list[str] = []
             rows: list[RawRow] = []
             number = 0
-            for cells in sheet.iter_rows(values_only=True):
+            for sheet_row, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
                 if header is None:
+                    _refuse_unsaved(unsaved, by_row, path, sheet.title, sheet_row, None, 0)
                     if all(_empty_cell(c) for c in cells):
                         continue
                     header, notes = _header_names(list(cells), path)
                     continue
                 number += 1
+                _refuse_unsaved(unsaved, by_row, path, sheet.title, sheet_row, header, number)
                 if all(_empty_cell(c) for c in cells):
                     continue
                 values: dict[str, object] = {
@@ -324,6 +515,28 @@ def _read_xlsx(path: Path) -> RawTable:
     finally:
         workbook.close()
     raise EmptyInputError("workbook has no data rows", path=path)
+
+
+def _refuse_unsaved(
+    unsaved: Mapping[tuple[int, int], str],
+    by_row: Mapping[int, list[int]],
+    path: Path,
+    sheet: str,
+    sheet_row: int,
+    header: list[str] | None,
+    number: int,
+) -> None:
+    """Raise for a formula without saved value in this row (before the header: any column;
+    in a data row: the columns under the header)."""
+    columns = by_row.get(sheet_row)
+    if not columns or (header is not None and columns[0] > len(header)):
+        return
+    cell = (sheet_row, columns[0])
+    if header is None:
+        raise _formula_error(path, sheet, cell, unsaved[cell], len(unsaved))
+    raise _formula_error(
+        path, sheet, cell, unsaved[cell], len(unsaved), row=number, column=header[cell[1] - 1]
+    )
 
 
 def _geojson_crs_hint(doc: dict[str, object]) -> str | None:

@@ -123,6 +123,7 @@ def import_register(
     on: dt.date,
     default_crs: str = "wgs84",
     area_polygon: AreaLike | None = None,
+    area_code: str | None = None,
     existing_ids: Collection[str] = (),
     source_name: str | None = None,
 ) -> ImportResult:
@@ -140,6 +141,9 @@ def import_register(
         Coordinate system when a row has no 坐标系 column.
     area_polygon
         Study area (WGS84): points outside are rejected.
+    area_code
+        The study area's ``[area] code``: district and 街道 codes of another district
+        are rejected.
     existing_ids
         Filing ids already in the register: such rows are rejected, not overwritten.
     source_name
@@ -178,6 +182,7 @@ def import_register(
             source=source,
             row=raw.number,
             area_polygon=area_polygon,
+            area_code=area_code,
             notes=row_notes,
         )
         rejects.extend(row_rejects)

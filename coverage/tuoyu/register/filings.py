@@ -256,6 +256,7 @@ def validated_record(
     *,
     default_crs: str = "wgs84",
     area_polygon: AreaLike | None = None,
+    area_code: str | None = None,
 ) -> dict[str, object]:
     """A facility record checked by the project's one rule set, or an error.
 
@@ -267,6 +268,9 @@ def validated_record(
         Coordinate system of ``lon``/``lat`` when the record names none.
     area_polygon
         Study area (WGS84); a point outside is refused.
+    area_code
+        The study area's ``[area] code``: a district or 街道 code of another district
+        is refused.
 
     Returns
     -------
@@ -289,7 +293,7 @@ def validated_record(
     tuoyu.errors.InputValidationError: field 'slots': negative number (负数); field left empty (该字段留空)
     """
     record, rejects = validate_facility_record(
-        raw, default_crs=default_crs, area_polygon=area_polygon
+        raw, default_crs=default_crs, area_polygon=area_polygon, area_code=area_code
     )
     if rejects:
         first = rejects[0]
@@ -304,6 +308,7 @@ def _with_changes(
     changes: Mapping[str, object],
     *,
     area_polygon: AreaLike | None,
+    area_code: str | None = None,
 ) -> dict[str, object]:
     unknown = [k for k in changes if k not in FACILITY_FIELDS]
     if unknown:
@@ -324,7 +329,7 @@ def _with_changes(
         merged["crs"] = "wgs84"  # the stored record is WGS84
     if any(k.startswith("slots_") for k in changes) and "slots" not in changes:
         merged["slots"] = None  # the total follows the classes
-    return validated_record(merged, area_polygon=area_polygon)
+    return validated_record(merged, area_polygon=area_polygon, area_code=area_code)
 
 
 # --- building and moving filings -------------------------------------------------------------
@@ -341,6 +346,7 @@ def submit(
     note: str | None = None,
     default_crs: str = "wgs84",
     area_polygon: AreaLike | None = None,
+    area_code: str | None = None,
 ) -> Filing:
     """A new filing in state ``submitted``.
 
@@ -358,7 +364,7 @@ def submit(
         Documents handed in (keys of :data:`DOCUMENTS`).
     note
         Internal note.
-    default_crs, area_polygon
+    default_crs, area_polygon, area_code
         See :func:`validated_record`.
 
     Returns
@@ -378,7 +384,9 @@ def submit(
     >>> f.state, f.facility_id, sorted(f.documents)
     ('submitted', 'A1', ['营业执照'])
     """
-    clean = validated_record(record, default_crs=default_crs, area_polygon=area_polygon)
+    clean = validated_record(
+        record, default_crs=default_crs, area_polygon=area_polygon, area_code=area_code
+    )
     step = Step(
         action="submit",
         actor=_text(actor, "actor", limit=_MAX_ID),
@@ -450,6 +458,7 @@ def transition(
     number: str | None = None,
     note: str | None = None,
     area_polygon: AreaLike | None = None,
+    area_code: str | None = None,
 ) -> Filing:
     """The filing after ``action``; the given filing is left as it is.
 
@@ -475,6 +484,8 @@ def transition(
         Internal reviewer's note (never disclosed).
     area_polygon
         Study area (WGS84) for checking changed coordinates.
+    area_code
+        The study area's ``[area] code`` for checking changed district and 街道 codes.
 
     Returns
     -------
@@ -534,7 +545,7 @@ def transition(
             )
         if changes:
             current = dict(filing.record)
-            clean = _with_changes(current, changes, area_polygon=area_polygon)
+            clean = _with_changes(current, changes, area_polygon=area_polygon, area_code=area_code)
             if action == "change":
                 clean["status"] = REGISTERED_STATUS
                 clean["registered_on"] = current.get("registered_on")

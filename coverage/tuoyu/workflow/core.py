@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,8 +64,13 @@ from tuoyu.errors import (
     OffNetworkError,
 )
 from tuoyu.indicators.targets import Profile, load_profile
-from tuoyu.isochrones.exact import IsochroneBuilder, isochrone_polygons
+from tuoyu.isochrones.exact import METHOD_WALK_FIELD, IsochroneBuilder, isochrone_polygons
 from tuoyu.isochrones.grid import area_isochrones
+from tuoyu.isochrones.walk_field import (
+    DEFAULT_FIELD_CELL_M,
+    WalkFieldIndex,
+    walk_field_polygons,
+)
 from tuoyu.layers.schema import FACILITY_KINDS
 from tuoyu.network.graph import WalkGraph, build_graph
 from tuoyu.network.snap import snap_points
@@ -190,6 +196,12 @@ class _Context:
     detour_factor: float | None
     facility_source: str
     data_sources: tuple[Mapping[str, Any], ...]
+
+    @functools.cached_property
+    def field_index(self) -> WalkFieldIndex:
+        """The graph's walk-field isochrone index under the area's snapping rule (once)."""
+        assert self.graph is not None  # network mode only (internal invariant)
+        return WalkFieldIndex.build(self.graph, self.min_component_nodes)
 
     def project(self, lon: float, lat: float) -> tuple[float, float]:
         """WGS84 lon/lat → metric x/y; refuses points the metric CRS cannot hold."""
@@ -504,12 +516,16 @@ class _View:
             if self._isochrones is None:
                 graph = self.ctx.graph
                 assert graph is not None
+                walk = self.ctx.layers.area.walk
                 self._isochrones = area_isochrones(
                     graph.network,
                     reaches,
                     self.ids,
-                    self.ctx.layers.area.walk,
+                    walk,
                     points=self.current_points(),
+                    field_index=(
+                        self.ctx.field_index if walk.isochrone_method == "walk_field" else None
+                    ),
                 )
             return self._isochrones
 
@@ -921,9 +937,11 @@ class AreaModel:
     def facility_isochrone(self, facility_id: str, minutes: float = 15.0) -> FacilityIsochrone:
         """The area one facility reaches on foot within ``minutes`` (WGS84 geometry).
 
-        Exact edge-buffer isochrone (:func:`isochrone_polygons`) from one bounded search
-        of that facility (its own work only: the network index with its whole-network
-        clean-edge pass is prepared on the first request and reused).
+        By ``[walk] isochrone_method``: the walk-field polygon (default: exactly the
+        points the search gives this facility within ``minutes``,
+        :mod:`tuoyu.isochrones.walk_field`) or the edge-buffer one
+        (:func:`isochrone_polygons`), from one bounded search of that facility (its own
+        work only: the network indexes are prepared on the first request and reused).
 
         Raises
         ------
@@ -955,16 +973,28 @@ class AreaModel:
             assert graph is not None and view.points is not None
             slot = view.slot_of[facility_id]
             reach = facility_reach(graph, view.points, slot, budget_m)
-            geom = isochrone_polygons(
-                graph.network,
-                reach,
-                [budget_m],
-                walk.isochrone_buffer_m,
-                points=view.points,
-                builder=self._builder(graph),
-            )[0]
+            if walk.isochrone_method == "walk_field":
+                # The area the search answers for (what /nearest lists), on the lattice
+                # of the area's isochrone table.
+                geom = walk_field_polygons(
+                    ctx.field_index,
+                    [reach],
+                    [budget_m],
+                    walk.isochrone_buffer_m,
+                    walk.isochrone_cell_m or DEFAULT_FIELD_CELL_M,
+                )[0][0]
+                method = METHOD_WALK_FIELD
+            else:
+                geom = isochrone_polygons(
+                    graph.network,
+                    reach,
+                    [budget_m],
+                    walk.isochrone_buffer_m,
+                    points=view.points,
+                    builder=self._builder(graph),
+                )[0]
+                method = "edge_buffer"
             off_network = bool(view.points.off_network[slot])
-            method = "edge_buffer"
             buffer_m = walk.isochrone_buffer_m
         name = plain_value(view.records[facility_id].get("name"))
         return FacilityIsochrone(

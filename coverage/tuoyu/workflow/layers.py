@@ -315,6 +315,7 @@ def _load_registry(layers: AreaLayers, path: Path, progress: Progress) -> Facili
             area_polygon=extent,
             metric_crs=layers.metric_crs,
             reference_points_wgs84=reference,
+            area_code=layers.area.area.code,
         )
 
 

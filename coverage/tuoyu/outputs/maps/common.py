@@ -78,7 +78,15 @@ UI: Final[dict[str, tuple[str, str]]] = {
     ),
     "lonlat_placeholder": ("经度,纬度", "lon,lat"),
     "search": ("查询", "Search"),
-    "datum_note": ("坐标系：{datum}（随底图）", "Coordinates: {datum} (as the basemap)"),
+    "datum_note": (
+        "点击位置按底图坐标系（{datum}）读取；输入的坐标按左侧所选坐标系读取（默认GCJ-02，即高德/腾讯坐标）",
+        "Clicks are read in the basemap's system ({datum}); typed points in the system "
+        "chosen beside the box (GCJ-02 by default, as Amap and Tencent show)",
+    ),
+    "typed_datum": ("输入坐标的坐标系", "System of the typed point"),
+    "datum_gcj02": ("高德/腾讯", "Amap/Tencent"),
+    "datum_wgs84": ("GPS", "GPS"),
+    "datum_bd09": ("百度", "Baidu"),
     "bad_lonlat": (
         "请输入“经度,纬度”，例如 116.40,39.91",
         'Type "lon,lat", for example 116.40,39.91',
@@ -232,6 +240,25 @@ def _round(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def _to_gcj(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     lon, lat = convert(coords[:, 0], coords[:, 1], "wgs84", "gcj02")
     return _round(np.column_stack([lon, lat]))
+
+
+def display_tolerance(layer: gpd.GeoDataFrame, simplify_m: float) -> float:
+    """``simplify_m``, capped by the layer's own ``attrs["display_tolerance_m"]``.
+
+    Walk-field isochrones (:mod:`tuoyu.isochrones.walk_field`) stay inside the area the
+    search answers for only when simplified by no more than that.
+
+    Examples
+    --------
+    >>> layer = gpd.GeoDataFrame(geometry=[])
+    >>> display_tolerance(layer, 5.0)
+    5.0
+    >>> layer.attrs["display_tolerance_m"] = 3.0
+    >>> display_tolerance(layer, 5.0)
+    3.0
+    """
+    cap = layer.attrs.get("display_tolerance_m")
+    return float(simplify_m) if cap is None else min(float(simplify_m), float(cap))
 
 
 def display_geometries(gdf: gpd.GeoDataFrame, simplify_m: float = DEFAULT_SIMPLIFY_M) -> Any:

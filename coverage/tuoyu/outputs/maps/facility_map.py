@@ -41,6 +41,7 @@ from tuoyu.outputs.maps.common import (
     base_config,
     check_language,
     display_geometries,
+    display_tolerance,
     esc,
     finish_map,
     fmt_bool,
@@ -303,7 +304,7 @@ def _isochrone_chunks(
     Geometry text comes straight from GEOS (``shapely.to_geojson``), simplified by
     ``simplify_m`` metres for display and rounded to 6 decimals; nothing is parsed back.
     """
-    geoms = display_geometries(isochrones, simplify_m)
+    geoms = display_geometries(isochrones, display_tolerance(isochrones, simplify_m))
     texts = shapely.to_geojson(geoms)
     index = np.array([index_of[str(f)] for f in isochrones["facility_id"]], dtype=np.int64)
     minutes = [f"{float(m):g}" for m in isochrones["minutes"]]

@@ -29,6 +29,7 @@ from tuoyu.outputs.maps.common import (
     base_config,
     check_language,
     colon,
+    display_tolerance,
     dual_geojson,
     dual_latlng,
     esc,
@@ -614,7 +615,7 @@ def build_gap_map(
         iso_name = ui("site_isochrones", lang)
         group = folium.FeatureGroup(name=iso_name, show=False).add_to(m)
         thematic.append(("site_isochrones", group))
-        wgs, gcj = dual_geojson(iso, simplify_m)
+        wgs, gcj = dual_geojson(iso, display_tolerance(iso, simplify_m))
         minutes = sorted({float(v) for v in iso["minutes"]})
         color_of = {
             mm: SITE_ISO_COLORS[min(i, len(SITE_ISO_COLORS) - 1)] for i, mm in enumerate(minutes)

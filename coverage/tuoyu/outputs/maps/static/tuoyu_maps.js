@@ -738,6 +738,44 @@
     return { lon: lon, lat: lat };
   }
 
+  // BD-09 → GCJ-02 (Baidu's published transform inverted, as tuoyu.crs.china does).
+  function bdToGcj(lon, lat) {
+    var xPi = (Math.PI * 3000.0) / 180.0;
+    var fwd = function (x, y) {
+      var z = Math.sqrt(x * x + y * y) + 0.00002 * Math.sin(y * xPi);
+      var th = Math.atan2(y, x) + 0.000003 * Math.cos(x * xPi);
+      return [z * Math.cos(th) + 0.0065, z * Math.sin(th) + 0.006];
+    };
+    var g = [lon, lat];
+    for (var k = 0; k < 30; k++) {
+      var f = fwd(g[0], g[1]);
+      var ex = f[0] - lon;
+      var ey = f[1] - lat;
+      g = [g[0] - ex, g[1] - ey];
+      if (Math.abs(ex) < 1e-10 && Math.abs(ey) < 1e-10) {
+        break;
+      }
+    }
+    return g;
+  }
+
+  // A typed point in `datum` → {lat, lon} in the basemap's system (st.datum).
+  function typedToDisplay(st, p, datum) {
+    var lon = p.lon;
+    var lat = p.lat;
+    if (datum === "bd09") {
+      var g = bdToGcj(lon, lat);
+      lon = g[0];
+      lat = g[1];
+      datum = "gcj02";
+    }
+    if (datum === st.datum) {
+      return { lon: lon, lat: lat };
+    }
+    var out = datum === "gcj02" ? fromGcj(lon, lat) : toGcj(lon, lat);
+    return { lon: out[0], lat: out[1] };
+  }
+
   function addWalkPanel(st) {
     var walk = st.cfg.walk;
     st.hereGroup = L.layerGroup().addTo(st.map);
@@ -745,7 +783,12 @@
       '<div class="tuoyu-walk"><b>' + esc(s(st, "walk_here")) + "</b>" +
       '<div class="tuoyu-hint">' + esc(s(st, "walk_hint")) + "</div>" +
       '<form class="tuoyu-walk-form"><input class="tuoyu-lonlat" type="text" placeholder="' +
-      esc(s(st, "lonlat_placeholder")) + '"> <button type="submit">' + esc(s(st, "search")) +
+      esc(s(st, "lonlat_placeholder")) + '"> <select class="tuoyu-typed-datum" title="' +
+      esc(s(st, "typed_datum")) + '"><option value="gcj02" selected>GCJ-02 ' +
+      esc(s(st, "datum_gcj02")) + '</option><option value="wgs84">WGS84 ' +
+      esc(s(st, "datum_wgs84")) + '</option><option value="bd09">BD-09 ' +
+      esc(s(st, "datum_bd09")) + '</option></select> <button type="submit">' +
+      esc(s(st, "search")) +
       '</button></form><div class="tuoyu-datum"></div><div class="tuoyu-walk-out"></div></div>';
     var ctl = htmlControl(st, { position: "bottomleft", html: html, cls: "tuoyu-walk-panel" });
     var root = ctl.getContainer();
@@ -753,11 +796,14 @@
     st.walkDatumNote = root.querySelector(".tuoyu-datum");
     root.querySelector("form").addEventListener("submit", function (e) {
       e.preventDefault();
-      var point = parseLonLat(root.querySelector("input.tuoyu-lonlat").value);
-      if (!point) {
+      var typed = parseLonLat(root.querySelector("input.tuoyu-lonlat").value);
+      if (!typed) {
         renderWalk(st, { error: s(st, "bad_lonlat") });
         return;
       }
+      // Typed points are read in the system chosen beside the box (GCJ-02, what Amap and
+      // Tencent show, unless changed), whichever basemap is on screen.
+      var point = typedToDisplay(st, typed, root.querySelector("select.tuoyu-typed-datum").value);
       st.map.panTo([point.lat, point.lon]);
       walkFrom(st, point.lat, point.lon);
     });
