@@ -197,3 +197,32 @@ def test_cli_import_into_the_service_database(
     assert _run(argv) == 0
     with (tmp_path / "out" / "rejects.csv").open(encoding="utf-8-sig") as fh:
         assert fh.read().count("already in the register") == 5
+
+
+def test_cli_import_refuses_another_districts_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``tuoyu register import`` applies the area's district rule, as the service does.
+
+    Regression: the command passed no area code, so a Yuzhong register row carrying
+    Dongcheng's 区划代码 (110101) was imported as filed.
+    """
+    path = tmp_path / "register.csv"
+    path.write_text(
+        "机构名称,托位数,是否普惠,备案日期,备案编号,经度,纬度,行政区划代码\n"
+        "甲托育园,30,是,2024-05-06,B-1,106.5786,29.5583,500103\n"
+        "乙托育园,20,否,2024-05-07,B-2,106.5790,29.5590,110101\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    code = _run(
+        ["register", "import", str(path), "--area", "chongqing-yuzhong", "--out", str(out),
+         "--actor", "王科员", "--on", "2025-01-02"]
+    )  # fmt: skip
+    assert code == 0
+    capsys.readouterr()
+    filings = {f.filing_id: f for f in load_filings(out / "filings.json")}
+    assert filings["B-1"].record["district_code"] == "500103"
+    with (out / "rejects.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rejects = list(csv.DictReader(fh))
+    assert any(r["field"] == "district_code" and "110101" in r["reason"] for r in rejects), rejects

@@ -70,7 +70,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         existing = store.existing_ids(args.area)
     result = import_register(
         args.file, area=args.area, actor=args.actor, on=on, default_crs=args.crs,
-        existing_ids=existing,
+        area_code=_area_code(args.area), existing_ids=existing,
     )  # fmt: skip
     out_dir = args.out or Path("out") / args.area / "register"
     for path in write_import(result, out_dir):
@@ -85,6 +85,16 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"reject(s) in {out_dir / 'rejects.csv'}"
     )
     return 0
+
+
+def _area_code(area: str) -> str | None:
+    """The study area's ``[area] code`` (district and 街道 codes are checked against it).
+
+    The same rule as the service's register: a row naming another district is rejected.
+    """
+    from tuoyu.config.study_area import load_area
+
+    return load_area(area).area.code
 
 
 class _ServiceStore:
