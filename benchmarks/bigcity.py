@@ -140,8 +140,10 @@ def run_city(toml: str, out_root: str, cache_dir: str) -> dict[str, Any]:
             lambda: write_geojson(isochrones, scratch / "isochrones.geojson", name="isochrones"),
             counted=False,
         )
+    endpoint = _isochrone_endpoint(model)
     counted = [r for r in stages.rows if r["counted"]]
     return {
+        "isochrone_endpoint": endpoint,
         "isochrone_method": area.walk.isochrone_method,
         "n_nodes": layers.network.n_nodes if layers.network is not None else 0,
         "n_segments": layers.network.n_edges if layers.network is not None else 0,
@@ -155,6 +157,41 @@ def run_city(toml: str, out_root: str, cache_dir: str) -> dict[str, Any]:
             **_file_sizes(out),
             **{f"maps/{k}": v for k, v in _file_sizes(maps).items()},
         },
+    }
+
+
+def _isochrone_endpoint(model: Any, n_requests: int = 40) -> dict[str, Any]:
+    """What ``GET /areas/{area}/facilities/{id}/isochrone?minutes=15`` costs once loaded.
+
+    The service's work per request, without HTTP: the model's single-facility isochrone
+    (one bounded search, the polygon, WGS84) and its GeoJSON feature
+    (``tuoyu_api.serialize.isochrone_feature``). The first request builds the prepared
+    indexes and is reported apart; then ``n_requests`` facilities spread over the list,
+    each timed alone (wall ms, median and 95th percentile).
+    """
+    import numpy as np
+    from tuoyu_api.serialize import isochrone_feature
+
+    ids = model.facility_ids()
+    if not ids:
+        return {}
+    t0 = time.perf_counter()
+    isochrone_feature(model.facility_isochrone(ids[0], 15.0))
+    first_ms = (time.perf_counter() - t0) * 1e3
+    picks = [
+        ids[i] for i in np.linspace(1, len(ids) - 1, min(n_requests, len(ids) - 1)).astype(int)
+    ]
+    times = []
+    for fid in picks:
+        t0 = time.perf_counter()
+        isochrone_feature(model.facility_isochrone(fid, 15.0))
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "first_request_ms": round(first_ms, 1),
+        "requests": len(times),
+        "median_ms": round(float(np.median(times)), 1),
+        "p95_ms": round(float(np.percentile(times, 95)), 1),
+        "method": model.area.walk.isochrone_method,
     }
 
 
@@ -253,6 +290,13 @@ def _table(result: dict[str, Any]) -> str:
             f"{name:<28}{row['cpu_s']:>9.2f}{row['wall_s']:>9.2f}{row['peak_rss_mb']:>13.0f}"
         )
     lines.append(f"{'total':<28}{run['total_cpu_s']:>9.2f}{run['total_wall_s']:>9.2f}")
+    ep = run.get("isochrone_endpoint") or {}
+    if ep:
+        lines.append(
+            f"isochrone endpoint ({ep['method']}): first request {ep['first_request_ms']:.0f} ms "
+            f"(prepares the indexes), then median {ep['median_ms']:.1f} ms, p95 "
+            f"{ep['p95_ms']:.1f} ms over {ep['requests']} facilities"
+        )
     lines.append("output files:")
     for name, size in run["output_bytes"].items():
         lines.append(f"  {name:<30}{size / 1e6:>10.2f} MB")

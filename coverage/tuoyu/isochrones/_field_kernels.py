@@ -211,3 +211,31 @@ def walk_field_kernel(
     for k in range(n_r):
         node_dist[r_node[k]] = np.inf
     return dmin.reshape((ny, nx)), upper.reshape((ny, nx)), i0, j0
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+def field_sign(
+    dmin: FloatArray,
+    upper: FloatArray,
+    budget_m: float,
+    buffer_m: float,
+    psi: FloatArray,
+    sign: npt.NDArray[np.uint8],
+) -> int:  # pragma: no cover
+    """``psi = min(budget − upper, buffer − dmin)`` (−buffer where not finite) and its sign.
+
+    Fills ``psi`` (the field's shape) and ``sign`` (flat, 1 where ``psi > 0``); returns
+    how many lattice points are inside.
+    """
+    ny, nx = dmin.shape
+    n_in = 0
+    for j in range(ny):
+        for i in range(nx):
+            v = min(budget_m - upper[j, i], buffer_m - dmin[j, i])
+            if not np.isfinite(v):
+                v = -buffer_m
+            psi[j, i] = v
+            inside = v > 0.0
+            sign[j * nx + i] = 1 if inside else 0
+            n_in += 1 if inside else 0
+    return n_in

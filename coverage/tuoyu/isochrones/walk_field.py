@@ -18,10 +18,10 @@ traced *conservatively* on a lattice of ``cell_m`` spacing: every point of the d
 polygon does reach the facility within ``T`` by the search's own rule (proof in
 :mod:`tuoyu.isochrones._field_kernels`). Marching squares only draws inside lattice
 squares with a corner that passed, and every point of such a square lies within
-``cell_m·√2`` of that corner; and a map that simplifies the polygon for display by up
-to :data:`DISPLAY_TOLERANCE_M` moves its boundary by no more than that. So each lattice
-point is tested for the whole disc of radius ``rho = cell_m·√2 + DISPLAY_TOLERANCE_M``
-around it. What is lost to that margin: a band of about ``2·rho`` metres of walking at
+``cell_m·√2`` of that corner; and the traced rings are then simplified by
+:data:`SIMPLIFY_M` (Douglas–Peucker moves a boundary by no more than its tolerance). So
+each lattice point is tested for the whole disc of radius
+``rho = cell_m·√2 + SIMPLIFY_M`` around it. What is lost to that margin: a band of about ``2·rho`` metres of walking at
 the frontier (13 m of 1,000 m with the default 2.5 m lattice) and about ``rho`` along
 the lines where the nearest way changes from a reached to an unreached one. Coverage numbers never come from these polygons; they come from
 the points' walking times (:mod:`tuoyu.reach.engine`), by the same rule.
@@ -37,7 +37,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 import geopandas as gpd
 import numpy as np
@@ -70,10 +70,11 @@ DEFAULT_FIELD_CELL_M: Final = 2.5
 """Default lattice spacing (metres): the drawn polygon stays within about 7 m of walking
 of the exact region at its frontier; a 15-minute polygon takes tens of milliseconds."""
 
-DISPLAY_TOLERANCE_M: Final = 3.0
-"""The polygons stay inside the searched area when simplified for display by up to this
-many metres (Douglas–Peucker moves a boundary by at most its tolerance): the proof
-radius is widened by it. Maps simplify walk-field rows by no more (``attrs``)."""
+SIMPLIFY_M: Final = 3.0
+"""The traced polygons are simplified by this many metres (Douglas–Peucker, topology
+kept: a quarter of the traced vertices, half those of the edge-buffer polygon) and stay
+inside the searched area, since the proof radius is widened by it. They are final: maps
+must not simplify them again (``attrs["display_tolerance_m"]`` is 0)."""
 
 _BUCKET_M: Final = 50.0
 """Side of the square buckets of the edge index (metres)."""
@@ -235,7 +236,7 @@ def walk_field_polygons(
         _check_reach(net, r)
     ox = float(np.floor(float(np.min(net.node_x_m)) / cell) * cell) if net.n_nodes else 0.0
     oy = float(np.floor(float(np.min(net.node_y_m)) / cell) * cell) if net.n_nodes else 0.0
-    rho = cell * float(np.sqrt(2.0)) + DISPLAY_TOLERANCE_M + _RHO_PAD_M
+    rho = cell * float(np.sqrt(2.0)) + SIMPLIFY_M + _RHO_PAD_M
     node_x = np.asarray(net.node_x_m, dtype=np.float64)
     node_y = np.asarray(net.node_y_m, dtype=np.float64)
     edge_u = np.asarray(net.edge_u, dtype=np.int64)
@@ -315,25 +316,26 @@ def _trace_all(
     oy: float,
 ) -> list[Isochrone]:
     """One polygon per threshold from the kernel's field (marching squares)."""
+    from tuoyu.isochrones._field_kernels import field_sign
     from tuoyu.isochrones._grid_kernels import _trace
 
     ny, nx = dmin.shape
     slot = np.empty(2 * nx * ny, dtype=np.int32)
     ex_next = np.empty(2 * nx * ny, dtype=np.int64)
     ex_xy = np.empty((2 * nx * ny, 2))
+    psi = np.empty_like(dmin)
+    sign = np.empty(nx * ny, dtype=np.uint8)
     polys: list[Isochrone] = []
     for budget in thresholds_m.tolist():
-        psi = np.minimum(budget - upper, buffer_m - dmin)
-        psi[~np.isfinite(psi)] = -buffer_m
-        sign = (psi > 0.0).astype(np.uint8).reshape(-1)
-        if not sign.any():
+        if field_sign(dmin, upper, budget, buffer_m, psi, sign) == 0:
             polys.append(_empty_polygon())
             continue
         xy, ring_ptr, poly_of, n_shell = _trace(
             psi, i0, j0, cell_m, ox, oy, slot, ex_next, ex_xy, sign
         )
         polys.append(_polygon(xy, ring_ptr, poly_of, int(n_shell)))
-    return polys
+    simple = shapely.simplify(np.asarray(polys, dtype=object), SIMPLIFY_M, preserve_topology=True)
+    return [cast(Isochrone, g) for g in simple]
 
 
 def _workers(workers: int | None) -> int:
@@ -371,8 +373,8 @@ def walk_field_isochrones(
     """Walk-field isochrones of many facilities (one row per facility × minutes).
 
     Same columns as :func:`tuoyu.isochrones.exact.facility_isochrones`, ``method`` =
-    ``"walk_field"``; ``attrs`` also records ``cell_m`` and ``display_tolerance_m`` (the
-    most a map may simplify them by and stay inside the searched area).
+    ``"walk_field"``; ``attrs`` also records ``cell_m``, ``simplified_m`` and
+    ``display_tolerance_m`` = 0 (maps must not simplify them further).
 
     Examples
     --------
@@ -399,6 +401,7 @@ def walk_field_isochrones(
             "speed_kmh": float(speed_kmh),
             "buffer_m": float(buffer_m),
             "cell_m": cell,
-            "display_tolerance_m": DISPLAY_TOLERANCE_M,
+            "simplified_m": SIMPLIFY_M,
+            "display_tolerance_m": 0.0,
         },
     )
