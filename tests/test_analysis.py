@@ -289,6 +289,18 @@ def test_walk_field_isochrone_on_the_road(road_layers: AreaLayers) -> None:
     assert not feature.geometry_wgs84.contains(shapely.Point(*_lonlat(500 + 320, 20)))
 
 
+@pytest.mark.parametrize("method", ["walk_field", "exact"])
+def test_planned_point_isochrone_is_the_facility_one(road_layers: AreaLayers, method: str) -> None:
+    """A planned site (scenario, workbench) is drawn as the same site registered would be."""
+    analysis = AreaAnalysis.from_layers(
+        _with_method(road_layers, method), facilities=[_record("F1", 500, 10)]
+    )
+    registered = analysis.facility_isochrone("F1", 5)
+    [planned], [off], label = analysis.point_isochrones([X0 + 500], [Y0 + 10], 5)
+    assert label == registered.method and off is registered.off_network is False
+    assert planned.area == pytest.approx(registered.area_m2, abs=0.1)
+
+
 def test_isochrone_on_the_road(road_layers: AreaLayers) -> None:
     exact_layers = _with_method(road_layers, "exact")
     analysis = AreaAnalysis.from_layers(exact_layers, facilities=[_record("F1", 500)])

@@ -397,6 +397,7 @@ class AnalysisService:
             area_polygon=self._polygon(area.slug)
             if self._polygon is not None
             else self.area_polygon(area),
+            area_code=area.area.code,
         )
         with self.database.session() as session:
             seed_from_file(session, area.slug, loaded.facilities, source=path.name)

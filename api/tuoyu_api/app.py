@@ -21,7 +21,7 @@ from tuoyu_api.docs import install_docs
 from tuoyu_api.errors import install_error_handlers
 from tuoyu_api.limits import InFlightLimitMiddleware, RequestLimitMiddleware
 from tuoyu_api.registry import RegistryHook
-from tuoyu_api.routers import analysis, areas, facilities, health, register
+from tuoyu_api.routers import analysis, areas, facilities, health, register, workbench
 from tuoyu_api.settings import as_api_settings, resolve_database_url
 from tuoyu_api.validation import loader_validator
 
@@ -37,6 +37,10 @@ DESCRIPTION = """
   update it incrementally, so results reflect a write at once — in every worker and on
   every host sharing the registry (each catches up with the registry's change sequence
   before answering).
+* The planner's workbench page `/areas/{area}/workbench` draws planned facilities on a map
+  and shows each 街道 before and after; scenarios are saved by name under
+  `/saved-scenarios` (saving and deleting need a token and are audited; they never touch
+  the registry), compared side by side and exported as CSV, XLSX or GeoJSON.
 * Expensive requests (`/sites` (token), `/scenarios`, isochrones, maps) are rate-limited
   per token or client (429) and bounded per worker (503); both carry `Retry-After`.
 * Errors: `{"error": {"code": ..., "message": ..., "field": ...}}` with
@@ -117,4 +121,5 @@ def create_app(
     app.include_router(facilities.router)
     app.include_router(analysis.router)
     app.include_router(register.router)
+    app.include_router(workbench.router)
     return app

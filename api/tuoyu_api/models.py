@@ -22,6 +22,13 @@ Tables
     One row per write: ``(area, seq)``, the facility id and the action (``seed`` with id
     ``*`` for a seeding). A worker that has seen the area up to ``seq`` *s* applies the
     changes after *s* to its live analysis before answering (revision ``0002``).
+``saved_scenarios``
+    What-if scenarios of the planner's workbench saved by name: area, name, author (the
+    token's name), time, the additions and removals and the per-街道 results computed
+    when saved (revision ``0004``). They never touch ``facilities``.
+``scenario_audit``
+    One row per save or deletion of a saved scenario: who, when, the row before and
+    after (revision ``0004``).
 
 The Alembic revision ``api/tuoyu_api/migrations/versions`` creates exactly these tables; a test
 compares the migrated database with this metadata on both engines.
@@ -194,6 +201,52 @@ class RegistryChange(Base):
     facility_id: Mapped[str] = mapped_column(String(64), nullable=False)
     action: Mapped[str] = mapped_column(String(8), nullable=False)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utc_now)
+
+
+SCENARIO_AUDIT_ACTIONS = ("save", "delete")
+"""Actions of :class:`ScenarioAudit` rows."""
+
+
+class SavedScenario(Base):
+    """A named what-if scenario of the workbench (the registry itself is never changed).
+
+    ``additions`` are the planned facilities as sent (coordinates in the system named
+    by their ``crs``, plus ``lon_wgs84``/``lat_wgs84``); ``removals`` the ids of current
+    facilities left out; ``results`` the per-街道 before/after and district figures as
+    computed when the scenario was saved (with the registry change number then).
+    """
+
+    __tablename__ = "saved_scenarios"
+    __table_args__ = (
+        UniqueConstraint("area", "name"),
+        Index(None, "area", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    area: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    author: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utc_now)
+    note: Mapped[str | None] = mapped_column(String(500))
+    additions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    removals: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class ScenarioAudit(Base):
+    """One save or deletion of a saved scenario: who, when, before and after."""
+
+    __tablename__ = "scenario_audit"
+    __table_args__ = (Index(None, "area", "scenario_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    area: Mapped[str] = mapped_column(String(64), nullable=False)
+    scenario_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    action: Mapped[str] = mapped_column(String(8), nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utc_now)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 # The 备案 register's tables share this metadata (revision 0003).

@@ -495,6 +495,35 @@ class IndicatorChange(BaseModel):
     scenario: float | None
 
 
+class UnitChange(BaseModel):
+    """One unit (or the district) before and after a scenario; ``null`` = unknown."""
+
+    code: str | None = None
+    name: str | None = None
+    population: float | None = None
+    population_under3: float | None = None
+    covered_before: float | None = None
+    covered_after: float | None = None
+    covered_change: float | None = None
+    under3_covered_before: float | None = None
+    under3_covered_after: float | None = None
+    under3_covered_change: float | None = None
+    coverage_pct_before: float | None = None
+    coverage_pct_after: float | None = None
+    coverage_pp: float | None = None
+    puhui_coverage_pct_before: float | None = None
+    puhui_coverage_pct_after: float | None = None
+    puhui_coverage_pp: float | None = None
+    facilities_before: int | None = None
+    facilities_after: int | None = None
+    puhui_facilities_before: int | None = None
+    puhui_facilities_after: int | None = None
+    slots_before: int | None = None
+    slots_after: int | None = None
+    has_puhui_before: bool | None = None
+    has_puhui_after: bool | None = None
+
+
 class ScenarioOut(BaseModel):
     """The district summary and per-unit table of the scenario (registry unchanged)."""
 
@@ -508,6 +537,31 @@ class ScenarioOut(BaseModel):
     summary: dict[str, Any]
     columns: list[ColumnLabel]
     units: list[dict[str, Any]]
+    changes: list[UnitChange] = Field(
+        default_factory=list,
+        description="per unit (街道): people and percentage points before and after",
+    )
+    district: UnitChange | None = Field(
+        default=None, description="the whole district before and after"
+    )
+    change_columns: list[ColumnLabel] = Field(
+        default_factory=list, description="labels of the fields of `changes`"
+    )
+    under3_method: str | None = Field(
+        default=None, description="how under-3 children covered are counted"
+    )
+    added_records: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the added facilities as validated (lon/lat WGS84; `crs` as submitted)",
+    )
+    isochrones: dict[str, Any] | None = Field(
+        default=None,
+        description="GeoJSON FeatureCollection (WGS84) of the added facilities' walking "
+        "isochrones, when `isochrone_minutes` was asked for",
+    )
+    registry_seq: int | None = Field(
+        default=None, description="registry change number the scenario started from"
+    )
 
 
 class SitesIn(BaseModel):
@@ -541,3 +595,94 @@ class SitesOut(BaseModel):
     summary: dict[str, Any]
     columns: list[ColumnLabel]
     units: list[dict[str, Any]]
+
+
+# --- saved scenarios (the planner's workbench) ------------------------------------------------
+
+ScenarioName = Annotated[
+    str, BeforeValidator(_strip), Field(min_length=1, max_length=100), AfterValidator(_clean_text)
+]
+Text500 = Annotated[
+    str, BeforeValidator(_strip), Field(min_length=1, max_length=500), AfterValidator(_clean_text)
+]
+
+
+class SavedScenarioIn(BaseModel):
+    """A scenario to save under a name: the additions and removals of ``ScenarioIn``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "方案A：解放碑新增一处", **SCENARIO_EXAMPLE}]},
+    )
+
+    name: ScenarioName = Field(description="name, unique within the area / 方案名称")
+    note: Text500 | None = Field(default=None, description="note / 备注")
+    add: list[FacilityIn] = Field(default_factory=list, max_length=500)
+    remove: list[FacilityId] = Field(default_factory=list, max_length=10_000)
+
+
+class SavedScenarioInfo(BaseModel):
+    """A saved scenario in a list: who saved what, when, and its district result."""
+
+    id: int
+    area: str
+    name: str
+    author: str = Field(description="name of the token that saved it")
+    created_at: dt.datetime
+    note: str | None = None
+    additions: int = Field(description="facilities added")
+    removals: int = Field(description="facilities removed")
+    district: UnitChange | None = None
+
+
+class SavedScenarioOut(SavedScenarioInfo):
+    """A saved scenario with what it adds and removes and its per-unit results."""
+
+    add: list[dict[str, Any]] = Field(
+        description="the additions as sent (lon/lat in `crs`), with lon_wgs84/lat_wgs84"
+    )
+    remove: list[str]
+    changes: list[UnitChange]
+    change_columns: list[ColumnLabel]
+    under3_method: str | None = None
+    registry_seq: int | None = Field(
+        default=None, description="registry change number the results were computed at"
+    )
+    comparison: dict[str, IndicatorChange] = Field(default_factory=dict)
+
+
+class ComparedUnit(BaseModel):
+    """One unit in two saved scenarios side by side (changes against the same base)."""
+
+    code: str | None = None
+    name: str | None = None
+    a: UnitChange | None = None
+    b: UnitChange | None = None
+
+
+class ScenarioComparison(BaseModel):
+    """Two saved scenarios side by side, unit by unit and for the district."""
+
+    area: str
+    a: SavedScenarioInfo
+    b: SavedScenarioInfo
+    change_columns: list[ColumnLabel]
+    units: list[ComparedUnit]
+    district: ComparedUnit
+    same_base: bool = Field(
+        description="both were computed at the same registry change number (so their "
+        "`before` figures are the same)"
+    )
+
+
+class ScenarioAuditRecord(BaseModel):
+    """One save or deletion of a saved scenario."""
+
+    id: int
+    area: str
+    scenario_id: int
+    action: Literal["save", "delete"]
+    actor: str
+    at: dt.datetime
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None

@@ -188,7 +188,8 @@ def pg_url(pg_session_url: str) -> str:
             conn.execute(
                 text(
                     "TRUNCATE facilities, api_tokens, audit_log, area_seeds, registry_heads, "
-                    "registry_changes, register_filings, register_audit, register_assessments "
+                    "registry_changes, register_filings, register_audit, register_assessments, "
+                    "saved_scenarios, scenario_audit "
                     "RESTART IDENTITY"
                 )
             )

@@ -22,6 +22,8 @@ TABLES = {
     "register_filings",
     "register_audit",
     "register_assessments",
+    "saved_scenarios",
+    "scenario_audit",
     "alembic_version",
 }
 
@@ -41,10 +43,17 @@ def _check_fresh_upgrade(url: str) -> None:
         assert ["area", "id"] in uniques
         audit = {c["name"] for c in inspector.get_columns("audit_log")}
         assert {"area", "facility_id", "action", "actor", "at", "before", "after"} <= audit
+        saved = {c["name"] for c in inspector.get_columns("saved_scenarios")}
+        assert {"id", "area", "name", "author", "created_at", "additions", "removals"} <= saved
+        assert "results" in saved
+        uniques = [
+            sorted(u["column_names"]) for u in inspector.get_unique_constraints("saved_scenarios")
+        ]
+        assert ["area", "name"] in uniques
         token_cols = {c["name"] for c in inspector.get_columns("api_tokens")}
         assert "token_hash" in token_cols and "token" not in token_cols
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
             # The migrated schema is exactly what the models describe.
             diff = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
@@ -72,6 +81,40 @@ def test_postgresql_timestamps_are_timezone_aware(pg_empty_url: str) -> None:
     try:
         columns = {c["name"]: c for c in inspect(engine).get_columns("audit_log")}
         assert getattr(columns["at"]["type"], "timezone", False) is True
+    finally:
+        engine.dispose()
+
+
+def test_workbench_revision_upgrades_a_0003_database_and_downgrades(tmp_path: Path) -> None:
+    """A registry at revision 0003 (with data) gains the scenario tables and keeps its
+    rows; downgrading to 0003 removes exactly the two new tables."""
+    from alembic import command
+    from tuoyu_api.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    upgrade_database(url, "0003")
+    engine = make_engine(url)
+    try:
+        assert "saved_scenarios" not in inspect(engine).get_table_names()
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO api_tokens (name, token_hash, created_at, revoked) "
+                    "VALUES ('p', 'h', '2026-01-01 00:00:00', 0)"
+                )
+            )
+        upgrade_database(url)
+        assert {"saved_scenarios", "scenario_audit"} <= set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM api_tokens")).scalar() == 1
+        with engine.begin() as conn:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0003")
+        assert set(inspect(engine).get_table_names()) == TABLES - {
+            "saved_scenarios",
+            "scenario_audit",
+        }
     finally:
         engine.dispose()
 

@@ -30,7 +30,6 @@ from tuoyu_api.deps import (
     AnalysesDep,
     AnalysisAsyncDep,
     AnalysisDep,
-    AppState,
     AreaAsyncDep,
     AreaDep,
     ClientKeyDep,
@@ -46,6 +45,7 @@ from tuoyu_api.request_limits import (
 )
 from tuoyu_api.routers import error_responses
 from tuoyu_api.routers.facilities import FacilityIdPath, facility_attribution
+from tuoyu_api.scenario_service import evaluate_scenario
 from tuoyu_api.schemas import (
     SCENARIO_EXAMPLE,
     UNIT_CODE_PATTERN,
@@ -53,7 +53,6 @@ from tuoyu_api.schemas import (
     GapCollection,
     GapFeature,
     GapProperties,
-    IndicatorChange,
     InputCRS,
     IsochroneFeature,
     NearestResponse,
@@ -67,7 +66,6 @@ from tuoyu_api.schemas import (
 from tuoyu_api.serialize import json_ready, nearest_rows, sites_collection, table_records
 from tuoyu_api.settings import ApiSettings
 from tuoyu_api.shedding import run_expensive
-from tuoyu_api.validation import validate_facility_write
 
 router = APIRouter(tags=["analysis"])
 
@@ -463,10 +461,25 @@ async def post_scenario(
             }
         ),
     ],
+    isochrone_minutes: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_NEAREST_MINUTES,
+            description="also return the added facilities' walking isochrones for this "
+            "many minutes (GeoJSON, WGS84) / 同时返回新增机构的步行等时圈",
+            examples=[15],
+        ),
+    ] = None,
 ) -> ScenarioOut:
     """The district summary and per-unit coverage with the given facilities added and
     removed. Added facilities are validated like registry writes; the registry and the
-    live analysis are not changed."""
+    live analysis are not changed.
+
+    ``changes`` gives each unit (街道) before and after in people (residents and
+    children under 3 inside the service circle) and percentage points, ``district`` the
+    same for the district; with ``isochrone_minutes`` the answer also carries the added
+    facilities' isochrones."""
     state.expensive_rate.check(client, "expensive")
     if len(body.add) > MAX_SCENARIO_ADDITIONS:
         raise InputValidationError(
@@ -476,46 +489,7 @@ async def post_scenario(
     return await run_expensive(
         state.slots["scenarios"],
         state.settings.expensive_time_limit_s,
-        _scenario,
-        state,
-        area,
-        analysis,
-        body,
-    )
-
-
-def _scenario(
-    state: AppState, area: StudyArea, analysis: AreaModel, body: ScenarioIn
-) -> ScenarioOut:
-    polygon = state.area_polygon(area.slug)
-    records = []
-    for i, facility in enumerate(body.add):
-        try:
-            records.append(validate_facility_write(facility, area, area_polygon=polygon))
-        except InputValidationError as exc:
-            field = f"add.{i}.{exc.field}" if exc.field else f"add.{i}"
-            raise InputValidationError(f"add[{i}]: {exc.reason}", field=field) from exc
-    current = json_ready(analysis.summary())
-    result = analysis.scenario(add=records, remove=body.remove)
-    table: pd.DataFrame = result.results.table
-    summary = _public_summary(json_ready(result.results.summary))
-    comparison = {
-        key: IndicatorChange(
-            current=current["indicators"].get(key, {}).get("value"),
-            scenario=entry.get("value"),
-        )
-        for key, entry in summary.get("indicators", {}).items()
-        if isinstance(entry, dict)
-    }
-    return ScenarioOut(
-        area=area.slug,
-        version=result.version,
-        added=list(result.added),
-        removed=list(result.removed),
-        comparison=comparison,
-        summary=summary,
-        columns=_columns([str(c) for c in table.columns]),
-        units=table_records(table),
+        lambda: evaluate_scenario(state, area, analysis, body, isochrone_minutes=isochrone_minutes),
     )
 
 

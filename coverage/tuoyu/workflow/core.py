@@ -934,6 +934,71 @@ class AreaModel:
             approximate=approximate,
         )
 
+    def point_isochrones(
+        self, x_m: npt.ArrayLike, y_m: npt.ArrayLike, minutes: float = 15.0
+    ) -> tuple[list[BaseGeometry], list[bool], str]:
+        """Isochrones of points that are not registered facilities (planned sites).
+
+        The same method as :meth:`facility_isochrone` (``[walk] isochrone_method``): each
+        point is snapped by the area's rule and searched on its own.
+
+        Parameters
+        ----------
+        x_m, y_m
+            The points in the area's metric CRS.
+        minutes
+            Walking time (> 0).
+
+        Returns
+        -------
+        geometries, off_network, method
+            Polygons in the metric CRS (empty for off-network points), which points are
+            off-network, and the ``method`` label.
+        """
+        _check_minutes(minutes)
+        ctx = self._ctx
+        x = np.asarray(x_m, dtype=np.float64).reshape(-1)
+        y = np.asarray(y_m, dtype=np.float64).reshape(-1)
+        walk = self.area.walk
+        budget_m = walk.metres_for(minutes)
+        if ctx.mode == "none":
+            raise NoNetworkError(no_network_message(self.area))
+        if ctx.mode == "straight_line":
+            radius = budget_m / (ctx.detour_factor or 1.0)
+            circles: list[BaseGeometry] = [
+                shapely.Point(a, b).buffer(radius) for a, b in zip(x, y, strict=True)
+            ]
+            return circles, [False] * len(circles), "straight_line_circle"
+        graph = ctx.graph
+        assert graph is not None
+        points = snap_points(
+            graph, x, y, max_snap_m=ctx.max_snap_m, min_component_nodes=ctx.min_component_nodes
+        )
+        reaches = [facility_reach(graph, points, i, budget_m) for i in range(len(points))]
+        off = [bool(v) for v in points.off_network]
+        if walk.isochrone_method == "walk_field":
+            polys = walk_field_polygons(
+                ctx.field_index,
+                reaches,
+                [budget_m],
+                walk.isochrone_buffer_m,
+                walk.isochrone_cell_m or DEFAULT_FIELD_CELL_M,
+            )
+            return [p[0] for p in polys], off, METHOD_WALK_FIELD
+        builder = self._builder(graph)
+        geoms: list[BaseGeometry] = [
+            isochrone_polygons(
+                graph.network,
+                r,
+                [budget_m],
+                walk.isochrone_buffer_m,
+                points=points,
+                builder=builder,
+            )[0]
+            for r in reaches
+        ]
+        return geoms, off, "edge_buffer"
+
     def facility_isochrone(self, facility_id: str, minutes: float = 15.0) -> FacilityIsochrone:
         """The area one facility reaches on foot within ``minutes`` (WGS84 geometry).
 
