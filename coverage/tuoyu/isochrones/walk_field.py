@@ -71,8 +71,8 @@ DEFAULT_FIELD_CELL_M: Final = 2.5
 of the exact region at its frontier; a 15-minute polygon takes tens of milliseconds."""
 
 SIMPLIFY_M: Final = 3.0
-"""The traced polygons are simplified by this many metres (Douglas–Peucker, topology
-kept: a quarter of the traced vertices, half those of the edge-buffer polygon) and stay
+"""The traced polygons are simplified by this many metres (Douglas–Peucker; a quarter
+of the traced vertices, half those of the edge-buffer polygon) and stay
 inside the searched area, since the proof radius is widened by it. They are final: maps
 must not simplify them again (``attrs["display_tolerance_m"]`` is 0)."""
 
@@ -334,7 +334,13 @@ def _trace_all(
             psi, i0, j0, cell_m, ox, oy, slot, ex_next, ex_xy, sign
         )
         polys.append(_polygon(xy, ring_ptr, poly_of, int(n_shell)))
-    simple = shapely.simplify(np.asarray(polys, dtype=object), SIMPLIFY_M, preserve_topology=True)
+    raw = np.asarray(polys, dtype=object)
+    # Plain Douglas–Peucker, then the topology-keeping variant only where the plain one
+    # broke a ring (measured: 4× less CPU than the topology-keeping variant for all).
+    simple = shapely.simplify(raw, SIMPLIFY_M, preserve_topology=False)
+    broken = ~shapely.is_valid(simple)
+    if broken.any():
+        simple[broken] = shapely.simplify(raw[broken], SIMPLIFY_M, preserve_topology=True)
     return [cast(Isochrone, g) for g in simple]
 
 
