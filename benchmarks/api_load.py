@@ -59,7 +59,7 @@ import psutil
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from benchmarks._common import machine_description, write_result
+from benchmarks._common import RESULTS_DIR, machine_description, write_result
 
 AREA = "chongqing-yuzhong"
 TARGET_P95_MS = 50.0
@@ -608,6 +608,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write", action="store_true", help="write benchmarks/results/api_load.json"
     )
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="with --write: store this run under cases[LABEL] beside the other cases",
+    )
     args = parser.parse_args(argv)
     rates_ok = all(0 < r <= 5000 for r in [*args.rates, args.overload_rate])
     if not (rates_ok and 0 < args.seconds <= 600 and 0 < args.overload_seconds <= 60):
@@ -631,7 +636,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"recovered: {config['recovery']['recovered']}"
             )
     if args.write:
-        path = write_result("api_load", payload)
+        if args.label:
+            # Several cases (e.g. 58 and 735 facilities) side by side in one file.
+            target = RESULTS_DIR / "api_load.json"
+            stored = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {}
+            if "cases" not in stored:
+                stored = {"cases": {}}
+            stored["cases"][args.label] = payload
+            path = write_result("api_load", stored)
+        else:
+            path = write_result("api_load", payload)
         print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -6,16 +6,24 @@ road line layer in EPSG:32648, square 街道 polygons, a facility registry (GeoJ
 WGS84) and population weight points with 街道 totals. Nothing here is a real place.
 
 Measured in one run: the serial loop (``analyse_area`` in a for loop) and
-``run_batch`` with 1 and 2 workers; throughput in areas per minute and the peak RSS of
-each worker process. Results go to ``benchmarks/results/batch.json``::
+``run_batch`` with 1 and 2 workers; throughput in areas per minute, CPU seconds per
+area and the peak RSS of each worker process (of the one process for the serial loop),
+printed as a table. Results go to ``benchmarks/results/batch.json``::
 
     .venv/bin/python -m benchmarks.batch --areas 12 --nodes 100000 --facilities 300 \
         --population 50000 --json
+
+``--tile-size-m`` routes every area tile by tile (:mod:`tuoyu.workflow.tiles`), to
+compare the memory of tiled and whole runs. A smoke run::
+
+    .venv/bin/python -m benchmarks.batch --areas 3 --nodes 900 --facilities 8 \
+        --population 300 --no-save
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -45,6 +53,8 @@ def write_synthetic_area(
     seed: int,
     units_per_side: int = 3,
     isochrone_method: str = "exact",
+    offset_m: tuple[float, float] = (0.0, 0.0),
+    tile_size_m: float | None = None,
 ) -> Path:
     """Write one synthetic study area (data files and its TOML) under ``folder``.
 
@@ -65,6 +75,11 @@ def write_synthetic_area(
         The 街道 are ``units_per_side²`` squares over the network's extent.
     isochrone_method
         ``[walk] isochrone_method`` (``exact`` or ``grid``).
+    offset_m
+        Shift of every layer (metres east, north), so that the districts of a synthetic
+        province lie side by side instead of on top of each other.
+    tile_size_m
+        ``[run] tile_size_m`` (route in tiles of this side), none by default.
 
     Returns
     -------
@@ -74,6 +89,10 @@ def write_synthetic_area(
     data = folder / slug
     data.mkdir(parents=True, exist_ok=True)
     net = synthetic_city(n_nodes, seed=seed)
+    if offset_m != (0.0, 0.0):
+        net = dataclasses.replace(
+            net, node_x_m=net.node_x_m + offset_m[0], node_y_m=net.node_y_m + offset_m[1]
+        )
     segments = net.edge_segments()
     roads = gpd.GeoDataFrame(
         {"road_id": np.arange(net.n_edges, dtype=np.int64)},
@@ -159,12 +178,19 @@ weights_crs = "EPSG:32648"
 weights_field = "weight"
 under3_share = 0.015
 """
+    if tile_size_m is not None:
+        toml += f"""
+[run]
+tile_size_m = {tile_size_m}
+"""
     path = folder / f"{slug}.toml"
     path.write_text(toml, encoding="utf-8")
     return path
 
 
-def _serial(tomls: list[str], out_root: str, cache_dir: str, month: str) -> dict[str, Any]:
+def _serial(
+    tomls: list[str], out_root: str, cache_dir: str, month: str, tile_size_m: float | None = None
+) -> dict[str, Any]:
     """The serial loop in a fresh process: ``analyse_area`` for each area, one by one."""
     from tuoyu.config.settings import get_settings
     from tuoyu.progress import SILENT
@@ -179,7 +205,7 @@ def _serial(tomls: list[str], out_root: str, cache_dir: str, month: str) -> dict
         c0 = time.process_time()
         slug = Path(toml).stem
         analyse_area(toml, Path(out_root) / slug, settings, SILENT, month=month,
-                     maps_dir=Path(out_root) / slug / "maps")  # fmt: skip
+                     maps_dir=Path(out_root) / slug / "maps", tile_size_m=tile_size_m)  # fmt: skip
         seconds.append(time.perf_counter() - t0)
         cpu_seconds.append(time.process_time() - c0)
     return {
@@ -191,7 +217,12 @@ def _serial(tomls: list[str], out_root: str, cache_dir: str, month: str) -> dict
 
 
 def _batch(
-    tomls: list[str], out_root: str, cache_dir: str, month: str, workers: int
+    tomls: list[str],
+    out_root: str,
+    cache_dir: str,
+    month: str,
+    workers: int,
+    tile_size_m: float | None = None,
 ) -> dict[str, Any]:
     from tuoyu.config.settings import get_settings
     from tuoyu.progress import SILENT
@@ -200,7 +231,7 @@ def _batch(
     settings = get_settings(cache_dir=Path(cache_dir))
     start = time.perf_counter()
     result = run_batch(tomls, out_root, workers=workers, settings=settings, progress=SILENT,
-                       month=month)  # fmt: skip
+                       month=month, tile_size_m=tile_size_m)  # fmt: skip
     seconds = time.perf_counter() - start
     peaks: dict[str, float] = {}
     for outcome in result.outcomes:
@@ -224,6 +255,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--population", type=int, default=25_000)
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
     parser.add_argument("--isochrones", default="grid", choices=["grid", "exact"])
+    parser.add_argument(
+        "--tile-size-m",
+        type=float,
+        default=None,
+        help="route each area in tiles of this side (tuoyu.workflow.tiles); default: whole",
+    )
     parser.add_argument("--json", action="store_true", help="print the result JSON")
     parser.add_argument("--no-save", action="store_true", help="do not write results/batch.json")
     args = parser.parse_args(argv)
@@ -242,13 +279,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ctx = get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
             runs["serial"] = pool.submit(
-                _serial, tomls, str(base / "serial"), str(base / "cache-serial"), month
-            ).result()
+                _serial, tomls, str(base / "serial"), str(base / "cache-serial"), month,
+                args.tile_size_m,
+            ).result()  # fmt: skip
         for n in (int(w) for w in args.workers.split(",")):
             with ProcessPoolExecutor(1, mp_context=ctx) as pool:
                 runs[f"workers_{n}"] = pool.submit(
-                    _batch, tomls, str(base / f"w{n}"), str(base / f"cache-w{n}"), month, n
-                ).result()
+                    _batch, tomls, str(base / f"w{n}"), str(base / f"cache-w{n}"), month, n,
+                    args.tile_size_m,
+                ).result()  # fmt: skip
         for run in runs.values():
             run["areas_per_minute"] = round(60.0 * args.areas / run["seconds"], 2)
         result = {
@@ -258,6 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "facilities_per_area": args.facilities,
                 "population_points_per_area": args.population,
                 "isochrone_method": args.isochrones,
+                "tile_size_m": args.tile_size_m,
                 "maps": True,
                 "synthetic": "tuoyu.synthetic.synthetic_city jittered grids (not real places)",
             },
@@ -270,9 +310,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shutil.rmtree(base, ignore_errors=True)
     if not args.no_save:
         write_result("batch", result)
+    print(report_table(result))
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     return result
+
+
+def report_table(result: dict[str, Any]) -> str:
+    """The runs side by side: areas/minute, wall and CPU time, peak memory per process."""
+    case = result["case"]
+    lines = [
+        f"{case['areas']} synthetic areas of {case['nodes_per_area']:,} nodes, "
+        f"{case['facilities_per_area']} facilities, {case['population_points_per_area']:,} "
+        f"population points; isochrones {case['isochrone_method']}, tiles "
+        f"{case.get('tile_size_m') or 'none'}; load average after "
+        f"{result['load_average_1m_after']:.2f}",
+        f"{'run':<11} {'areas/min':>9} {'wall s':>8} {'CPU-s/area':>10}  peak RSS per process (MiB)",
+    ]
+    for name, run in result["runs"].items():
+        cpu = sorted(c for c in run["area_cpu_seconds"] if c is not None)
+        median = cpu[len(cpu) // 2] if cpu else float("nan")
+        peaks = run.get("peak_rss_mb_per_worker") or [run.get("peak_rss_mb")]
+        peak_text = ", ".join(f"{p:,.0f}" for p in peaks if p is not None)
+        label = "serial loop" if name == "serial" else name.replace("_", " ")
+        lines.append(
+            f"{label:<11} {run['areas_per_minute']:>9.2f} {run['seconds']:>8.1f} "
+            f"{median:>10.2f}  {peak_text}"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

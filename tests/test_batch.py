@@ -1,22 +1,28 @@
 """tuoyu batch: many study areas on a Dask LocalCluster (tuoyu.workflow.batch).
 
 The batch runs 6 small synthetic study areas (written to a temp folder by
-``benchmarks.batch.write_synthetic_area``), the two shipped areas and one broken area
-on 2 worker processes, once per module; each area's files must equal those of
-``analyse_area`` run directly.
+``benchmarks.batch.write_synthetic_area``, side by side), a larger synthetic city routed
+in tiles (its TOML says ``[run] tile_size_m``; a hole in its streets holds a small
+network island, stranded people and a stranded facility), the two shipped areas and one
+broken area on 2 worker processes, once per module; each area's files must equal those
+of ``analyse_area`` run directly, and the tiled city's those of its untiled run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
 import duckdb
+import geopandas as gpd
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import shapely
 from tuoyu.config.settings import Settings
 from tuoyu.config.study_area import load_area
 from tuoyu.errors import InputValidationError
@@ -35,6 +41,7 @@ from benchmarks.batch import write_synthetic_area
 
 MONTH = "2026-11"
 SHIPPED = ("chongqing-yuzhong", "beijing-dongcheng")
+TILED = "city-tiled"
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +55,73 @@ def area_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
             n_facilities=8 + 2 * i,
             n_population=400 + 100 * i,
             seed=40 + i,
+            offset_m=(8_000.0 * (i % 3), -8_000.0 * (i // 3)),
         )
         for i in range(6)
     ]
+    tiled = write_synthetic_area(
+        folder,
+        TILED,
+        n_nodes=3_600,
+        n_facilities=30,
+        n_population=3_000,
+        seed=61,
+        units_per_side=4,
+        offset_m=(24_000.0, 0.0),
+        tile_size_m=1_500.0,
+    )
+    _strand_people_on_an_island(folder / TILED)
     broken = folder / "broken.toml"
     broken.write_text(paths[0].read_text("utf-8").replace("totals.csv", "nope.csv"), "utf-8")
-    return [*paths, broken]
+    return [*paths, tiled, broken]
+
+
+def _strand_people_on_an_island(data: Path) -> None:
+    """Cut a 900 m hole into the streets, put a 16-node island in it, and people and
+    two facilities along a line from the island to the hole's edge: some snap to the
+    island's surroundings (moved off it), some are off-network, one facility too."""
+    roads = gpd.read_parquet(data / "roads.parquet")
+    x0, y0, x1, y1 = roads.total_bounds
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    hole = shapely.box(cx - 450.0, cy - 450.0, cx + 450.0, cy + 450.0)
+    roads = roads[~roads.intersects(hole)]
+    nodes = [(cx + 50.0 * (i - 1.5), cy + 50.0 * (j - 1.5)) for j in range(4) for i in range(4)]
+    island = [
+        shapely.LineString([nodes[a], nodes[b]])
+        for a in range(16)
+        for b in (a + 1, a + 4)
+        if b < 16 and (b == a + 4 or b % 4 != 0)
+    ]
+    extra = gpd.GeoDataFrame(
+        {"road_id": np.arange(len(island)) + 10_000_000}, geometry=island, crs=roads.crs
+    )
+    pd.concat([roads, extra], ignore_index=True).to_parquet(data / "roads.parquet")
+    weights = gpd.read_file(data / "weights.geojson")
+    steps = [10.0, 40.0, 80.0, 130.0, 180.0, 230.0, 280.0, 330.0, 380.0, 420.0]
+    stranded = gpd.GeoDataFrame(
+        {"weight": [5.0] * (2 * len(steps))},
+        geometry=[shapely.Point(cx + d, cy + 3.0) for d in steps]
+        + [shapely.Point(cx - 0.7 * d, cy - 0.7 * d) for d in steps],
+        crs=weights.crs,
+    )
+    pd.concat([weights, stranded], ignore_index=True).to_file(
+        data / "weights.geojson", driver="GeoJSON"
+    )
+    facilities = gpd.read_file(data / "facilities.geojson")
+    more = gpd.GeoDataFrame(
+        {
+            "id": ["F-island", "F-hole-edge"],
+            "name": ["岛上托育点", "缺口边托育点"],
+            "kind": ["社区托育点", "社区托育点"],
+            "puhui": ["是", "是"],
+            "slots": [30, 40],
+        },
+        geometry=[shapely.Point(cx + 5.0, cy + 5.0), shapely.Point(cx + 300.0, cy - 20.0)],
+        crs=roads.crs,
+    ).to_crs(facilities.crs)
+    pd.concat([facilities, more], ignore_index=True).to_file(
+        data / "facilities.geojson", driver="GeoJSON"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +153,7 @@ def test_every_area_runs_and_the_broken_one_is_reported(batch_run, area_files) -
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("index", [0, 3, 5, "chongqing-yuzhong", "beijing-dongcheng"])
+@pytest.mark.parametrize("index", [0, 3, 5, 6, "chongqing-yuzhong", "beijing-dongcheng"])
 def test_outputs_equal_a_direct_run(batch_run, area_files, settings, tmp_path, index) -> None:  # type: ignore[no-untyped-def]
     out, _ = batch_run
     area = area_files[index] if isinstance(index, int) else index
@@ -183,6 +251,83 @@ def test_rerun_runs_only_what_is_missing(batch_run, area_files, settings) -> Non
     )  # fmt: skip
 
 
+@pytest.mark.slow
+def test_tiled_area_equals_its_untiled_run(batch_run, area_files, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, result = batch_run
+    tiled = result.by_slug()[TILED]
+    assert tiled.status == "done" and tiled.table is not None
+    summary = json.loads((out / TILED / "summary.json").read_text("utf-8"))
+    tiling = summary.pop("tiling")
+    assert tiling["population_tiles"] > 4 and tiling["facility_tiles"] > 1
+    assert tiling["halo_m"] == pytest.approx(1000.0 + 300.0 + 1.0)
+    assert tiling["max_tile_nodes"] < 3_600  # no tile held the whole city
+    # the hole exercised the island filter and the off-network counts
+    warnings = " ".join(summary["warnings"])
+    assert "small disconnected piece" in warnings and "population points farther" in warnings
+    assert "1 facilities farther than 300 m" in warnings
+
+    untiled = analyse_area(
+        area_files[6], tmp_path / "untiled", settings, SILENT, month=MONTH,
+        maps_dir=tmp_path / "maps", tile_size_m=0.0,
+    )  # fmt: skip
+    assert "tiling" not in untiled.results.summary
+    direct = untiled.results.table.drop(columns=["geometry"], errors="ignore")
+    assert (direct["coverage_pct"] < 99.0).sum() >= 8  # a real mix of covered and not
+    pd.testing.assert_frame_equal(
+        tiled.table.reset_index(drop=True), direct.reset_index(drop=True),
+        check_exact=False, rtol=0.0, atol=1e-9,
+    )  # fmt: skip
+    assert summary == json.loads((tmp_path / "untiled" / "summary.json").read_text("utf-8"))
+    for name in ("jiedao.csv", "isochrones.geojson", "gaps.geojson"):
+        assert (out / TILED / name).read_bytes() == (tmp_path / "untiled" / name).read_bytes()
+
+
+@pytest.mark.slow
+def test_rollup_map_shows_every_area(batch_run) -> None:  # type: ignore[no-untyped-def]
+    out, result = batch_run
+    text = (out / "rollup.html").read_text("utf-8")
+    config = json.loads(
+        re.search(r'<script type="application/json" id="tuoyu-data-[^"]+">(.*?)</script>',
+                  text, re.S).group(1)  # type: ignore[union-attr]
+    )  # fmt: skip
+    areas = config["areas"]
+    done = [o.slug for o in result.outcomes if o.status != "failed"]
+    assert sorted(areas["ranked"]) == sorted(done)
+    assert areas["failed"] == ["broken"]
+    # every area with results has a polygon here (synthetic 街道, Yuzhong's outline, …)
+    assert sorted(areas["polygons"]) == sorted(done) and areas["unplaced"] == []
+    rollup = pd.read_csv(out / "rollup.csv", encoding="utf-8-sig")
+    assert areas["ranked"] == rollup[rollup["status"] != "failed"]["area"].tolist()
+    failing = rollup[rollup["district_pass"].astype(str) == "False"]["area"].tolist()
+    assert sorted(areas["failing_targets"]) == sorted(failing) and failing
+    props = {p["area"]: p for p in config["geojson"][0]["props"]}
+    yuzhong = rollup.set_index("area").loc["chongqing-yuzhong"]
+    popup = props["chongqing-yuzhong"]["_p"]
+    assert f"{yuzhong['uncovered_population']:,.0f}" in popup
+    assert "托位缺口" in popup and "重庆市渝中区" in popup
+    assert "broken" in text and "DataNotFoundError" in text  # the failed area is listed
+    assert "OpenStreetMap" in config["attributions"][0]  # credits, as on every map
+    place = json.loads((out / "places" / "chongqing-yuzhong.geojson").read_text("utf-8"))
+    assert place["features"][0]["properties"]["kind"] == "outline"
+
+
+@pytest.mark.slow
+def test_district_pass_follows_the_targets(batch_run) -> None:  # type: ignore[no-untyped-def]
+    out, _ = batch_run
+    districts = pd.read_parquet(out / "districts.parquet")
+    assert str(districts["district_pass"].dtype) == "boolean"
+    failed = districts["targets_failed"] > 0
+    assert (districts.loc[failed, "district_pass"] == False).all()  # noqa: E712
+    assert (districts.loc[failed, "failed_targets"].str.len() > 0).all()
+    judged = ~failed & (districts["targets_met"] > 0)
+    assert (districts.loc[judged, "district_pass"] == True).all()  # noqa: E712
+    for row in districts.itertuples():
+        summary = json.loads((out / row.area / "summary.json").read_text("utf-8"))
+        verdicts = [e.get("pass") for e in summary["indicators"].values()]
+        assert row.targets_failed == verdicts.count(False)
+        assert row.targets_met == verdicts.count(True)
+
+
 def test_fingerprint_follows_inputs_and_parameters(tmp_path: Path, settings: Settings) -> None:
     toml = write_synthetic_area(
         tmp_path, "fp", n_nodes=100, n_facilities=2, n_population=20, seed=3
@@ -203,6 +348,10 @@ def test_bad_arguments_and_manifest(tmp_path: Path, settings: Settings) -> None:
         expand_areas([tmp_path])
     with pytest.raises(InputValidationError, match="workers"):
         run_batch(["chongqing-yuzhong"], tmp_path, workers=0, settings=settings)
+    with pytest.raises(InputValidationError, match="tile_size_m"):
+        run_batch(["chongqing-yuzhong"], tmp_path, tile_size_m=-1.0, settings=settings)
+    with pytest.raises(InputValidationError, match="tile_above_nodes"):
+        run_batch(["chongqing-yuzhong"], tmp_path, tile_above_nodes=0, settings=settings)
     with pytest.raises(InputValidationError, match="workers applies"):
         run_batch(["chongqing-yuzhong"], tmp_path, workers=2, scheduler="tcp://x:1")
     (tmp_path / "batch_manifest.json").write_text("{not json", "utf-8")
@@ -215,8 +364,9 @@ def test_cli_parser() -> None:
     add_batch_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
         ["batch", "areas/", "--out", "o", "--scheduler", "tcp://h:8786", "--retries", "2",
-         "--month", "2026-11"]
+         "--month", "2026-11", "--tile-size-m", "4000", "--tile-above-nodes", "200000"]
     )  # fmt: skip
+    assert (args.tile_size_m, args.tile_above_nodes) == (4000.0, 200_000)
     assert (args.areas, args.out, args.scheduler, args.retries, args.month, args.workers) == (
         ["areas/"],
         Path("o"),

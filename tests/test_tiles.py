@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pytest
+from tuoyu.config.settings import get_settings
+from tuoyu.config.study_area import StudyArea, load_area
 from tuoyu.errors import InputValidationError
 from tuoyu.network.graph import WalkGraph, build_graph
 from tuoyu.network.snap import snap_points
-from tuoyu.reach.engine import nearest_facility_times, point_times
+from tuoyu.network.walk_network import WalkNetwork
+from tuoyu.reach.engine import (
+    all_facility_reach,
+    nearest_facility_times,
+    point_times,
+    reach_matrix,
+)
 from tuoyu.synthetic import random_facilities, synthetic_city
-from tuoyu.workflow.tiles import cut_network, tile_halo_m, tiled_point_times
+from tuoyu.workflow.core import AreaModel
+from tuoyu.workflow.layers import load_layers
+from tuoyu.workflow.tiles import (
+    DEFAULT_TILE_M,
+    TiledAreaModel,
+    area_model,
+    cut_network,
+    eligible_edges,
+    tile_halo_m,
+    tile_size_for,
+    tiled_point_times,
+    tiled_reach,
+)
 
+from benchmarks.batch import write_synthetic_area
 from tests.handmade import X0, Y0, network
 
 CUTOFF_M = 1000.0
@@ -139,3 +164,155 @@ def test_tile_without_facilities_is_uncovered() -> None:
     tiled = tiled_point_times(graph, px, py, fx, fy, 200.0, tile_m=500.0, max_snap_m=SNAP_M)
     assert np.isinf(tiled.walk_m[0]) and tiled.facility[0] == -1
     np.testing.assert_array_equal(tiled.walk_m, whole_m)
+
+
+def _city_with_a_hole(seed: int) -> tuple[WalkNetwork, float, float]:
+    """A synthetic city with a 900 m hole holding a 16-node island (and its centre)."""
+    net = synthetic_city(6_000, seed=seed)
+    cx = float(net.node_x_m.min() + net.node_x_m.max()) / 2.0
+    cy = float(net.node_y_m.min() + net.node_y_m.max()) / 2.0
+    xu, xv = net.node_x_m[net.edge_u], net.node_x_m[net.edge_v]
+    yu, yv = net.node_y_m[net.edge_u], net.node_y_m[net.edge_v]
+    near = (np.maximum(np.abs(xu - cx), np.abs(yu - cy)) < 450.0) | (
+        np.maximum(np.abs(xv - cx), np.abs(yv - cy)) < 450.0
+    )
+    keep = np.flatnonzero(~near)
+    n = net.n_nodes
+    gx, gy = np.meshgrid(np.arange(4) * 50.0 - 75.0, np.arange(4) * 50.0 - 75.0)
+    island_x, island_y = cx + gx.ravel(), cy + gy.ravel()
+    pairs = [(a, b) for a in range(16) for b in (a + 1, a + 4) if b < 16 and (b == a + 4 or b % 4)]
+    iu = np.array([n + a for a, _ in pairs], dtype=np.int64)
+    iv = np.array([n + b for _, b in pairs], dtype=np.int64)
+    x = np.concatenate([net.node_x_m, island_x])
+    y = np.concatenate([net.node_y_m, island_y])
+    u = np.concatenate([net.edge_u[keep], iu])
+    v = np.concatenate([net.edge_v[keep], iv])
+    holed = WalkNetwork(
+        node_id=np.arange(x.shape[0], dtype=np.int64),
+        node_x_m=x,
+        node_y_m=y,
+        edge_u=u,
+        edge_v=v,
+        edge_length_m=np.hypot(x[v] - x[u], y[v] - y[u]),
+        edge_way_id=np.full(u.shape[0], -1, dtype=np.int64),
+        crs=net.crs,
+        source="synthetic city with a hole",
+    )
+    return holed, cx, cy
+
+
+def test_tiled_reach_equals_the_whole_graph_with_the_island_filter() -> None:
+    net, cx, cy = _city_with_a_hole(seed=21)
+    graph = build_graph(net)
+    px, py = random_facilities(net, 4_000, seed=22, max_offset_m=60.0)
+    steps = np.array([10.0, 60.0, 130.0, 200.0, 260.0, 330.0, 400.0])
+    px = np.concatenate([px, cx + steps, cx - 0.7 * steps])
+    py = np.concatenate([py, cy + 2.0 + 0 * steps, cy - 0.7 * steps])
+    fx, fy = random_facilities(net, 60, seed=23, max_offset_m=30.0)
+    fx, fy = np.concatenate([fx, [cx + 5.0, cx + 310.0]]), np.concatenate([fy, [cy, cy - 20.0]])
+    puhui = np.random.default_rng(24).random(fx.shape[0]) < 0.5
+
+    pop = snap_points(graph, px, py, SNAP_M, min_component_nodes=40)
+    fac = snap_points(graph, fx, fy, SNAP_M, min_component_nodes=40)
+    whole_all = point_times(graph, nearest_facility_times(graph, fac, CUTOFF_M), pop)[0]
+    whole_puhui = point_times(
+        graph, nearest_facility_times(graph, fac, CUTOFF_M, active=puhui), pop
+    )[0]
+    whole_matrix = reach_matrix(graph, fac, pop, CUTOFF_M)
+    whole_reaches = all_facility_reach(graph, fac, CUTOFF_M)
+
+    tiled = tiled_reach(
+        net, px, py, fx, fy, CUTOFF_M, tile_m=1_500.0, puhui=puhui, max_snap_m=SNAP_M,
+        min_component_nodes=40,
+    )  # fmt: skip
+    assert tiled.n_tiles > 9 and tiled.max_tile_nodes < graph.n_nodes
+    # the hole makes every case happen: moved off the island, off-network, both
+    assert pop.n_moved_from_island > 0 and pop.off_network.sum() > 0
+    assert bool(fac.off_network[-2]) and not fac.off_network[-1]
+    for got, want in ((tiled.population, pop), (tiled.facilities, fac)):
+        assert np.array_equal(got.edge, want.edge)
+        assert np.array_equal(got.off_network, want.off_network)
+        assert got.moved_from_island is not None and want.moved_from_island is not None
+        assert np.array_equal(got.moved_from_island, want.moved_from_island)
+        assert got.min_component_nodes == want.min_component_nodes == 40
+        on = ~want.off_network
+        np.testing.assert_array_equal(got.fraction[on], want.fraction[on])
+        np.testing.assert_array_equal(got.access_m[on], want.access_m[on])
+    for got_m, want_m in ((tiled.walk_m_all, whole_all), (tiled.walk_m_puhui, whole_puhui)):
+        assert np.array_equal(np.isfinite(got_m), np.isfinite(want_m))
+        fin = np.isfinite(want_m)
+        np.testing.assert_allclose(got_m[fin], want_m[fin], rtol=0, atol=1e-9)
+    assert 0.3 < np.isfinite(whole_all).mean() < 1.0
+    assert np.array_equal(tiled.matrix.indptr, whole_matrix.indptr)
+    assert np.array_equal(tiled.matrix.indices, whole_matrix.indices)
+    np.testing.assert_allclose(tiled.matrix.data, whole_matrix.data, rtol=0, atol=1e-9)
+    assert len(tiled.facility_reaches) == len(whole_reaches)
+    for got_r, want_r in zip(tiled.facility_reaches, whole_reaches, strict=True):
+        assert got_r.source == want_r.source and got_r.start_edge == want_r.start_edge
+        assert np.array_equal(got_r.node, want_r.node)
+        np.testing.assert_allclose(got_r.dist_m, want_r.dist_m, rtol=0, atol=1e-9)
+
+
+def test_eligible_edges_follow_the_graph() -> None:
+    net, _, _ = _city_with_a_hole(seed=25)
+    graph = build_graph(net)
+    for threshold in (0, 1, 17, 40, 10**9):
+        mask, applied = eligible_edges(net, threshold)
+        want = graph.main_edges(threshold) if threshold > 1 else np.ones(net.n_edges, bool)
+        assert np.array_equal(mask, want)
+        assert applied == (graph.effective_min_component_nodes(threshold) if threshold > 1 else 0)
+    assert not eligible_edges(net, 40)[0].all()  # the island is left out
+
+
+def test_tile_size_rules() -> None:
+    area = StudyArea.model_validate(
+        {"area": {"name": "x", "code": "1", "target_profile": "p"}, "run": {"tile_size_m": 800}}
+    )
+    assert tile_size_for(area, 10) == 800.0  # the area's own setting: always
+    assert tile_size_for(area, 10, tile_size_m=0.0) is None  # the command line wins
+    assert tile_size_for(area, 10, tile_above_nodes=100) is None
+    assert tile_size_for(area, 1_000, tile_above_nodes=100) == 800.0
+    plain = StudyArea.model_validate({"area": {"name": "x", "code": "1", "target_profile": "p"}})
+    assert tile_size_for(plain, 10**7) is None
+    assert tile_size_for(plain, 10**7, tile_above_nodes=10**6) == DEFAULT_TILE_M
+    for bad in ({"tile_size_m": -1.0}, {"tile_size_m": float("nan")}, {"tile_above_nodes": 0}):
+        with pytest.raises(InputValidationError):
+            tile_size_for(plain, 10, **bad)  # type: ignore[arg-type]
+
+
+def test_tiled_model_equals_the_model_and_refuses_queries(tmp_path: Path) -> None:
+    toml = write_synthetic_area(
+        tmp_path, "small", n_nodes=2_500, n_facilities=12, n_population=800, seed=31
+    )
+    settings = get_settings(cache_dir=tmp_path / "cache")
+    layers = load_layers(load_area(toml), settings)
+    whole = AreaModel.from_layers(layers)
+    tiled = area_model(layers, tile_size_m=900.0)
+    assert isinstance(tiled, TiledAreaModel) and tiled.graph is None
+    assert tiled.tiling["population_tiles"] > 4
+    assert tiled.facility_ids() == whole.facility_ids()
+    got, want = tiled.results(), whole.results()
+    pd.testing.assert_frame_equal(
+        got.table, want.table, check_exact=False, rtol=0, atol=1e-9,
+    )  # fmt: skip
+    assert {k: v for k, v in got.summary.items() if k != "tiling"} == dict(want.summary)
+    iso_tiled, iso_whole = tiled.isochrones(), whole.isochrones()
+    assert iso_tiled is not None and iso_whole is not None and len(iso_whole) == 36
+    pd.testing.assert_frame_equal(iso_tiled, iso_whole)
+    record = {"id": "new", "lon": 106.5, "lat": 29.5}
+    refusals: list[Callable[[], object]] = [
+        lambda: tiled.nearest(106.5, 29.5),
+        lambda: tiled.add_facility(record),
+        lambda: tiled.remove_facility(whole.facility_ids()[0]),
+        lambda: tiled.scenario(add=[record]),
+        lambda: tiled.facility_isochrone(whole.facility_ids()[0]),
+    ]
+    for refused in refusals:
+        with pytest.raises(InputValidationError, match="tiled run"):
+            refused()
+    assert tiled.results() is got  # still the same state
+    # an area that cannot be tiled (no population) is built in one piece
+    assert not isinstance(
+        area_model(dataclasses.replace(layers, population=None), tile_size_m=900.0),
+        TiledAreaModel,
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 from tuoyu import __version__
 from tuoyu.errors import TuoyuError
 from tuoyu.register.cli import add_register_parser
-from tuoyu.workflow.batch_cli import add_batch_parser
+from tuoyu.workflow.batch_cli import add_batch_parser, add_tiling_arguments
 
 DEFAULT_AREA = "beijing-dongcheng"
 
@@ -167,6 +167,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         month=args.month,
         maps_dir=args.maps,
         baseline=args.baseline,
+        tile_size_m=args.tile_size_m,
+        tile_above_nodes=args.tile_above_nodes,
     )
     return 0
 
@@ -215,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="reporting month YYYY-MM of the progress sheet (default: the current month)",
     )
+    add_tiling_arguments(run)
     run.set_defaults(func=_cmd_run)
 
     site = sub.add_parser(

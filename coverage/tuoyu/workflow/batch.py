@@ -14,8 +14,16 @@ scheduler's address) and writes the same files ``tuoyu run`` writes into
 * ``rollup.csv`` (UTF-8 BOM) and ``rollup.xlsx`` (Chinese headers): the areas ranked
   worst first by people outside the 15-minute circle, failed areas listed after them
   with their error;
+* ``rollup.html``: the roll-up map (:mod:`tuoyu.outputs.maps.rollup_map`), each district
+  shaded by pass/fail against its profile's district targets, numbered by rank, with
+  people outside the circle and the slot shortfall in its popup; drawn from
+  ``places/<slug>.geojson``, the outline (or 街道 united, else a representative point)
+  each area's run writes. Areas without a place and failed areas are listed on it;
 * ``batch_manifest.json``: per area the fingerprint of its inputs, its status, time and
   district row.
+
+Large areas run tile by tile when their ``[run]`` section or ``tile_size_m`` /
+``tile_above_nodes`` say so (:mod:`tuoyu.workflow.tiles`); the results are the same.
 
 Re-runs skip what is done: an area is skipped when its manifest entry says ``done``, its
 fingerprint is unchanged (sha256 of the TOML text, of every input file it names, of its
@@ -23,9 +31,15 @@ target profile, the tool version and the parameters) and its outputs exist.
 
 Failures: an input error of an area (:class:`~tuoyu.errors.TuoyuError`: missing file,
 bad TOML, invalid data) is deterministic, so the task returns it as a ``failed`` record
-without retrying; any other exception (a bug, ``MemoryError``, a lost worker) is
-retried ``retries`` times by the scheduler before the area counts as failed. Either way
-the other areas go on.
+without retrying; any other exception (a bug, ``MemoryError``) is retried ``retries``
+times by the scheduler before the area counts as failed. A worker process that dies
+while running an area (killed for memory, a crash in native code) is replaced by its
+nanny and the area runs again while it has ``retries`` left, then counts as failed with
+``KilledWorker``; an area that was only queued on the dying worker runs again
+uncharged (the batch, not the scheduler, tells them apart: each task writes its attempt
+token to its log first). With an existing scheduler a loss reaches the batch only after
+that scheduler's ``distributed.scheduler.allowed-failures`` (3 by default). Only as
+many areas are in flight as there are worker threads. Either way the other areas go on.
 
 With an existing scheduler every worker must see ``out_root``, the data directory and
 the TOML files at the same paths (a shared file system) and have ``tuoyu`` installed.
@@ -49,9 +63,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
 
 from tuoyu import __version__
 from tuoyu.config.data_registry import file_sha256, resolve_data_file
@@ -59,10 +77,13 @@ from tuoyu.config.settings import Settings, get_settings
 from tuoyu.config.study_area import StudyArea, load_area
 from tuoyu.errors import DataNotFoundError, InputValidationError, TuoyuError
 from tuoyu.indicators.targets import profiles_dir
+from tuoyu.layers.units import has_geometry
 from tuoyu.outputs.atomic import write_text_atomic, write_with_atomic
 from tuoyu.outputs.reports import write_csv, write_xlsx
 from tuoyu.progress import Progress
+from tuoyu.workflow.layers import AreaLayers, study_area_polygon
 from tuoyu.workflow.run import analyse_area, check_month
+from tuoyu.workflow.tiles import check_tiling
 
 Status = Literal["done", "failed", "skipped"]
 
@@ -88,8 +109,17 @@ DISTRICT_COLUMNS: tuple[str, ...] = (
     "passing_units",
     "uncovered_population",
     "slot_shortfall",
+    "targets_met",
+    "targets_failed",
+    "district_pass",
+    "failed_targets",
 )
-"""Columns of ``districts.parquet`` (``area`` is the slug)."""
+"""Columns of ``districts.parquet`` (``area`` is the slug).
+
+``targets_met``/``targets_failed`` count the district-level targets of the profile the
+area meets / fails (targets that cannot be judged count in neither); ``district_pass``
+is False when one fails, True when at least one is met and none fails, else empty;
+``failed_targets`` names the failed ones with value and target."""
 
 ROLLUP_LABELS_ZH: dict[str, str] = {
     "rank": "排名（未覆盖人口从多到少）",
@@ -98,12 +128,26 @@ ROLLUP_LABELS_ZH: dict[str, str] = {
     "units": "统计单元数",
     "failing_units": "未达标街道数",
     "passing_units": "全部达标街道数",
+    "targets_met": "区县达标目标数",
+    "targets_failed": "区县未达标目标数",
+    "district_pass": "区县是否达标",
+    "failed_targets": "区县未达标目标",
     "status": "运行状态",
     "error": "错误",
 }
 """Chinese headers of roll-up columns :func:`tuoyu.labels.label` does not know."""
 
 _OUTPUT_FILES = ("jiedao.csv", "summary.json")
+PLACES_DIR = "places"
+"""Per area, ``places/<slug>.geojson``: where the roll-up map draws it (WGS84)."""
+ROLLUP_MAP = "rollup.html"
+PLACE_SIMPLIFY_M = 20.0
+"""Outlines are simplified by this many metres before they are stored for the map."""
+_ATTEMPT_PREFIX = "attempt "
+MAX_REQUEUES = 10
+"""Times an area may go back to the queue, uncharged, because a worker died before it
+started (another area crashed the worker it was queued on)."""
+_INT_COLUMNS = ("rank", "units", "failing_units", "passing_units", "targets_met", "targets_failed")
 
 
 # --- records ------------------------------------------------------------------------------
@@ -120,6 +164,7 @@ class AreaSpec:
     partition: Path
     log_file: Path
     fingerprint: str
+    place_file: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,6 +374,10 @@ def district_row(slug: str, summary: Mapping[str, Any], table: pd.DataFrame) -> 
         entry = indicators.get(key) or {}
         return number(entry.get("value"))
 
+    met = [k for k, e in indicators.items() if isinstance(e, Mapping) and e.get("pass") is True]
+    failed = [k for k, e in indicators.items() if isinstance(e, Mapping) and e.get("pass") is False]
+    verdict = False if failed else (True if met else None)
+
     row = {
         "area": slug,
         "name": str(area.get("name", "")),
@@ -344,8 +393,52 @@ def district_row(slug: str, summary: Mapping[str, Any], table: pd.DataFrame) -> 
         "passing_units": int(passing.sum()),
         "uncovered_population": number(totals.get("uncovered_population")),
         "slot_shortfall": number(totals.get("slot_shortfall")),
+        "targets_met": len(met),
+        "targets_failed": len(failed),
+        "district_pass": verdict,
+        "failed_targets": "；".join(_target_text(indicators[k]) for k in failed),
     }
-    return pd.DataFrame([row], columns=list(DISTRICT_COLUMNS))
+    return typed_districts(pd.DataFrame([row], columns=list(DISTRICT_COLUMNS)))
+
+
+def _target_text(entry: Mapping[str, Any]) -> str:
+    """``label value（目标 target）`` of one district indicator."""
+    value = entry.get("value")
+    unit = str(entry.get("unit") or "")
+    shown = ""
+    if isinstance(value, int | float) and math.isfinite(value):
+        shown = f" {value:.1f}%" if unit == "%" else f" {value:,.2f} {unit}".rstrip()
+    target = entry.get("target")
+    text = target.get("text") if isinstance(target, Mapping) else None
+    return f"{entry.get('label_zh') or ''}{shown}" + (f"（目标 {text}）" if text else "")
+
+
+def typed_districts(frame: pd.DataFrame) -> pd.DataFrame:
+    """District rows with stable dtypes (counts ``Int64``, ``district_pass`` ``boolean``).
+
+    Examples
+    --------
+    >>> typed_districts(pd.DataFrame({"district_pass": [None, True]}))["district_pass"].tolist()
+    [<NA>, True]
+    """
+    out = frame.copy()
+    for column in _INT_COLUMNS:
+        if column in out.columns:
+            out[column] = pd.array(
+                [None if _missing(v) else int(v) for v in out[column]], dtype="Int64"
+            )
+    if "district_pass" in out.columns:
+        out["district_pass"] = pd.array(
+            [None if _missing(v) else bool(v) for v in out["district_pass"]], dtype="boolean"
+        )
+    return out
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def write_partition(table: pd.DataFrame, path: Path) -> Path:
@@ -358,18 +451,84 @@ def write_partition(table: pd.DataFrame, path: Path) -> Path:
     return write_with_atomic(path, lambda tmp: pq.write_table(arrow, tmp))
 
 
+def area_place(layers: AreaLayers) -> tuple[BaseGeometry, str] | None:
+    """Where the roll-up map draws an area, in WGS84, and what that place is.
+
+    The outline or the 街道 united (``outline``/``jiedao``, simplified by
+    :data:`PLACE_SIMPLIFY_M` for display); else the centre of the extent of its network,
+    units or population (``point``); ``None`` when it has none of these.
+    """
+    polygon = study_area_polygon(layers)
+    crs = layers.metric_crs
+    if polygon is not None and not polygon.is_empty:
+        kind = "outline" if layers.outline is not None and not layers.outline.empty else "jiedao"
+        simple = shapely.simplify(polygon, PLACE_SIMPLIFY_M, preserve_topology=True)
+        return gpd.GeoSeries([simple], crs=crs).to_crs(4326).iloc[0], kind
+    boxes: list[tuple[float, ...]] = []
+    if layers.network is not None and layers.network.n_nodes:
+        net = layers.network
+        boxes.append(
+            (
+                float(net.node_x_m.min()),
+                float(net.node_y_m.min()),
+                float(net.node_x_m.max()),
+                float(net.node_y_m.max()),
+            )
+        )
+    for frame in (layers.units, layers.population):
+        if frame is not None and has_geometry(frame) and len(frame):
+            bounds = frame.to_crs(crs).total_bounds
+            if np.isfinite(bounds).all():
+                boxes.append(tuple(float(b) for b in bounds))
+    if not boxes:
+        return None
+    arr = np.array(boxes, dtype=float)
+    centre = shapely.Point(
+        (arr[:, 0].min() + arr[:, 2].max()) / 2.0, (arr[:, 1].min() + arr[:, 3].max()) / 2.0
+    )
+    return gpd.GeoSeries([centre], crs=crs).to_crs(4326).iloc[0], "point"
+
+
+def write_place(path: Path, slug: str, layers: AreaLayers, attribution: str | None) -> Path | None:
+    """Write ``places/<slug>.geojson`` (one feature; nothing when the area has no place)."""
+    place = area_place(layers)
+    if place is None:
+        Path(path).unlink(missing_ok=True)
+        return None
+    geom, kind = place
+    feature = {
+        "type": "Feature",
+        "properties": {"area": slug, "kind": kind, "attribution": attribution},
+        "geometry": json.loads(shapely.to_geojson(shapely.set_precision(geom, 1e-6))),
+    }
+    text = json.dumps(
+        {"type": "FeatureCollection", "features": [feature]}, ensure_ascii=False, sort_keys=True
+    )
+    return write_text_atomic(path, text + "\n")
+
+
 def run_area_task(
-    spec: AreaSpec, settings: Settings, month: str, write_map_files: bool = True
+    spec: AreaSpec,
+    settings: Settings,
+    month: str,
+    write_map_files: bool = True,
+    tile_size_m: float | None = None,
+    tile_above_nodes: int | None = None,
+    attempt: str | None = None,
 ) -> AreaOutcome:
-    """Run one area in a worker: outputs, its Parquet partition, a typed record.
+    """Run one area in a worker: outputs, its Parquet partition, its place, a typed record.
 
     Input errors (:class:`~tuoyu.errors.TuoyuError`) give a ``failed`` record; any other
-    exception propagates so that the scheduler retries the task.
+    exception propagates so that the scheduler retries the task. ``attempt`` is written
+    as the first line of the area's log, on disk before any work, so that the batch can
+    tell whether a worker that died was running this area (:func:`attempt_started`).
     """
     start = time.perf_counter()
     cpu_start = time.process_time()
     spec.log_file.parent.mkdir(parents=True, exist_ok=True)
     with spec.log_file.open("w", encoding="utf-8") as log:
+        log.write(f"{_ATTEMPT_PREFIX}{attempt or ''}\n")
+        log.flush()
         progress = Progress(log)
         try:
             run = analyse_area(
@@ -380,6 +539,8 @@ def run_area_task(
                 month=month,
                 maps_dir=spec.maps_dir,
                 write_map_files=write_map_files,
+                tile_size_m=tile_size_m,
+                tile_above_nodes=tile_above_nodes,
             )
         except TuoyuError as exc:
             progress.info(f"failed: {exc}")
@@ -395,6 +556,15 @@ def run_area_task(
         table = run.results.table.drop(columns=["geometry"], errors="ignore").copy()
         write_partition(table, spec.partition)
         progress.info(f"wrote {spec.partition}")
+        if spec.place_file is not None:
+            attribution = run.results.summary.get("attribution")
+            written = write_place(
+                spec.place_file,
+                spec.slug,
+                run.model.current_layers(),
+                str(attribution) if attribution else None,
+            )
+            progress.info(f"wrote {written}" if written else "no place for the roll-up map")
     return AreaOutcome(
         spec.slug,
         "done",
@@ -405,6 +575,15 @@ def run_area_task(
         table=table,
         district=district_row(spec.slug, run.results.summary, table),
     )
+
+
+def attempt_started(spec: AreaSpec, attempt: str) -> bool:
+    """True when the task of ``attempt`` began running (its log starts with the token)."""
+    try:
+        with spec.log_file.open(encoding="utf-8") as log:
+            return log.readline().strip() == f"{_ATTEMPT_PREFIX}{attempt}"
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 # --- the manifest --------------------------------------------------------------------------
@@ -435,6 +614,8 @@ def read_manifest(out_root: Path) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA:
+        return None
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if hasattr(value, "item"):
@@ -507,7 +688,7 @@ def _is_current(spec: AreaSpec, entry: Mapping[str, Any] | None) -> bool:
 
 def _skipped_outcome(spec: AreaSpec, entry: Mapping[str, Any]) -> AreaOutcome:
     table = pd.read_parquet(spec.partition)
-    district = pd.DataFrame([entry["district"]], columns=list(DISTRICT_COLUMNS))
+    district = typed_districts(pd.DataFrame([entry["district"]], columns=list(DISTRICT_COLUMNS)))
     return AreaOutcome(
         spec.slug,
         "skipped",
@@ -552,14 +733,62 @@ def rollup_table(outcomes: Sequence[AreaOutcome]) -> pd.DataFrame:
     out = pd.concat([ranked, failed], ignore_index=True) if len(failed) else ranked
     if "error" not in out.columns:
         out["error"] = None
-    for column in ("rank", "units", "failing_units", "passing_units"):
-        if column in out.columns:
-            out[column] = out[column].astype("Int64")
-    return out
+    return typed_districts(out)
 
 
-def write_combined(out_root: Path, outcomes: Sequence[AreaOutcome]) -> dict[str, Path]:
-    """Write ``districts.parquet``, ``rollup.csv`` and ``rollup.xlsx`` of the batch."""
+def read_places(out_root: Path, slugs: Iterable[str]) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """The places of ``slugs`` written by their runs, and the credits they name.
+
+    An area without a place file (its run found no place, or the file is gone) is
+    missing from the frame; :func:`~tuoyu.outputs.maps.rollup_map.build_rollup_map`
+    lists it as having no location.
+    """
+    from tuoyu.outputs.maps.rollup_map import places_frame
+
+    features: list[dict[str, Any]] = []
+    credits: list[str] = []
+    for slug in slugs:
+        path = Path(out_root) / PLACES_DIR / f"{slug}.geojson"
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            found = [f for f in data.get("features", []) if isinstance(f, dict)]
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue  # an unreadable place is a missing place: the map lists the area
+        for feature in found:
+            props = feature.get("properties") or {}
+            if props.get("area") == slug:
+                features.append(feature)
+                credit = props.get("attribution")
+                if credit and str(credit) not in credits:
+                    credits.append(str(credit))
+    return places_frame(features), credits
+
+
+def write_rollup_map(
+    out_root: Path, rollup: pd.DataFrame, settings: Settings | None = None
+) -> Path:
+    """Write ``rollup.html``: the districts of the batch against their profiles."""
+    from tuoyu.outputs.maps import save_map
+    from tuoyu.outputs.maps.rollup_map import build_rollup_map
+
+    settings = settings or get_settings()
+    places, credits = read_places(out_root, rollup["area"].astype(str))
+    fmap = build_rollup_map(
+        rollup,
+        places,
+        language=settings.language,
+        tianditu_key=settings.tianditu_key,
+        attribution="; ".join(credits) or None,
+    )
+    return save_map(fmap, Path(out_root) / ROLLUP_MAP)
+
+
+def write_combined(
+    out_root: Path, outcomes: Sequence[AreaOutcome], settings: Settings | None = None
+) -> dict[str, Path]:
+    """Write ``districts.parquet``, ``rollup.csv``, ``rollup.xlsx`` and ``rollup.html``."""
     written: dict[str, Path] = {}
     districts = [o.district for o in outcomes if o.district is not None]
     frame = (
@@ -567,7 +796,7 @@ def write_combined(out_root: Path, outcomes: Sequence[AreaOutcome]) -> dict[str,
         if districts
         else pd.DataFrame(columns=list(DISTRICT_COLUMNS))
     )
-    frame = frame.sort_values("area").reset_index(drop=True)
+    frame = typed_districts(frame.sort_values("area").reset_index(drop=True))
     written[DISTRICTS_FILE] = write_with_atomic(
         out_root / DISTRICTS_FILE, lambda tmp: frame.to_parquet(tmp, index=False)
     )
@@ -582,6 +811,7 @@ def write_combined(out_root: Path, outcomes: Sequence[AreaOutcome]) -> dict[str,
             "Ranked worst first by people outside the 15-minute walk; failed areas last.",
         ),
     )
+    written[ROLLUP_MAP] = write_rollup_map(out_root, rollup, settings)
     dataset = out_root / JIEDAO_DATASET
     if dataset.is_dir():
         written[JIEDAO_DATASET] = dataset
@@ -623,11 +853,47 @@ def _specs(
                     partition=out_root / JIEDAO_DATASET / f"area={slug}" / "part-0.parquet",
                     log_file=out_root / "logs" / f"{slug}.log",
                     fingerprint=area_fingerprint(area, settings, parameters),
+                    place_file=out_root / PLACES_DIR / f"{slug}.geojson",
                 )
             )
         except TuoyuError as exc:
             failed.append(AreaOutcome(Path(str(item)).stem, "failed", error=_one_line(exc)))
     return specs, failed
+
+
+def _lost_worker(
+    spec: AreaSpec,
+    attempt: str,
+    exc: BaseException,
+    retries: int,
+    crashes: dict[str, int],
+    requeues: dict[str, int],
+    progress: Progress,
+) -> AreaOutcome | None:
+    """The outcome of an area whose worker died, or ``None`` to run it again."""
+    slug = spec.slug
+    if attempt_started(spec, attempt):
+        crashes[slug] += 1
+        if crashes[slug] <= retries:
+            progress.info(
+                f"{slug}: the worker running it died (loss {crashes[slug]}, "
+                f"{retries - crashes[slug]} more allowed); running it again"
+            )
+            return None
+        return AreaOutcome(
+            slug,
+            "failed",
+            error=(
+                f"KilledWorker: the worker process running this area died "
+                f"{crashes[slug]} times (killed for memory, or a crash in native code); "
+                "see its log"
+            ),
+        )
+    requeues[slug] += 1
+    if requeues[slug] <= MAX_REQUEUES:
+        progress.info(f"{slug}: a worker died before it started; queued again")
+        return None
+    return AreaOutcome(slug, "failed", error=_one_line(exc))
 
 
 def _eta_text(seconds: float) -> str:
@@ -648,6 +914,9 @@ def run_batch(
     retries: int = 1,
     month: str | None = None,
     write_map_files: bool = True,
+    tile_size_m: float | None = None,
+    tile_above_nodes: int | None = None,
+    worker_plugins: Sequence[Any] = (),
 ) -> BatchResult:
     """Run many study areas on ``dask.distributed``, one task per area.
 
@@ -667,11 +936,19 @@ def run_batch(
     progress
         Where areas done/failed/total and the ETA are printed as tasks finish.
     retries
-        Retries of a task that raised something other than an input error.
+        Retries of a task that raised something other than an input error, and the
+        number of worker processes an area may lose while running it.
     month
         Reporting month ``YYYY-MM`` (default: this month), the same for every area.
     write_map_files
         Write the three HTML maps of each area.
+    tile_size_m, tile_above_nodes
+        Route large areas tile by tile (override each area's ``[run]`` section; see
+        :func:`tuoyu.workflow.tiles.tile_size_for`). Tiled results equal untiled ones;
+        a change of these re-runs the areas (they are part of the fingerprint).
+    worker_plugins
+        ``distributed`` worker plugins registered on the cluster before the areas are
+        submitted (monitoring, or the fault injection of the tests).
 
     Returns
     -------
@@ -688,6 +965,7 @@ def run_batch(
     settings = settings or get_settings()
     progress = progress or Progress()
     month = check_month(month)
+    check_tiling(tile_size_m, tile_above_nodes)
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise InputValidationError(f"workers must be ≥ 1, got {workers!r}", field="workers")
     if workers is not None and scheduler is not None:
@@ -700,7 +978,15 @@ def run_batch(
     items = expand_areas([areas] if isinstance(areas, str | Path) else areas)
     root = Path(out_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    parameters = {"month": month, "language": settings.language, "maps": write_map_files}
+    parameters: dict[str, Any] = {
+        "month": month,
+        "language": settings.language,
+        "maps": write_map_files,
+    }
+    if tile_size_m is not None:
+        parameters["tile_size_m"] = tile_size_m
+    if tile_above_nodes is not None:
+        parameters["tile_above_nodes"] = tile_above_nodes
     specs, outcomes = _specs(items, root, settings, parameters)
     manifest = read_manifest(root)
     entries: dict[str, Any] = dict(manifest["areas"])
@@ -725,7 +1011,8 @@ def run_batch(
     if to_run:
         outcomes.extend(
             _run_on_cluster(to_run, settings, month, scheduler, workers, retries,
-                            write_map_files, progress, total - len(to_run), book)
+                            (write_map_files, tile_size_m, tile_above_nodes), progress,
+                            total - len(to_run), book, worker_plugins)
         )  # fmt: skip
     by_slug = {o.slug: o for o in outcomes}
     for spec in specs:
@@ -733,7 +1020,7 @@ def run_batch(
     book.flush()
     order = {Path(str(item)).stem: i for i, item in enumerate(items)}
     ordered = tuple(sorted(outcomes, key=lambda o: order.get(o.slug, len(order))))
-    files = write_combined(root, ordered)
+    files = write_combined(root, ordered, settings)
     files[MANIFEST_NAME] = root / MANIFEST_NAME
     elapsed = time.perf_counter() - start
     n_failed = sum(o.status == "failed" for o in ordered)
@@ -751,18 +1038,28 @@ def _run_on_cluster(
     scheduler: str | None,
     workers: int | None,
     retries: int,
-    write_map_files: bool,
+    options: tuple[bool, float | None, int | None],
     progress: Progress,
     already: int,
     book: _ManifestBook,
+    worker_plugins: Sequence[Any] = (),
 ) -> list[AreaOutcome]:
     """Submit one task per area and collect the records as they finish.
+
+    At most as many areas are in flight as the cluster has worker threads; the next is
+    submitted when one finishes. Lost workers are accounted per area here, not by the
+    scheduler (which charges every task placed on a dying worker, so areas merely queued
+    behind a crashing one would use up their allowed failures too): the local cluster's
+    scheduler reports each loss at once (``allowed-failures`` 0); an area whose task had
+    started (:func:`attempt_started`) is charged and runs again while it has
+    ``retries`` left, an area that had not started goes back to the queue uncharged.
 
     Each finished area goes into the manifest at once (written at most every few
     seconds), so a batch stopped half way skips the finished areas on its next run.
     """
     try:
-        from distributed import Client, LocalCluster, as_completed
+        import dask
+        from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
     except ImportError as exc:  # pragma: no cover - the batch extra is installed in dev
         raise InputValidationError(
             'tuoyu batch needs dask.distributed: pip install "tuoyu-coverage[batch]"'
@@ -770,39 +1067,67 @@ def _run_on_cluster(
     outcomes: list[AreaOutcome] = []
     with ExitStack() as stack:
         if scheduler is None:
-            cluster = stack.enter_context(
-                LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=workers or DEFAULT_WORKERS,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                cluster = stack.enter_context(
+                    LocalCluster(  # type: ignore[no-untyped-call]
+                        n_workers=workers or DEFAULT_WORKERS,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
                 )
-            )
             client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
         else:
             client = stack.enter_context(Client(scheduler))  # type: ignore[no-untyped-call]
-        futures = {
-            client.submit(
+        for plugin in worker_plugins:
+            client.register_plugin(plugin)  # type: ignore[no-untyped-call]
+        queue = list(specs)
+        futures: dict[Future, tuple[AreaSpec, str]] = {}  # type: ignore[type-arg]
+        crashes: dict[str, int] = dict.fromkeys((s.slug for s in specs), 0)
+        requeues: dict[str, int] = dict.fromkeys((s.slug for s in specs), 0)
+
+        def submit_next() -> Future:  # type: ignore[type-arg]
+            spec = queue.pop(0)
+            attempt = uuid.uuid4().hex
+            future = client.submit(
                 run_area_task,
                 spec,
                 settings,
                 month,
-                write_map_files,
-                key=f"tuoyu-area-{spec.slug}-{uuid.uuid4().hex}",
+                *options,
+                attempt,
+                key=f"tuoyu-area-{spec.slug}-{attempt}",
                 retries=retries,
                 pure=False,
-            ): spec
-            for spec in specs
-        }
+            )
+            futures[future] = (spec, attempt)
+            return cast("Future", future)  # type: ignore[type-arg]
+
+        def slots() -> int:
+            threads = sum(client.nthreads().values())  # type: ignore[no-untyped-call]
+            return max(1, int(threads))
+
+        running = as_completed(  # type: ignore[no-untyped-call]
+            [submit_next() for _ in range(min(slots(), len(queue)))]
+        )
         started = time.perf_counter()
         done = failed = 0
-        for future in as_completed(futures):  # type: ignore[no-untyped-call]
-            spec = futures[future]
+        for future in running:
+            spec, attempt = futures.pop(future)
+            outcome: AreaOutcome | None
             try:
-                outcome: AreaOutcome = future.result()
+                outcome = future.result()
+            except KilledWorker as exc:
+                outcome = _lost_worker(spec, attempt, exc, retries, crashes, requeues, progress)
+                if outcome is None:
+                    queue.insert(0, spec)
             except Exception as exc:  # any task error is reported; the others go on
                 outcome = AreaOutcome(spec.slug, "failed", error=_one_line(exc))
+            while queue and len(futures) < slots():
+                running.add(submit_next())  # type: ignore[no-untyped-call]
+            if outcome is None:
+                continue
             outcomes.append(outcome)
             book.record(spec, outcome)
             done += outcome.status == "done"

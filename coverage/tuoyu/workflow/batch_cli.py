@@ -15,6 +15,36 @@ from tuoyu.errors import InputValidationError
 from tuoyu.progress import Progress
 
 
+def add_tiling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tile-size-m`` and ``--tile-above-nodes`` (``tuoyu run`` and ``tuoyu batch``).
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_tiling_arguments(parser)
+    >>> args = parser.parse_args(["--tile-size-m", "4000"])
+    >>> args.tile_size_m, args.tile_above_nodes
+    (4000.0, None)
+    """
+    parser.add_argument(
+        "--tile-size-m",
+        type=float,
+        default=None,
+        metavar="M",
+        help="route large areas in square tiles of M metres with a halo of the 15-minute "
+        "walk plus the snapping distance (results equal the untiled run); 0: never tile; "
+        "default: the study area's [run] tile_size_m",
+    )
+    parser.add_argument(
+        "--tile-above-nodes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tile only areas whose walking network has more than N nodes (tiles of "
+        "--tile-size-m, default 5000 m); default: the study area's [run] tile_above_nodes",
+    )
+
+
 def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``tuoyu batch AREAS... [--out DIR] [--scheduler ADDR] [--workers N] ...``.
 
@@ -63,6 +93,7 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
     batch.add_argument(
         "--no-maps", action="store_true", help="do not write the HTML maps of each area"
     )
+    add_tiling_arguments(batch)
     batch.set_defaults(func=cmd_batch)
     parser: argparse.ArgumentParser = batch
     return parser
@@ -89,8 +120,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         retries=args.retries,
         month=args.month,
         write_map_files=not args.no_maps,
+        tile_size_m=args.tile_size_m,
+        tile_above_nodes=args.tile_above_nodes,
     )
     for outcome in result.failed:
         progress.info(f"failed: {outcome.slug}: {outcome.error}")
-    progress.info(f"wrote {result.out_root} (rollup.csv, districts.parquet, jiedao.parquet)")
+    progress.info(
+        f"wrote {result.out_root} (rollup.csv, rollup.html, districts.parquet, jiedao.parquet)"
+    )
     return 0 if result.ok else 1

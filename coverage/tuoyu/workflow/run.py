@@ -39,6 +39,7 @@ from tuoyu.workflow.area_maps import build_area_map
 from tuoyu.workflow.core import MAP_NAMES, AreaModel
 from tuoyu.workflow.layers import AreaLayers, load_layers, load_registry_snapshot
 from tuoyu.workflow.steps import IndicatorResults, ReachResults, population_with_walk
+from tuoyu.workflow.tiles import area_model, check_tiling
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -237,6 +238,8 @@ def analyse_area(
     maps_dir: Path | None = None,
     write_map_files: bool = True,
     baseline: str | Path | None = None,
+    tile_size_m: float | None = None,
+    tile_above_nodes: int | None = None,
 ) -> AreaRun:
     """Load, route, compute indicators and write every output of one study area.
 
@@ -244,12 +247,16 @@ def analyse_area(
     directory), the three maps to ``maps_dir`` (default ``maps/<area>``). With
     ``baseline`` (a previous registry file in the area's facility format) the unit table
     gains ``new_slots`` and ``new_puhui_facilities`` and the summary evaluates
-    ``new_slots_per_unit`` (see :mod:`tuoyu.indicators.baseline`).
+    ``new_slots_per_unit`` (see :mod:`tuoyu.indicators.baseline`). ``tile_size_m`` and
+    ``tile_above_nodes`` override the area's ``[run]`` tiling (see
+    :func:`tuoyu.workflow.tiles.tile_size_for`); a tiled run writes the same files, its
+    ``summary.json`` also says how it was tiled.
     """
     settings = settings or get_settings()
     progress = progress or Progress()
     month = check_month(month)
     baseline_path = check_baseline(baseline)
+    check_tiling(tile_size_m, tile_above_nodes)
     area = load_area(name_or_path, settings.project_data_dir)
     out = Path(out_dir) if out_dir is not None else Path("out") / area.slug
     maps_out = Path(maps_dir) if maps_dir is not None else Path("maps") / area.slug
@@ -264,7 +271,13 @@ def analyse_area(
     profile = load_profile(area.area.target_profile, settings.project_data_dir)
     progress.info(f"target profile: {area.area.target_profile}")
     layers = load_layers(area, settings, progress)
-    model = AreaModel.from_layers(layers, profile, progress=progress)
+    model = area_model(
+        layers,
+        profile,
+        tile_size_m=tile_size_m,
+        tile_above_nodes=tile_above_nodes,
+        progress=progress,
+    )
     n_fac = len(model.facility_ids())
     if model.mode == "network" and n_fac:
         with progress.step(f"isochrones {area.walk.minutes} min for {n_fac} facilities"):
@@ -352,6 +365,8 @@ def run_area(
     month: str | None = None,
     maps_dir: Path | None = None,
     baseline: str | Path | None = None,
+    tile_size_m: float | None = None,
+    tile_above_nodes: int | None = None,
 ) -> Path:
     """Run the analysis of one study area end to end; return the output folder."""
     progress = progress or Progress()
@@ -363,6 +378,8 @@ def run_area(
         month=month,
         maps_dir=maps_dir,
         baseline=baseline,
+        tile_size_m=tile_size_m,
+        tile_above_nodes=tile_above_nodes,
     )
     report_written(run, progress)
     return run.out_dir
