@@ -4,16 +4,22 @@ A real uvicorn serves the app on a loopback port (``tests/live_server.py``); Deb
 Chromium (playwright) opens ``/areas/beijing-dongcheng/workbench`` with every request
 that leaves 127.0.0.1 aborted and recorded (only basemap tiles may try; the page's
 scripts and styles are inline). The test clicks the map to add a planned facility and
-checks that the 街道 table changes by exactly what ``POST /scenarios`` reports for that
-point (and that its "before" is the current ``/units``), drags the facility, adds one on
-the 高德 (GCJ-02) basemap and removes it, saves the scenario with a token, reloads the
-page, finds and loads the scenario, compares it, and exports it as CSV and XLSX.
+checks that the 街道 table and the gap layer (residents outside the circle, before and
+after, and the zones drawn) change by exactly what ``POST /scenarios?gaps=true`` reports
+for that point (and that its "before" is the current ``/units``); clicks inside a gap zone
+(the click goes through the zone to the map), removes that facility from the table, drags
+the first one, adds one on the 高德 (GCJ-02) basemap and removes it, saves the scenario
+with a token, reloads the page, finds and loads the scenario, compares it, and exports
+it as CSV, XLSX and the read-only HTML page, which it opens from ``file://`` (no server)
+to find the table, the planned isochrone and the gap zones drawn; a scenario whose name
+is a ``<script>`` is exported too and nothing of it runs.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +29,7 @@ from urllib.parse import urlparse
 import httpx
 import openpyxl
 import pytest
+from shapely.geometry import shape
 from tuoyu.config.settings import Settings
 from tuoyu_api.app import create_app
 from tuoyu_api.settings import get_api_settings
@@ -169,13 +176,35 @@ def _api_scenario(base: str, planned: list[dict[str, Any]], removed: list[str]) 
         ],
         "remove": removed,
     }
-    response = httpx.post(f"{base}/areas/{AREA}/scenarios", json=body, timeout=120)
+    response = httpx.post(f"{base}/areas/{AREA}/scenarios?gaps=true", json=body, timeout=120)
     assert response.status_code == 200, response.text
     return response.json()
 
 
+def _assert_gaps_match(bench: Workbench, api: Any) -> None:
+    """The gap layer drawn and the residents outside the circle are the API's."""
+    gaps = api["gaps"]
+    shown = bench.state("result.gaps")
+    assert shown["residents_outside"] == gaps["residents_outside"]
+    assert shown["residents_outside_before"] == gaps["residents_outside_before"]
+    assert [f["properties"]["gap_id"] for f in shown["features"]] == [
+        f["properties"]["gap_id"] for f in gaps["features"]
+    ]
+    assert bench.state("gapsDrawn") == len(gaps["features"])
+    assert bench.page.locator(".leaflet-wbGaps-pane path").count() == len(gaps["features"])
+    outside = bench.page.locator("#gaps-outside")
+    assert outside.inner_text() == signed(gaps["residents_outside_change"])
+    assert _number(outside.get_attribute("data-value") or "") == gaps["residents_outside_change"]
+    # Residents outside drop by what the district gains.
+    assert gaps["residents_outside_change"] == pytest.approx(
+        -api["district"]["covered_change"], abs=1.0
+    )
+
+
 def _assert_table_matches(bench: Workbench, api: Any, before: dict[str, float]) -> None:
-    """Every 街道 row shows the API's after and change, and after − change = now."""
+    """Every 街道 row shows the API's after and change, and after − change = now; the
+    gap layer is the API's."""
+    _assert_gaps_match(bench, api)
     table = bench.table()
     changes = {c["code"]: c for c in api["changes"]}
     assert set(table) == {*changes, "district"}
@@ -192,18 +221,29 @@ def _assert_table_matches(bench: Workbench, api: Any, before: dict[str, float]) 
     assert _number(table["district"]["change"]) == api["district"]["covered_change"]
 
 
-def test_workbench_add_move_save_reload_export(browser: Any, served: tuple[str, str]) -> None:
+def test_workbench_add_move_save_reload_export(
+    browser: Any, served: tuple[str, str], tmp_path: Path
+) -> None:
     base, token = served
     before = {
         u["code"]: u["covered_population"]
         for u in httpx.get(f"{base}/areas/{AREA}/units", timeout=120).json()["units"]
     }
+    gaps_now = httpx.get(f"{base}/areas/{AREA}/workbench/gaps", timeout=120).json()
     bench = Workbench(browser, base)
     page = bench.page
     try:
         assert bench.state("facilities.length") == 64
         assert bench.state("units.features.length") == 17
         assert "WGS84" in page.inner_text("#datum") and "OpenStreetMap" in page.inner_text("#datum")
+        # The gap zones as they are now, with their legend (units and merge distance).
+        assert bench.state("gapsDrawn") == gaps_now["shown"] > 10
+        assert page.locator(".leaflet-wbGaps-pane path").count() == gaps_now["shown"]
+        now_cell = page.locator("#gaps-outside-now")
+        assert _number(now_cell.get_attribute("data-value") or "") == gaps_now["residents_outside"]
+        legend = page.inner_text("#gap-legend")
+        assert "每片居民（人）" in legend and "residents per zone" in legend
+        assert "150 米" in legend and "150 m" in legend
 
         # 1. Click the map: one planned facility, the table changes as the API says.
         page.select_option("#kind", "综合托育服务中心")
@@ -226,6 +266,26 @@ def test_workbench_add_move_save_reload_export(browser: Any, served: tuple[str, 
         assert iso_paths.count() == 1
         district = page.locator("#district-covered")
         assert district.inner_text() == signed(api["district"]["covered_change"])
+        outside_one = api["gaps"]["residents_outside"]
+
+        # 1b. A click inside a gap zone goes through the zone to the map: a second planned
+        #     facility, fewer residents outside; then the table's button removes it.
+        zone = next(f for f in gaps_now["features"] if shape(f["geometry"]).centroid.within(
+            shape(f["geometry"])) and f["properties"]["population"] > 2000)  # fmt: skip
+        centre = shape(zone["geometry"]).centroid
+        bench.click_map(centre.y, centre.x)
+        bench.wait_evaluated(2)
+        two = bench.state("planned")
+        assert len(two) == 2
+        api = _api_scenario(base, two, [])
+        _assert_table_matches(bench, api, before)
+        assert api["gaps"]["residents_outside"] < outside_one - 500
+        page.locator(f"#planned tbody tr[data-key='{two[1]['key']}'] button").click()
+        bench.wait_evaluated(3)
+        assert len(bench.state("planned")) == 1
+        api = _api_scenario(base, bench.state("planned"), [])
+        _assert_table_matches(bench, api, before)
+        assert api["gaps"]["residents_outside"] == outside_one
 
         # 2. Drag it ~100 px east: it moves and the table follows.
         x, y = bench.screen_point(p["lat"], p["lon"])
@@ -234,7 +294,7 @@ def test_workbench_add_move_save_reload_export(browser: Any, served: tuple[str, 
         for step in range(1, 11):
             page.mouse.move(x + 10 * step, y + 3 * step)
         page.mouse.up()
-        bench.wait_evaluated(2)
+        bench.wait_evaluated(4)
         moved = bench.state("planned")
         assert moved[0]["lon"] > p["lon"] + 5e-4
         api = _api_scenario(base, moved, [])
@@ -249,7 +309,7 @@ def test_workbench_add_move_save_reload_export(browser: Any, served: tuple[str, 
             "([lon, lat]) => window.tuoyu.toGcj(lon, lat)", [NORTH[1], NORTH[0]]
         )
         bench.click_map(lat, lon)
-        bench.wait_evaluated(3)
+        bench.wait_evaluated(5)
         two = bench.state("planned")
         assert [q["crs"] for q in two] == ["wgs84", "gcj02"]
         api = _api_scenario(base, two, [])
@@ -259,7 +319,7 @@ def test_workbench_add_move_save_reload_export(browser: Any, served: tuple[str, 
         x, y = bench.screen_point(lat, lon)
         page.mouse.click(x, y)  # the planned marker: its popup
         page.locator(".leaflet-popup button.wb-remove").click()
-        bench.wait_evaluated(4)
+        bench.wait_evaluated(6)
         assert len(bench.state("planned")) == 1
         api = _api_scenario(base, bench.state("planned"), [])
         _assert_table_matches(bench, api, before)
@@ -333,6 +393,79 @@ def test_workbench_add_move_save_reload_export(browser: Any, served: tuple[str, 
         assert about["备注 / Note"] == "'=1+1 备注"
         assert book["新增机构"]["C2"].value == "综合托育服务中心"
 
+        # 7. The read-only page: downloaded from the list, opened from file:// alone.
+        with page.expect_download(timeout=WAIT_MS) as download:
+            row.locator("a.export-html").click()
+        assert download.value.suggested_filename == f"{AREA}-scenario-{saved_id}.html"
+        exported = tmp_path / download.value.suggested_filename
+        download.value.save_as(exported)
+        saved = httpx.get(f"{base}/areas/{AREA}/saved-scenarios/{saved_id}", timeout=120).json()
+        view = ReadOnlyView(browser, exported)
+        try:
+            view_page = view.page
+            rows = view_page.locator("#changes tbody tr")
+            assert rows.count() == 18
+            for change in saved["changes"]:
+                cell = view_page.locator(
+                    f"#changes tr[data-code='{change['code']}'] .covered-change"
+                )
+                assert cell.inner_text() == signed(change["covered_change"])
+            district_cell = view_page.locator("#changes tr[data-code='district'] .covered-change")
+            assert district_cell.inner_text() == signed(saved["district"]["covered_change"])
+            assert view_page.inner_text("#meta-name") == "浏览器方案 东华门综合中心"
+            assert view_page.inner_text("#meta-author") == "planner"
+            # The planned isochrone, the planned facility and the gap zones are drawn.
+            drawn = view.state("drawn")
+            data = json.loads(view_page.inner_text("#wb-export-data"))
+            assert drawn["isochrones"] == 1 and drawn["planned"] == 1
+            assert drawn["gaps"] == data["gaps"]["shown"] > 10 and drawn["existing"] == 64
+            assert view_page.locator(".leaflet-overlay-pane path[fill='#ffcc80']").count() == 1
+            assert view_page.locator(".leaflet-wbGaps-pane path").count() == drawn["gaps"]
+            assert view_page.locator(".wb-planned-icon").count() == 1
+            # Read-only: nothing to type into or press beside the map's own controls, and a
+            # click on the map adds nothing.
+            assert view_page.locator("#side :is(input, button, select, textarea)").count() == 0
+            box = view_page.locator("#map").bounding_box()
+            view_page.mouse.click(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
+            assert view_page.locator(".wb-planned-icon").count() == 1
+            assert "150" in view_page.inner_text("#legend")
+            view_page.screenshot(path="/tmp/workbench_export.png")
+            ARTIFACTS.mkdir(exist_ok=True)
+            view_page.screenshot(path=str(ARTIFACTS / "workbench_export.png"))
+            view.assert_clean()
+        finally:
+            view.page.close()
+
+        # 8. A name that is a script: exported, opened, shown as text, never run.
+        hostile = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+        made = httpx.post(
+            f"{base}/areas/{AREA}/saved-scenarios",
+            json={"name": hostile, "note": "</script><script>window.__pwned=3</script>",
+                  "add": [{"name": "<b onmouseover=alert(1)>点</b>", "kind": "社区托育点",
+                           "puhui": True, "slots": 40, "lon": EAST[1], "lat": EAST[0]}]},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        html = httpx.get(
+            f"{base}/areas/{AREA}/saved-scenarios/{made.json()['id']}/export",
+            params={"format": "html"},
+            timeout=120,
+        )
+        assert html.status_code == 200
+        hostile_file = tmp_path / "hostile.html"
+        hostile_file.write_bytes(html.content)
+        view = ReadOnlyView(browser, hostile_file)
+        try:
+            assert view.page.evaluate("() => window.__pwned") is None
+            assert view.page.inner_text("#title-name") == hostile
+            assert view.page.inner_text("#meta-name") == hostile
+            assert view.page.locator("#side img, #side b").count() == 0
+            assert view.page.locator(".leaflet-marker-pane img").count() == 0
+            view.assert_clean()
+        finally:
+            view.page.close()
+
         ARTIFACTS.mkdir(exist_ok=True)
         row.locator("button.load").click()
         bench.wait_evaluated(1)
@@ -343,3 +476,40 @@ def test_workbench_add_move_save_reload_export(browser: Any, served: tuple[str, 
         assert all(h.endswith(TILE_HOSTS) for h in hosts), hosts
     finally:
         page.close()
+
+
+class ReadOnlyView:
+    """An exported page opened from a file; every request that is not for the file
+    itself (basemap tiles) aborted and recorded."""
+
+    def __init__(self, browser: Any, path: Path) -> None:
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1500, "height": 950})
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("console", self._console)
+        self.page.route("**/*", self._route)
+        self.page.goto(path.resolve().as_uri(), timeout=WAIT_MS)
+        self.page.wait_for_function(
+            "() => window.tuoyuScenarioView && window.tuoyuScenarioView.ready", timeout=WAIT_MS
+        )
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.errors.append(str(message.text))
+
+    def _route(self, route: Any) -> None:
+        if urlparse(route.request.url).scheme in ("file", "data"):
+            route.continue_()
+        else:
+            self.outside.append(route.request.url)
+            route.abort()
+
+    def state(self, expression: str) -> Any:
+        return self.page.evaluate(f"() => window.tuoyuScenarioView.{expression}")
+
+    def assert_clean(self) -> None:
+        assert self.state("error") is None
+        assert self.errors == []
+        hosts = {urlparse(u).hostname or "" for u in self.outside}
+        assert all(h.endswith(TILE_HOSTS) for h in hosts), hosts

@@ -9,7 +9,11 @@ scenario; this module adds what the planner's workbench shows next to the map:
 * :func:`planned_isochrones` — the isochrone of each added facility (the same method as
   ``GET …/facilities/{id}/isochrone``, :meth:`AreaModel.point_isochrones`, one bounded search per
   planned point; a circle of walk ÷ detour factor in ``straight_line`` areas);
-* :func:`evaluate_scenario` — both, plus the existing summary comparison, as
+* :func:`gap_layer` — the contiguous gap zones (:func:`tuoyu.indicators.gaps.uncovered_areas`:
+  where residents are outside the service circle) for display: WGS84, simplified
+  :data:`GAP_SIMPLIFY_M`, at most :data:`MAX_GAP_ZONES` zones (most people first, the cap
+  stated), people per zone, the totals of *all* zones and the merge distance;
+* :func:`evaluate_scenario` — all of it, plus the existing summary comparison, as
   :class:`~tuoyu_api.schemas.ScenarioOut` (``POST /areas/{area}/scenarios`` and the
   saved scenarios of :mod:`tuoyu_api.routers.workbench`).
 
@@ -22,6 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -32,6 +37,7 @@ from tuoyu.config.study_area import StudyArea
 from tuoyu.errors import InputValidationError
 from tuoyu.isochrones.exact import METHOD_WALK_FIELD
 from tuoyu.labels import label
+from tuoyu.outputs.maps.common import display_geometries, geojson_geometries
 from tuoyu.workflow.core import AreaModel
 from tuoyu.workflow.layers import AreaLayers
 
@@ -51,6 +57,18 @@ MAX_PLANNED_ISOCHRONES: Final = 50
 """Most added facilities whose isochrones one scenario answer draws (the first ones)."""
 ISOCHRONE_SIMPLIFY_M: Final = 2.0
 """Display simplification of planned isochrones (metres, before reprojecting)."""
+MAX_GAP_ZONES: Final = 300
+"""Most gap zones one answer draws (those with the most people; the totals count all)."""
+GAP_SIMPLIFY_M: Final = 5.0
+"""Display simplification of the gap zones (metres, before reprojecting)."""
+GAP_COLORS: Final = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+"""Fill of the gap zones, few → many people (ColorBrewer YlOrRd, as the gap map)."""
+GAP_UNITS: Final[dict[str, str]] = {
+    "population": "人 / residents",
+    "population_under3": "人 / children under 3",
+    "area_m2": "平方米 / m²",
+    "merge_distance_m": "米 / m",
+}
 
 CHANGE_LABELS: Final[dict[str, tuple[str, str]]] = {
     "code": ("街道代码", "Code"),
@@ -355,6 +373,177 @@ def planned_isochrones(
     return out
 
 
+# --- the gap layer ------------------------------------------------------------------------------
+
+
+def _nice(value: float) -> float:
+    """``value`` rounded to two significant digits (legend breaks).
+
+    >>> _nice(1234.5), _nice(87.0), _nice(0.0)
+    (1200.0, 87.0, 0.0)
+    """
+    if value <= 0 or not math.isfinite(value):
+        return 0.0
+    digits = 1 - math.floor(math.log10(value))
+    return float(round(value, digits))
+
+
+def people_breaks(people: npt.ArrayLike, classes: int = len(GAP_COLORS)) -> list[float]:
+    """Class breaks of people per zone: quantiles of the populated zones, rounded to two
+    significant digits, strictly increasing (fewer when the zones are alike).
+
+    >>> people_breaks([10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
+    [28.0, 46.0, 64.0, 82.0]
+    >>> people_breaks([])
+    []
+    """
+    values = np.asarray(people, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return []
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, classes + 1)[1:-1])
+    out: list[float] = []
+    for q in quantiles:
+        nice = _nice(float(q))
+        if nice > 0 and (not out or nice > out[-1]):
+            out.append(nice)
+    return out
+
+
+def _total(values: pd.Series) -> float | None:
+    """Sum of a column, ``None`` when any value is unknown."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any():
+        return None
+    return round(float(numbers.sum()), 1)
+
+
+def gap_layer(
+    gaps: gpd.GeoDataFrame,
+    *,
+    minutes: float,
+    walk_m: float,
+    max_zones: int = MAX_GAP_ZONES,
+    simplify_m: float = GAP_SIMPLIFY_M,
+) -> dict[str, Any]:
+    """Gap zones for display, as a GeoJSON FeatureCollection (WGS84).
+
+    Parameters
+    ----------
+    gaps
+        :attr:`tuoyu.workflow.steps.IndicatorResults.gaps` (any CRS; ``gap_id`` 1 = most
+        people, ``attrs`` with ``method``, ``merge_distance_m``, ``points_walk_unknown``
+        and, when none were computed, ``skipped``).
+    minutes, walk_m
+        The service circle (walking minutes and metres) the zones are outside of.
+    max_zones
+        Zones drawn at most (the ones with the most people); the totals count every zone.
+    simplify_m
+        Douglas–Peucker tolerance for display (metres).
+
+    Returns
+    -------
+    dict
+        ``features`` (properties ``gap_id``, ``population``, ``population_under3``,
+        ``points``, ``unit_codes``, ``unit_names``, ``area_m2``); ``zones`` (all),
+        ``shown``, ``max_zones``; ``residents_outside`` and ``under3_outside`` (all zones;
+        under-3 ``None`` when unknown somewhere), ``residents_outside_shown``;
+        ``merge_distance_m``, ``method``, ``simplify_m``, ``minutes``, ``walk_m``;
+        ``breaks`` and ``colors`` of the people per zone; ``units`` of the figures;
+        ``skipped`` (why none were computed) and ``points_walk_unknown``.
+    """
+    ordered = gaps.sort_values("gap_id", kind="stable") if "gap_id" in gaps else gaps
+    shown = gpd.GeoDataFrame(ordered.iloc[: max(0, int(max_zones))])
+    shown.attrs = {}
+    people = pd.to_numeric(ordered.get("population", pd.Series(dtype=float)), errors="coerce")
+    merge = gaps.attrs.get("merge_distance_m")
+    skipped = gaps.attrs.get("skipped")
+    unknown = gaps.attrs.get("points_walk_unknown")
+    n_zones, n_shown = len(ordered), len(shown)
+    note = None
+    if n_shown < n_zones:
+        note = (
+            f"显示居民最多的 {n_shown} 片缺口区（共 {n_zones} 片），合计数字含全部缺口区 / "
+            f"the {n_shown} zones with the most residents are drawn (of {n_zones}); the "
+            "totals count every zone"
+        )
+    features: list[dict[str, Any]] = []
+    if n_shown:
+        geoms = geojson_geometries(display_geometries(shown, simplify_m))
+        for row, geom in zip(shown.to_dict("records"), geoms, strict=True):
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": _int(row.get("gap_id")),
+                    "geometry": geom,
+                    "properties": {
+                        "gap_id": _int(row.get("gap_id")),
+                        "population": _round(_num(row.get("population")), 1),
+                        "population_under3": _round(_num(row.get("population_under3")), 1),
+                        "points": _int(row.get("points")),
+                        "unit_codes": _text(row.get("unit_codes")),
+                        "unit_names": _text(row.get("unit_names")),
+                        "area_m2": _round(_num(row.get("area_m2")), 0),
+                    },
+                }
+            )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "zones": n_zones,
+        "shown": n_shown,
+        "max_zones": int(max_zones),
+        "residents_outside": round(float(people.sum()), 1) if n_zones else 0.0,
+        "under3_outside": _total(ordered["population_under3"])
+        if "population_under3" in ordered
+        else None,
+        "residents_outside_shown": round(float(people.iloc[:n_shown].sum()), 1) if n_zones else 0.0,
+        "method": gaps.attrs.get("method"),
+        "merge_distance_m": _num(merge),
+        "simplify_m": float(simplify_m),
+        "minutes": float(minutes),
+        "walk_m": round(float(walk_m), 1),
+        "breaks": people_breaks(people.to_numpy(dtype=float, na_value=np.nan)),
+        "colors": list(GAP_COLORS),
+        "units": dict(GAP_UNITS),
+        "skipped": None if skipped is None else str(skipped),
+        "points_walk_unknown": _int(unknown),
+        "note": note,
+    }
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def scenario_gaps(
+    before: gpd.GeoDataFrame, after: gpd.GeoDataFrame, area: StudyArea
+) -> dict[str, Any]:
+    """The scenario's gap layer (:func:`gap_layer` of ``after``) with the residents and
+    children under 3 outside the circle before and after.
+
+    ``residents_outside_change`` is minus the district's ``covered_change`` (both count
+    the same population points), up to rounding.
+    """
+    walk = area.walk
+    minutes = float(walk.max_minutes)
+    walk_m = walk.metres_for(minutes)
+    layer = gap_layer(after, minutes=minutes, walk_m=walk_m)
+    now = gap_layer(before, minutes=minutes, walk_m=walk_m, max_zones=0)
+    layer["zones_before"] = now["zones"]
+    layer["residents_outside_before"] = now["residents_outside"]
+    layer["residents_outside_change"] = _round(
+        _diff(layer["residents_outside"], now["residents_outside"]), 1
+    )
+    layer["under3_outside_before"] = now["under3_outside"]
+    layer["under3_outside_change"] = _round(
+        _diff(layer["under3_outside"], now["under3_outside"]), 1
+    )
+    return layer
+
+
 # --- the whole answer -------------------------------------------------------------------------
 
 
@@ -388,12 +577,15 @@ def evaluate_scenario(
     body: ScenarioIn,
     *,
     isochrone_minutes: float | None = None,
+    gaps: bool = False,
 ) -> ScenarioOut:
     """The scenario's summary, unit table, before/after per unit and (when asked)
-    the added facilities' isochrones; nothing is changed."""
+    the added facilities' isochrones and the gap zones after the scenario; nothing is
+    changed."""
     records = validated_additions(state, area, body)
-    before_table = analysis.units()
-    current = json_ready(analysis.summary())
+    current_results = analysis.results()
+    before_table = current_results.table.copy()
+    current = json_ready(current_results.summary)
     seq = state.analyses.seen_seq(area.slug)
     result = analysis.scenario(add=records, remove=body.remove)
     table: pd.DataFrame = result.results.table
@@ -430,17 +622,23 @@ def evaluate_scenario(
         under3_method=under3_method(analysis.layers),
         added_records=added_records,
         isochrones=isochrones,
+        gaps=scenario_gaps(current_results.gaps, result.results.gaps, area) if gaps else None,
         registry_seq=seq,
     )
 
 
 __all__ = [
     "CHANGE_LABELS",
+    "GAP_COLORS",
+    "MAX_GAP_ZONES",
     "MAX_PLANNED_ISOCHRONES",
     "change_columns",
     "district_change",
     "evaluate_scenario",
+    "gap_layer",
+    "people_breaks",
     "planned_isochrones",
+    "scenario_gaps",
     "under3_method",
     "unit_changes",
     "validated_additions",

@@ -559,6 +559,15 @@ class ScenarioOut(BaseModel):
         description="GeoJSON FeatureCollection (WGS84) of the added facilities' walking "
         "isochrones, when `isochrone_minutes` was asked for",
     )
+    gaps: dict[str, Any] | None = Field(
+        default=None,
+        description="with `gaps=true`: GeoJSON FeatureCollection (WGS84, simplified for "
+        "display) of the contiguous gap zones after the scenario — where residents remain "
+        "outside the service circle — most people first, at most `max_zones` drawn, people "
+        "per zone; `residents_outside_before`/`residents_outside`/`residents_outside_change`"
+        " count every zone; `merge_distance_m` is the distance within which uncovered "
+        "population points form one zone",
+    )
     registry_seq: int | None = Field(
         default=None, description="registry change number the scenario started from"
     )

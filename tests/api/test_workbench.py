@@ -2,10 +2,12 @@
 
 Checked: the page is served with Leaflet inlined (no CDN); the scenario endpoint reports
 each 街道 before/after in people and percentage points, equal to what a real registry
-write of the same facility gives, and the planned facility's isochrone; GCJ-02 clicks
-give the same answer as the WGS84 point they stand for; saved scenarios are stored with
-their author, listed, read, compared, exported (CSV/XLSX/GeoJSON, formula-safe) and
-deleted; writes need a token and are audited; the facility registry never changes.
+write of the same facility gives, the planned facility's isochrone and (``gaps=true``)
+the gap zones left after the change, whose residents outside the circle drop by exactly
+the district's gain; GCJ-02 clicks give the same answer as the WGS84 point they stand
+for; saved scenarios are stored with their author, listed, read, compared, exported
+(CSV/XLSX/GeoJSON formula-safe, HTML self-contained, read-only and escaped) and deleted;
+writes need a token and are audited; the facility registry never changes.
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ import io
 import json
 import warnings
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
+import numpy as np
 import openpyxl
 import pytest
 from shapely.geometry import Point, shape
+from sqlalchemy import select
 from tuoyu.config.settings import Settings
 from tuoyu.crs.china import convert
+from tuoyu.indicators.gaps import uncovered_areas
 from tuoyu_api.app import create_app
+from tuoyu_api.models import SavedScenario
+from tuoyu_api.scenario_export import fmt_signed
+from tuoyu_api.scenario_service import MAX_GAP_ZONES, gap_layer
 from tuoyu_api.settings import ApiSettings, get_api_settings
 from tuoyu_api.tokens import create_token, revoke_token
 
@@ -416,10 +426,20 @@ def test_area_without_jiedao_polygons(dc: tuple[TestClient, dict[str, str]]) -> 
     yz = "/areas/chongqing-yuzhong"
     units = client.get(f"{yz}/workbench/units").json()
     assert units["units_kind"] == "jiedao_table" and units["features"] == []
-    point = {"name": "规划点", "puhui": True, "slots": 40, "lon": 106.5520, "lat": 29.5560}
-    response = client.post(f"{yz}/scenarios?isochrone_minutes=10", json={"add": [point]})
+    point: dict[str, Any] = {
+        "name": "规划点",
+        "puhui": True,
+        "slots": 40,
+        "lon": 106.5520,
+        "lat": 29.5560,
+    }
+    response = client.post(f"{yz}/scenarios?isochrone_minutes=10&gaps=true", json={"add": [point]})
     assert response.status_code == 200, response.text
     result = response.json()
+    # The gap layer is there too: residents outside drop by the district's gain.
+    assert result["gaps"]["residents_outside_change"] == pytest.approx(
+        -result["district"]["covered_change"], abs=1.0
+    )
     assert len(result["changes"]) == 11
     assert all(c["covered_change"] is None and c["coverage_pp"] is None for c in result["changes"])
     district = result["district"]
@@ -435,3 +455,289 @@ def test_area_without_jiedao_polygons(dc: tuple[TestClient, dict[str, str]]) -> 
     x0, y0, x1, y1 = polygon.bounds
     assert (x1 - x0) * metres_per_deg * 0.87 < 2 * 666.7 + 50  # cos(29.6°) ≈ 0.87
     assert (y1 - y0) * metres_per_deg < 2 * 666.7 + 50
+
+
+# --- the gap layer ------------------------------------------------------------------------------
+
+
+def _largest_zone_point(layer: dict[str, Any]) -> Point:
+    """The centroid of the zone with the most residents (a point on it when the centroid
+    of its irregular shape falls outside)."""
+    zone = shape(layer["features"][0]["geometry"])
+    centroid = zone.centroid
+    return centroid if zone.contains(centroid) else zone.representative_point()
+
+
+def test_gap_zones_now_match_the_gap_endpoint(dc: tuple[TestClient, dict[str, str]]) -> None:
+    client, _ = dc
+    layer = client.get(f"{DC}/workbench/gaps").json()
+    full = client.get(f"{DC}/gaps").json()
+    assert layer["zones"] == len(full["features"]) > 10
+    assert layer["shown"] == len(layer["features"]) == min(layer["zones"], MAX_GAP_ZONES)
+    people = [f["properties"]["population"] for f in full["features"]]
+    assert layer["residents_outside"] == pytest.approx(sum(people), abs=0.1)
+    # The district's own count of residents outside the circle.
+    totals = client.get(f"{DC}/summary").json()["totals"]
+    assert layer["residents_outside"] == pytest.approx(totals["uncovered_population"], abs=0.1)
+    assert layer["merge_distance_m"] == 150.0 and layer["method"] == "zones"
+    assert layer["units"]["population"] == "人 / residents"
+    assert layer["minutes"] == 15 and layer["walk_m"] == 1000.0
+    shown = [f["properties"]["population"] for f in layer["features"]]
+    assert shown == sorted(shown, reverse=True) and min(shown) > 0
+    assert [f["properties"]["gap_id"] for f in layer["features"]] == list(
+        range(1, layer["shown"] + 1)
+    )
+    assert layer["residents_outside_shown"] == pytest.approx(sum(shown), abs=1.0)
+    assert layer["breaks"] == sorted(set(layer["breaks"])) and len(layer["colors"]) == 5
+    for feature, original in zip(layer["features"], full["features"], strict=False):
+        simplified, exact = shape(feature["geometry"]), shape(original["geometry"])
+        assert simplified.is_valid and not simplified.is_empty
+        # Simplified by 5 m for display: the same place, about the same size.
+        assert simplified.area == pytest.approx(exact.area, rel=0.1)
+        assert feature["properties"]["unit_codes"] == original["properties"]["unit_codes"]
+
+
+def test_scenario_gaps_shrink_by_the_district_gain(
+    dc: tuple[TestClient, dict[str, str]],
+) -> None:
+    """A planned 普惠 facility in the largest gap zone: the residents outside the circle
+    drop by exactly the district's covered_change, the zone loses people, and the
+    plain answer carries no gap layer."""
+    client, _ = dc
+    now = client.get(f"{DC}/workbench/gaps").json()
+    where = _largest_zone_point(now)
+    largest = shape(now["features"][0]["geometry"])
+    planned = {**PLANNED, "lon": round(where.x, 6), "lat": round(where.y, 6)}
+    response = client.post(f"{DC}/scenarios?gaps=true", json={"add": [planned]})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    gaps, district = result["gaps"], result["district"]
+    assert gaps["residents_outside_before"] == now["residents_outside"]
+    assert gaps["zones_before"] == now["zones"]
+    gained = district["covered_change"]
+    assert gained > 500  # the facility stands among many uncovered residents
+    assert gaps["residents_outside_before"] - gaps["residents_outside"] == pytest.approx(
+        gained, abs=1.0
+    )
+    assert gaps["residents_outside_change"] == pytest.approx(-gained, abs=1.0)
+    assert gaps["under3_outside_change"] == pytest.approx(
+        -district["under3_covered_change"], abs=1.0
+    )
+    # The people left in what was the largest zone: fewer than before.
+    inside_after = sum(
+        f["properties"]["population"]
+        for f in gaps["features"]
+        if shape(f["geometry"]).intersects(largest)
+    )
+    assert inside_after < now["features"][0]["properties"]["population"] - 500
+    # The planned point is no longer in a gap: its own walk is 0 m.
+    assert not any(shape(f["geometry"]).contains(where) for f in gaps["features"])
+    assert gaps["merge_distance_m"] == 150.0 and gaps["shown"] == len(gaps["features"])
+    # Off by default: the plain answer stays small.
+    plain = client.post(f"{DC}/scenarios", json={"add": [planned]}).json()
+    assert plain["gaps"] is None
+    assert plain["district"]["covered_change"] == gained
+
+
+def test_gap_layer_caps_the_zones_it_draws() -> None:
+    """At most ``max_zones`` drawn, most people first; the totals count every zone."""
+    xs = np.arange(12) * 1000.0
+    points = gpd.GeoDataFrame(
+        {"population": np.arange(1.0, 13.0), "population_under3": np.arange(1.0, 13.0) / 100},
+        geometry=gpd.points_from_xy(xs + 500_000.0, np.full(12, 4_400_000.0)),
+        crs="EPSG:32650",
+    )
+    zones = uncovered_areas(points, np.full(12, np.inf), threshold_m=1000.0)
+    layer = gap_layer(zones, minutes=15, walk_m=1000.0, max_zones=5)
+    assert (layer["zones"], layer["shown"], layer["max_zones"]) == (12, 5, 5)
+    assert [f["properties"]["population"] for f in layer["features"]] == [12, 11, 10, 9, 8]
+    assert layer["residents_outside"] == 78.0 and layer["residents_outside_shown"] == 50.0
+    assert layer["under3_outside"] == pytest.approx(0.8)
+    assert "5" in layer["note"] and "12" in layer["note"]
+    lon, lat = layer["features"][0]["geometry"]["coordinates"][0][0]
+    assert 116.9 < lon < 117.2 and 39.6 < lat < 39.8  # WGS84
+    empty = gap_layer(zones.iloc[0:0], minutes=15, walk_m=1000.0)
+    assert empty["features"] == [] and empty["residents_outside"] == 0.0
+
+
+# --- the read-only HTML export ------------------------------------------------------------------
+
+VOID = {"meta", "br", "img", "input", "link", "hr", "source", "wbr", "area", "col", "embed"}
+
+
+class Node:
+    """An element of a parsed page (tag, attributes, children and text)."""
+
+    def __init__(self, tag: str, attrs: dict[str, str | None], parent: Node | None) -> None:
+        self.tag, self.attrs, self.parent = tag, attrs, parent
+        self.children: list[Node] = []
+        self.parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts) + "".join(c.text for c in self.children)
+
+    def walk(self) -> Iterator[Node]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def find_all(self, tag: str) -> list[Node]:
+        return [n for n in self.walk() if n.tag == tag]
+
+    def by_id(self, ident: str) -> Node:
+        [node] = [n for n in self.walk() if n.attrs.get("id") == ident]
+        return node
+
+
+class Page(HTMLParser):
+    """The standard library's HTML parser building a :class:`Node` tree."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#root", {}, None)
+        self.current = self.root
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, dict(attrs), self.current)
+        self.current.children.append(node)
+        if tag not in VOID:
+            self.current = node
+
+    def handle_endtag(self, tag: str) -> None:
+        node: Node | None = self.current
+        while node is not None and node.tag != tag:
+            node = node.parent
+        if node is not None and node.parent is not None:
+            self.current = node.parent
+
+    def handle_data(self, data: str) -> None:
+        self.current.parts.append(data)
+
+
+HOSTILE = '<script>window.__pwned=1</script>"><img src=x onerror="window.__pwned=2">方案'
+
+
+def test_html_export_is_self_contained_read_only_and_escaped(
+    dc: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, auth = dc
+    now = client.get(f"{DC}/workbench/gaps").json()
+    where = _largest_zone_point(now)
+    body: dict[str, Any] = {
+        "name": HOSTILE,
+        "note": "</script><script>window.__pwned=3</script> & 备注",
+        "add": [
+            {**PLANNED, **EAST, "name": "<b onmouseover=alert(1)>规划点</b>"},
+            {**PLANNED, "lon": round(where.x, 6), "lat": round(where.y, 6)},
+        ],
+        "remove": ["DC-KG-004"],
+    }
+    saved = _save(client, auth, body)
+    response = client.get(f"{DC}/saved-scenarios/{saved['id']}/export", params={"format": "html"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert f"scenario-{saved['id']}.html" in response.headers["content-disposition"]
+    text = response.text
+    root = Page(text).root
+
+    # Self-contained: Leaflet inlined, nothing fetched but basemap tiles.
+    assert "Leaflet 1.9.4" in text and "window.tuoyuScenarioView" in text
+    assert not [s for s in root.find_all("script") if s.attrs.get("src")]
+    assert not root.find_all("link") and not root.find_all("iframe")
+    # Read-only: no controls to edit with, no token.
+    for tag in ("input", "button", "select", "textarea", "form"):
+        assert root.find_all(tag) == [], tag
+    assert "contenteditable" not in text and "Authorization" not in text
+    # User text is text, never markup: no <img>, no <b> from the planned name, and no
+    # script that would run carries the hostile code.
+    assert root.find_all("img") == [] and root.find_all("b") == []
+    scripts = root.find_all("script")
+    running = [s for s in scripts if s.attrs.get("type") != "application/json"]
+    assert len(running) == 3  # leaflet.js, tuoyu_maps.js and the page's own
+    assert all("__pwned" not in s.text for s in running)
+    [data_script] = [s for s in scripts if s.attrs.get("type") == "application/json"]
+    assert "<" not in data_script.text and ">" not in data_script.text
+    data = json.loads(data_script.text)
+    assert data["name"] == HOSTILE
+    assert root.by_id("meta-name").text == HOSTILE
+    assert root.by_id("title-name").text == HOSTILE
+    assert HOSTILE in root.find_all("title")[0].text
+    assert root.by_id("meta-note").text == body["note"]
+    added_names = [row.children[1].text for row in root.by_id("added").find_all("tr")[1:]]
+    assert added_names[0] == body["add"][0]["name"]
+
+    # The scenario's facts.
+    assert root.by_id("meta-author").text == "planner"
+    assert root.by_id("meta-seq").text == str(saved["registry_seq"])
+    assert (
+        root.by_id("meta-date").text
+        == saved["created_at"][:10] + " " + saved["created_at"][11:16] + " UTC"
+    )
+    assert "北京市东城区" in root.by_id("meta-area").text
+    assert "各街道前后对比" in text and "Before / after by 街道" in text
+    # The per-街道 table carries the saved numbers, row by row, and the district.
+    rows = {r.attrs["data-code"]: r for r in root.by_id("changes").find_all("tr")[1:]}
+    assert len(rows) == 18
+    saved_rows = {c["code"]: c for c in saved["changes"]} | {"district": saved["district"]}
+    for code, change in saved_rows.items():
+        cells = {(c.attrs.get("class") or "").split()[0]: c for c in rows[code].find_all("td")[1:]}
+        for key in ("covered_before", "covered_after", "covered_change", "coverage_pp"):
+            cell = cells[key.replace("_", "-")]
+            assert float(cell.attrs["data-value"] or "nan") == pytest.approx(change[key])
+        assert cells["covered-change"].text == fmt_signed(change["covered_change"])
+    assert rows["district"].children[0].text == "全区 / District"
+    assert root.by_id("district-covered").text == fmt_signed(saved["district"]["covered_change"])
+    # The gap layer as saved: residents outside drop by what the district gains.
+    gaps = data["gaps"]
+    assert gaps["residents_outside_before"] - gaps["residents_outside"] == pytest.approx(
+        saved["district"]["covered_change"], abs=1.0
+    )
+    assert root.by_id("gaps-outside").text == fmt_signed(gaps["residents_outside_change"])
+    assert "150" in root.by_id("gap-note").text and "人" in root.by_id("gap-note").text
+    assert len(data["isochrones"]["features"]) == 2 and len(gaps["features"]) == gaps["shown"]
+    assert len(data["existing"]) == 64 and data["removed"] == ["DC-KG-004"]
+    assert [a["id"] for a in data["added"]] == ["scenario-1", "scenario-2"]
+    assert len(data["units"]["features"]) == 17
+    # Data credits: the area's network and the facility records.
+    credits = root.by_id("credits").text
+    assert "道路中心线: 东城区城市体检" in credits and "registry" in credits
+    # No 天地图 key travels in the file.
+    assert [b["key"] for b in data["basemaps"]] == ["osm", "amap"]
+
+    # The GeoJSON export carries the same gap zones.
+    collection = client.get(
+        f"{DC}/saved-scenarios/{saved['id']}/export", params={"format": "geojson"}
+    ).json()
+    zones = [f for f in collection["features"] if f["properties"]["feature"] == "gap"]
+    assert len(zones) == gaps["shown"]
+    assert sum(z["properties"]["population"] for z in zones) == pytest.approx(
+        gaps["residents_outside_shown"], abs=1.0
+    )
+
+
+def test_html_export_of_a_scenario_saved_without_its_facilities(
+    dc: tuple[TestClient, dict[str, str]],
+) -> None:
+    """Scenarios saved before the facilities and gap zones were kept with them still
+    export: the map shows the registry's facilities (the same state here, so no note)
+    and the page says the gap zones were not saved."""
+    client, auth = dc
+    saved = _save(client, auth, {"name": "旧方案", "add": [{**PLANNED, **SOUTH}]})
+    database = client.app.state.tuoyu.database  # type: ignore[attr-defined]
+    with database.session() as session:
+        row = session.scalars(select(SavedScenario).where(SavedScenario.id == saved["id"])).one()
+        row.results = {k: v for k, v in row.results.items() if k not in ("existing", "gaps")}
+        session.commit()
+    response = client.get(f"{DC}/saved-scenarios/{saved['id']}/export", params={"format": "html"})
+    assert response.status_code == 200, response.text
+    root = Page(response.text).root
+    [data_script] = [s for s in root.find_all("script") if s.attrs.get("id") == "wb-export-data"]
+    data = json.loads(data_script.text)
+    assert len(data["existing"]) == 64 and data["gaps"] is None
+    assert root.by_id("existing-note").text == ""
+    assert "未记录缺口区" in root.by_id("gap-note").text
+    rows = root.by_id("changes").find_all("tr")[1:]
+    assert len(rows) == 18

@@ -126,7 +126,7 @@ def _columns(names: list[str]) -> list[ColumnLabel]:
     return [ColumnLabel(name=n, label_zh=label(n, "zh"), label_en=label(n, "en")) for n in names]
 
 
-def _attribution(analysis: AreaModel, area: StudyArea, settings: ApiSettings) -> str:
+def area_attribution(analysis: AreaModel, area: StudyArea, settings: ApiSettings) -> str:
     """Data sources of an area's results: OSM when used, the data files, the registry.
 
     Computed once per analysis (the files do not change; the registry part is fixed text).
@@ -216,7 +216,7 @@ async def get_nearest(
         "walk_limit_m": round(walk.metres_for(minutes), 1),
         "method": "straight_line" if analysis.mode == "straight_line" else "network",
         "facilities": rows,
-        "attribution": _attribution(analysis, area, settings),
+        "attribution": area_attribution(analysis, area, settings),
     }
     return JSONResponse(body)
 
@@ -245,7 +245,7 @@ async def get_isochrone(
 
     def compute() -> IsochroneFeature:
         feature = dict(state.analyses.isochrone_feature(analysis, facility_id, float(minutes)))
-        attribution = _attribution(analysis, area, state.settings)
+        attribution = area_attribution(analysis, area, state.settings)
         properties = {**feature["properties"], "attribution": attribution}
         return IsochroneFeature.model_validate({**feature, "properties": properties})
 
@@ -275,7 +275,7 @@ def get_units(area: AreaDep, analysis: AnalysisDep, settings: SettingsDep) -> Un
         units=table_records(table),
         unusable=json_ready(dict(table.attrs.get("unusable", {}))),
         skipped=json_ready(dict(table.attrs.get("skipped", {}))),
-        attribution=_attribution(analysis, area, settings),
+        attribution=area_attribution(analysis, area, settings),
     )
 
 
@@ -383,7 +383,7 @@ def get_gaps(area: AreaDep, analysis: AnalysisDep, settings: SettingsDep) -> Gap
         columns=_columns(properties),
         skipped=str(skipped) if skipped else None,
         points_walk_unknown=int(unknown) if unknown is not None else None,
-        attribution=_attribution(analysis, area, settings),
+        attribution=area_attribution(analysis, area, settings),
     )
 
 
@@ -471,6 +471,14 @@ async def post_scenario(
             examples=[15],
         ),
     ] = None,
+    gaps: Annotated[
+        bool,
+        Query(
+            description="also return the gap zones after the scenario (GeoJSON, WGS84, "
+            "simplified; residents outside the circle before and after) / "
+            "同时返回方案实施后的缺口区（15分钟圈外居民）",
+        ),
+    ] = False,
 ) -> ScenarioOut:
     """The district summary and per-unit coverage with the given facilities added and
     removed. Added facilities are validated like registry writes; the registry and the
@@ -479,7 +487,7 @@ async def post_scenario(
     ``changes`` gives each unit (街道) before and after in people (residents and
     children under 3 inside the service circle) and percentage points, ``district`` the
     same for the district; with ``isochrone_minutes`` the answer also carries the added
-    facilities' isochrones."""
+    facilities' isochrones, with ``gaps=true`` the gap zones left after the scenario."""
     state.expensive_rate.check(client, "expensive")
     if len(body.add) > MAX_SCENARIO_ADDITIONS:
         raise InputValidationError(
@@ -489,7 +497,9 @@ async def post_scenario(
     return await run_expensive(
         state.slots["scenarios"],
         state.settings.expensive_time_limit_s,
-        lambda: evaluate_scenario(state, area, analysis, body, isochrone_minutes=isochrone_minutes),
+        lambda: evaluate_scenario(
+            state, area, analysis, body, isochrone_minutes=isochrone_minutes, gaps=gaps
+        ),
     )
 
 

@@ -4,21 +4,24 @@
   facilities and 街道 boundaries; a click adds a planned facility, a drag moves it, its
   popup removes it; every change asks ``POST /areas/{area}/scenarios`` and shows each
   街道 before and after in people and percentage points, with the planned facilities'
-  isochrones. Clicks are recorded in the datum of the basemap shown (WGS84 on
+  isochrones and the gap zones left after the change (residents still outside the
+  circle, before and after). Clicks are recorded in the datum of the basemap shown (WGS84 on
   OpenStreetMap and 天地图, GCJ-02 on 高德) and sent with that ``crs``, as the facility
   map does.
 * ``GET /areas/{area}/workbench/units`` — the 街道 polygons (GeoJSON, WGS84).
+* ``GET /areas/{area}/workbench/gaps`` — the gap zones as they are now (the layer the page
+  shows before any change, in the form the scenario answer gives with ``gaps=true``).
 * Saved scenarios (table ``saved_scenarios``, revision 0004): ``POST`` (token) computes
   the scenario and stores its additions, removals and per-街道 results with the token's
   name as author; ``GET`` lists, reads, compares two side by side and exports
-  (``format=csv|xlsx|geojson``); ``DELETE`` (token). Saves and deletions leave one row
+  (``format=csv|xlsx|geojson|html``; ``html`` is a self-contained read-only page with the
+  map, the table and the credits); ``DELETE`` (token). Saves and deletions leave one row
   each in ``scenario_audit`` (``GET …/saved-scenarios/audit``, token). The facility
   registry is never touched.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import weakref
 from importlib.resources import files
@@ -43,6 +46,7 @@ from tuoyu_api.analysis_service import AnalysisService
 from tuoyu_api.deps import (
     ActorDep,
     AnalysisAsyncDep,
+    AnalysisDep,
     AppState,
     AreaAsyncDep,
     AreaDep,
@@ -52,8 +56,15 @@ from tuoyu_api.deps import (
 from tuoyu_api.models import SavedScenario, ScenarioAudit, utc_now
 from tuoyu_api.request_limits import MAX_SCENARIO_ADDITIONS
 from tuoyu_api.routers import error_responses
-from tuoyu_api.scenario_export import csv_bytes, geojson_bytes, xlsx_bytes
-from tuoyu_api.scenario_service import change_columns, evaluate_scenario
+from tuoyu_api.routers.analysis import area_attribution
+from tuoyu_api.scenario_export import (
+    csv_bytes,
+    geojson_bytes,
+    html_page,
+    script_json,
+    xlsx_bytes,
+)
+from tuoyu_api.scenario_service import change_columns, evaluate_scenario, gap_layer
 from tuoyu_api.schemas import (
     ComparedUnit,
     ErrorResponse,
@@ -74,6 +85,8 @@ router = APIRouter(tags=["workbench"])
 
 PAGE: Final = "workbench.html"
 SCRIPT: Final = "workbench.js"
+EXPORT_PAGE: Final = "export.html"
+EXPORT_SCRIPT: Final = "export.js"
 UNIT_SIMPLIFY_M: Final = 5.0
 """Display simplification of the 街道 polygons (metres)."""
 
@@ -98,12 +111,6 @@ def _html_text(text: str) -> str:
     )
 
 
-def _script_json(value: Any) -> str:
-    """JSON safe inside a ``<script>`` element."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
 def _bounds(state: AppState, area: StudyArea) -> list[list[float]] | None:
     polygon = state.area_polygon(area.slug)
     if polygon is None or polygon.is_empty:
@@ -112,9 +119,24 @@ def _bounds(state: AppState, area: StudyArea) -> list[list[float]] | None:
     return [[south, west], [north, east]]
 
 
+def _basemaps(tianditu_key: str | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": b.key,
+            "name": b.name_zh if b.name_zh == b.name_en else f"{b.name_zh} / {b.name_en}",
+            "url": b.url,
+            "labelUrl": b.label_url,
+            "attribution": b.attribution,
+            "datum": b.datum,
+            "subdomains": b.subdomains,
+            "maxZoom": b.max_zoom,
+        }
+        for b in basemaps("zh", tianditu_key)
+    ]
+
+
 def page_config(state: AppState, area: StudyArea) -> dict[str, Any]:
     """What the page needs besides the API: area, basemaps with their datum, walk, kinds."""
-    settings = state.settings
     walk = area.walk
     return {
         "area": area.slug,
@@ -126,19 +148,7 @@ def page_config(state: AppState, area: StudyArea) -> dict[str, Any]:
         "walkM": round(walk.metres_for(walk.max_minutes), 1),
         "maxAdditions": MAX_SCENARIO_ADDITIONS,
         "kinds": [{"value": k, "en": en} for k, en in FACILITY_KINDS.items()],
-        "basemaps": [
-            {
-                "key": b.key,
-                "name": b.name_zh if b.name_zh == b.name_en else f"{b.name_zh} / {b.name_en}",
-                "url": b.url,
-                "labelUrl": b.label_url,
-                "attribution": b.attribution,
-                "datum": b.datum,
-                "subdomains": b.subdomains,
-                "maxZoom": b.max_zoom,
-            }
-            for b in basemaps("zh", settings.tianditu_key)
-        ],
+        "basemaps": _basemaps(state.settings.tianditu_key),
     }
 
 
@@ -168,7 +178,7 @@ def get_workbench(area: AreaDep, state: StateDep) -> HTMLResponse:
         "{{AREA_NAME}}": _html_text(area.area.name),
         "{{AREA_NAME_EN}}": _html_text(area.area.name_en or ""),
         "{{ASSETS}}": assets_html(cluster=False),
-        "{{CONFIG}}": _script_json(page_config(state, area)),
+        "{{CONFIG}}": script_json(page_config(state, area)),
         "{{SCRIPT}}": script.replace("</script", "<\\/script"),
     }
     for key, value in replacements.items():
@@ -216,6 +226,28 @@ def get_workbench_units(area: AreaDep, state: StateDep) -> dict[str, Any]:
     """The 街道 polygons of the area (WGS84, simplified 5 m for display); empty when
     the area has no 街道 polygons (``units_kind`` says what it has)."""
     return units_geojson(state, area)
+
+
+@router.get(
+    "/areas/{area}/workbench/gaps",
+    summary="Gap zones now, for display / 当前缺口区（15分钟圈外居民，GeoJSON）",
+    responses=error_responses(400, 404),
+)
+def get_workbench_gaps(area: AreaDep, analysis: AnalysisDep) -> dict[str, Any]:
+    """The contiguous gap zones as they are now — where residents are outside the
+    service circle — as the scenario answer gives them with ``gaps=true``: WGS84,
+    simplified for display, the zones with the most people first and at most
+    ``max_zones`` of them drawn (the totals count all), people per zone, the merge
+    distance and the class breaks of people per zone."""
+    walk = area.walk
+    layer = gap_layer(
+        analysis.results().gaps,
+        minutes=float(walk.max_minutes),
+        walk_m=walk.metres_for(walk.max_minutes),
+    )
+    layer["area"] = area.slug
+    layer["version"] = analysis.version
+    return layer
 
 
 # --- saved scenarios: helpers ---------------------------------------------------------------
@@ -306,7 +338,21 @@ def _additions(body: SavedScenarioIn, result: ScenarioOut) -> list[dict[str, Any
     return out
 
 
-def _results(result: ScenarioOut, removed: list[dict[str, Any]]) -> dict[str, Any]:
+def _existing(analysis: AreaModel) -> list[dict[str, Any]]:
+    """The facilities the scenario starts from, compact (for the read-only page's map)."""
+    out = []
+    for fid in analysis.facility_ids():
+        record = analysis.facility(fid)
+        out.append(
+            {k: record.get(k) for k in ("id", "name", "kind", "puhui", "slots", "lon", "lat")}
+        )
+    dumped: list[dict[str, Any]] = json_ready(out)
+    return dumped
+
+
+def _results(
+    result: ScenarioOut, removed: list[dict[str, Any]], existing: list[dict[str, Any]]
+) -> dict[str, Any]:
     dumped: dict[str, Any] = json_ready(
         {
             "changes": [c.model_dump() for c in result.changes],
@@ -318,6 +364,8 @@ def _results(result: ScenarioOut, removed: list[dict[str, Any]]) -> dict[str, An
             "removed_records": removed,
             "comparison": {k: v.model_dump() for k, v in result.comparison.items()},
             "isochrones": result.isochrones,
+            "gaps": result.gaps,
+            "existing": existing,
         }
     )
     return dumped
@@ -354,14 +402,15 @@ async def post_saved_scenario(
         )
     scenario = ScenarioIn(add=body.add, remove=body.remove)
 
-    def compute() -> tuple[ScenarioOut, list[dict[str, Any]]]:
+    def compute() -> tuple[ScenarioOut, list[dict[str, Any]], list[dict[str, Any]]]:
         removed = [_removed_record(analysis, fid) for fid in dict.fromkeys(body.remove)]
+        existing = _existing(analysis)
         result = evaluate_scenario(
-            state, area, analysis, scenario, isochrone_minutes=area.walk.max_minutes
+            state, area, analysis, scenario, isochrone_minutes=area.walk.max_minutes, gaps=True
         )
-        return result, removed
+        return result, removed, existing
 
-    result, removed = await run_expensive(
+    result, removed, existing = await run_expensive(
         state.slots["scenarios"], state.settings.expensive_time_limit_s, compute
     )
 
@@ -385,7 +434,7 @@ async def post_saved_scenario(
                 note=body.note,
                 additions=_additions(body, result),
                 removals=list(result.removed),
-                results=_results(result, removed),
+                results=_results(result, removed, existing),
             )
             session.add(row)
             try:
@@ -558,20 +607,65 @@ EXPORT_TYPES: Final = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "geojson": "application/geo+json",
+    "html": "text/html; charset=utf-8",
 }
+
+
+def _export_html(
+    state: AppState, area: StudyArea, row: SavedScenario, saved: dict[str, Any]
+) -> str:
+    """The read-only page of a saved scenario (see :func:`tuoyu_api.scenario_export.html_page`)."""
+    analysis = state.analyses.current(area)
+    existing = row.results.get("existing")
+    existing_note = None
+    if existing is None:
+        # Saved before the facilities were kept with the scenario: the registry now.
+        existing = _existing(analysis)
+        seq = state.analyses.seen_seq(area.slug)
+        if seq != saved.get("registry_seq"):
+            existing_note = (
+                f"现有机构为导出时的登记库状态（变更序号 {seq}），方案计算于变更序号 "
+                f"{saved.get('registry_seq')} / existing facilities as in the registry at "
+                f"export (change {seq}); the scenario was computed at change "
+                f"{saved.get('registry_seq')}"
+            )
+    walk = area.walk
+    folder = files("tuoyu_api").joinpath("static_workbench")
+    return html_page(
+        saved,
+        template=folder.joinpath(EXPORT_PAGE).read_text("utf-8"),
+        script=folder.joinpath(EXPORT_SCRIPT).read_text("utf-8"),
+        assets=assets_html(cluster=False),
+        area_name=area.area.name,
+        area_name_en=area.area.name_en,
+        attribution=area_attribution(analysis, area, state.settings),
+        map_data={
+            "area": area.slug,
+            "bounds": _bounds(state, area),
+            # No 天地图 key in a file that is passed around.
+            "basemaps": _basemaps(None),
+            "units": units_geojson(state, area),
+            "existing": existing,
+            "minutes": walk.max_minutes,
+            "walkM": round(walk.metres_for(walk.max_minutes), 1),
+        },
+        existing_note=existing_note,
+    )
 
 
 @router.get(
     "/areas/{area}/saved-scenarios/{scenario_id:int}/export",
     response_class=Response,
-    summary="Export a saved scenario / 导出情景方案 (CSV, XLSX, GeoJSON)",
+    summary="Export a saved scenario / 导出情景方案 (CSV, XLSX, GeoJSON, HTML)",
     responses={
         200: {
-            "description": "CSV (UTF-8 with BOM), XLSX or GeoJSON (WGS84)",
+            "description": "CSV (UTF-8 with BOM), XLSX, GeoJSON (WGS84) or a self-contained "
+            "read-only HTML page",
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 EXPORT_TYPES["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
                 "application/geo+json": {"schema": {"type": "object"}},
+                "text/html": {"schema": {"type": "string"}},
             },
         },
         **error_responses(404, 422),
@@ -582,19 +676,25 @@ def export_saved_scenario(
     scenario_id: ScenarioIdPath,
     session: SessionDep,
     state: StateDep,
-    format: Annotated[Literal["csv", "xlsx", "geojson"], Query()] = "csv",
+    format: Annotated[Literal["csv", "xlsx", "geojson", "html"], Query()] = "csv",
 ) -> Response:
     """The scenario's per-街道 before/after table (CSV, XLSX with the facilities and a
-    notes sheet) or its facilities, isochrones and 街道 results (GeoJSON). Text a
-    spreadsheet would run as a formula is neutralised."""
+    notes sheet), its facilities, isochrones, gap zones and 街道 results (GeoJSON), or
+    a self-contained read-only page (HTML: the map, the table, the scenario's name,
+    author, date and registry change number and the data credits; opens from a file
+    without any server or CDN). Text a spreadsheet would run as a formula is
+    neutralised; text in the page is HTML-escaped."""
     row = _load(session, area.slug, scenario_id)
     saved = _out(row).model_dump(mode="json")
     saved["removed_records"] = row.results.get("removed_records", [])
     saved["isochrones"] = row.results.get("isochrones")
+    saved["gaps"] = row.results.get("gaps")
     if format == "csv":
         body = csv_bytes(saved)
     elif format == "xlsx":
         body = xlsx_bytes(saved)
+    elif format == "html":
+        body = _export_html(state, area, row, saved).encode("utf-8")
     else:
         body = geojson_bytes(saved, units_geojson(state, area))
     filename = f"{area.slug}-scenario-{row.id}.{format}"

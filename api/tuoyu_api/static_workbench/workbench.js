@@ -1,8 +1,10 @@
 /* The planner's scenario workbench (tuoyu_api.routers.workbench), MIT licence.
  *
  * Data come from this service only: the facilities (GET …/facilities), the 街道 polygons
- * (GET …/workbench/units), the what-if (POST …/scenarios?isochrone_minutes=…) and the
- * saved scenarios (…/saved-scenarios). Positions in the API are WGS84; on a GCJ-02
+ * (GET …/workbench/units), the gap zones now (GET …/workbench/gaps), the what-if
+ * (POST …/scenarios?isochrone_minutes=…&gaps=true: before/after per 街道, the planned
+ * isochrones and the gap zones left after the change) and the saved scenarios
+ * (…/saved-scenarios). Positions in the API are WGS84; on a GCJ-02
  * basemap (高德) every overlay is drawn converted to GCJ-02 with tuoyu.toGcj (the
  * project's formula, static/tuoyu_maps.js) and a click is recorded in GCJ-02 and sent
  * with crs=gcj02, which the server converts, exactly as the facility map does.
@@ -17,7 +19,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var st = {
     ready: false, busy: false, datum: "wgs84", basemap: null, planned: [], removed: new Set(),
-    facilities: [], units: null, result: null, saved: [], seq: 0, nextKey: 1,
+    facilities: [], units: null, gapsNow: null, result: null, saved: [], seq: 0, nextKey: 1,
     evaluations: 0, error: null, map: null
   };
   window.tuoyuWorkbench = st;
@@ -136,11 +138,16 @@
     }
   });
   var unitsLayer = L.layerGroup().addTo(map);
+  // The gap zones take the mouse (their tooltips): a pane under the other overlays keeps
+  // them below the facility markers, whatever order the layers are redrawn in.
+  map.createPane("wbGaps").style.zIndex = 350;
+  var gapsLayer = L.layerGroup().addTo(map);
   var isoLayer = L.layerGroup().addTo(map);
   var facilitiesLayer = L.layerGroup().addTo(map);
   var plannedLayer = L.layerGroup().addTo(map);
   L.control.layers(baseLayers, {
     "街道边界 / 街道 boundaries": unitsLayer,
+    "缺口区（圈外居民）/ gap zones": gapsLayer,
     "新增机构等时圈 / isochrones of planned": isoLayer,
     "现有机构 / existing facilities": facilitiesLayer,
     "规划机构 / planned facilities": plannedLayer
@@ -229,7 +236,7 @@
         fillColor: removed ? "#bdbdbd" : f.properties.puhui === true ? "#2e7d32" : "#607d8b",
         fillOpacity: removed ? 0.5 : 0.95
       });
-      marker.bindTooltip(f.properties.name || f.properties.id);
+      marker.bindTooltip(el("span", f.properties.name || f.properties.id));
       marker.on("click", function () {
         L.popup().setLatLng(marker.getLatLng()).setContent(facilityPopup(f)).openOn(map);
       });
@@ -288,8 +295,109 @@
     });
   }
 
+  /* The gap zones shown: after the scenario when there is one, else as they are now. The
+   * colour classes stay those of the zones now, so a change reads as a change. */
+  function shownGaps() {
+    return st.result && st.result.gaps ? st.result.gaps : st.gapsNow;
+  }
+
+  function gapColor(v) {
+    var g = st.gapsNow || {};
+    var breaks = g.breaks || [], colors = g.colors || ["#fd8d3c"];
+    var i = 0;
+    while (i < breaks.length && v >= breaks[i]) i++;
+    return colors[Math.min(i, colors.length - 1)];
+  }
+
+  function drawGaps() {
+    gapsLayer.clearLayers();
+    var g = shownGaps();
+    st.gapsDrawn = 0;
+    if (!g) return;
+    g.features.forEach(function (f) {
+      if (!f.geometry) return;
+      var p = f.properties;
+      // Interactive only for the tooltip: a click goes on to the map and adds a facility.
+      var layer = L.geoJSON(geometryTo(f.geometry, st.datum), {
+        pane: "wbGaps", bubblingMouseEvents: true,
+        style: { color: "#a63603", weight: 0.8, opacity: 0.9, fillColor: gapColor(p.population || 0), fillOpacity: 0.55 }
+      });
+      var tip = el("div");
+      tip.appendChild(el("div", "缺口区 #" + p.gap_id + " / gap zone"));
+      tip.appendChild(el("div", "居民 / residents: " + people(p.population) + " 人"));
+      tip.appendChild(el("div", "3岁以下 / under 3: " + people(p.population_under3) + " 人"));
+      if (p.unit_names) tip.appendChild(el("div", "街道: " + p.unit_names.split(",").join("、")));
+      layer.bindTooltip(tip, { sticky: true });
+      layer.wbGap = p.gap_id;
+      gapsLayer.addLayer(layer);
+      st.gapsDrawn++;
+    });
+  }
+
+  function renderGapLegend() {
+    var box = $("gap-legend");
+    box.replaceChildren();
+    var now = st.gapsNow;
+    if (!now) return;
+    if (now.skipped) { box.appendChild(el("div", now.skipped, "muted")); return; }
+    var edges = [0].concat(now.breaks || []);
+    var title = el("div");
+    title.appendChild(bilingual("缺口区：每片居民（人）", "gap zones: residents per zone"));
+    box.appendChild(title);
+    (now.colors || []).slice(0, edges.length).forEach(function (c, i) {
+      var item = el("span", null, "gap-class");
+      var sw = el("span", null, "swatch");
+      sw.style.background = c;
+      item.appendChild(sw);
+      item.appendChild(document.createTextNode(i === edges.length - 1
+        ? "≥ " + people(edges[i]) + " 人"
+        : people(edges[i]) + "–" + people(edges[i + 1]) + " 人"));
+      box.appendChild(item);
+    });
+    var merge = now.merge_distance_m === null || now.merge_distance_m === undefined ? "—" : now.merge_distance_m;
+    box.appendChild(el("div",
+      "步行 " + cfg.minutes + " 分钟（" + people(cfg.walkM) + " 米）内无托育机构的居民；相距 ≤ " + merge +
+      " 米的圈外人口点合并为一片。", "muted"));
+    box.appendChild(el("div",
+      "Residents with no facility within a " + cfg.minutes + "-min walk (" + people(cfg.walkM) +
+      " m); uncovered population points within " + merge + " m of each other form one zone.", "muted en"));
+    var g = shownGaps();
+    if (g && g.shown < g.zones) {
+      box.appendChild(el("div", "显示居民最多的 " + g.shown + " 片（共 " + g.zones + " 片，上限 " + g.max_zones +
+        "）/ the " + g.shown + " zones with most residents drawn (of " + g.zones + ", cap " + g.max_zones + ")", "muted"));
+    }
+  }
+
+  function renderGapTotals() {
+    var box = $("gaps-summary");
+    box.replaceChildren();
+    var g = shownGaps();
+    if (!g) return;
+    var div = el("div");
+    div.appendChild(el("span", "15分钟圈外居民 / residents outside the " + cfg.minutes + "-min circle: "));
+    if (st.result && st.result.gaps) {
+      div.appendChild(el("span", people(g.residents_outside_before) + " → " + people(g.residents_outside) + " 人"));
+      div.appendChild(document.createTextNode("（"));
+      var s = el("span", signed(g.residents_outside_change), cls(-g.residents_outside_change));
+      s.id = "gaps-outside";
+      s.dataset.value = g.residents_outside_change === null ? "" : String(g.residents_outside_change);
+      div.appendChild(s);
+      div.appendChild(document.createTextNode("）"));
+      box.appendChild(div);
+      box.appendChild(el("div", "缺口区 / gap zones: " + g.zones_before + " → " + g.zones + " 片", "muted"));
+    } else {
+      var now = el("span", people(g.residents_outside) + " 人");
+      now.id = "gaps-outside-now";
+      now.dataset.value = String(g.residents_outside);
+      div.appendChild(now);
+      box.appendChild(div);
+      box.appendChild(el("div", "缺口区 / gap zones: " + g.zones + " 片", "muted"));
+    }
+  }
+
   function drawAll() {
     drawUnits();
+    drawGaps();
     drawIsochrones();
     drawFacilities();
     drawPlanned();
@@ -376,6 +484,7 @@
       st.busy = false;
       renderResult();
       drawUnits();
+      drawGaps();
       drawIsochrones();
       say("尚无改动 / no change");
       return;
@@ -383,13 +492,14 @@
     st.busy = true;
     say("计算中… / computing…", "busy");
     try {
-      var data = await call("POST", "/scenarios?isochrone_minutes=" + cfg.minutes, scenarioBody(), false);
+      var data = await call("POST", "/scenarios?gaps=true&isochrone_minutes=" + cfg.minutes, scenarioBody(), false);
       if (my !== st.seq) return; // a newer change is on its way
       st.result = data;
       st.error = null;
       st.evaluations++;
       renderResult();
       drawUnits();
+      drawGaps();
       drawIsochrones();
       var iso = data.isochrones;
       say("已更新：新增 " + data.added.length + " 处，关闭 " + data.removed.length + " 处" +
@@ -412,6 +522,8 @@
     var box = $("district");
     box.replaceChildren();
     $("under3-note").textContent = r && r.under3_method ? r.under3_method : "";
+    renderGapTotals();
+    renderGapLegend();
     if (!r) {
       box.appendChild(bilingual("尚无改动", "no change yet"));
       return;
@@ -505,6 +617,7 @@
       exportLink(td, s, "csv", "CSV");
       exportLink(td, s, "xlsx", "XLSX");
       exportLink(td, s, "geojson", "GeoJSON");
+      exportLink(td, s, "html", "HTML（只读 read-only）");
       tbody.appendChild(tr);
       selects.forEach(function (sel, k) {
         var o = el("option", "#" + s.id + " " + s.name);
@@ -643,10 +756,13 @@
     try {
       var results = await Promise.all([
         call("GET", "/facilities", null, false),
-        call("GET", "/workbench/units", null, false)
+        call("GET", "/workbench/units", null, false),
+        // The page works without the gap layer (an area without one answers an error).
+        call("GET", "/workbench/gaps", null, false).catch(function () { return null; })
       ]);
       st.facilities = results[0].features;
       st.units = results[1];
+      st.gapsNow = results[2];
       drawAll();
       renderResult();
       await refreshSaved();
