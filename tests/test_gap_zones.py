@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,16 @@ from tuoyu.workflow.core import AreaModel
 from tuoyu.workflow.layers import load_layers
 from tuoyu.workflow.steps import population_with_walk
 
+from tests.test_maps import page_layer
 from tests.test_maps_browser import browser  # noqa: F401  (the Chromium fixture)
 
 CRS = "EPSG:32650"
 X0, Y0 = 450_000.0, 4_420_000.0
 
 
-def _points(xy: list[tuple[float, float]], people: list[float], codes: list[str] | None = None):
+def _points(
+    xy: Sequence[tuple[float, float]], people: list[float], codes: list[str] | None = None
+) -> gpd.GeoDataFrame:
     frame = gpd.GeoDataFrame(
         {
             "population": people,
@@ -136,9 +140,11 @@ def test_gap_map_one_layer_at_a_time(district: dict[str, Any]) -> None:
     html = m.get_root().render()
     cfg = json.loads(_DATA_RE.findall(html)[0])
     layers_by_key = {g["key"]: g for g in cfg["geojson"]}
-    assert len(layers_by_key["gaps"]["wgs84"]) == len(gaps) == cfg["counts"]["gaps"]
-    people = sum(p["people"] for p in layers_by_key["gaps"]["props"])
-    assert people == pytest.approx(gaps["population"].sum(), rel=1e-6)
+    zones = page_layer(html, "gaps")
+    assert len(zones) == len(gaps) == cfg["counts"]["gaps"]
+    assert [zones[i]["values"][1] for i in range(len(gaps))] == [
+        round(p) for p in gaps["population"]
+    ]
     # the thematic layers are switched by one control: zones on, hexagons off
     groups = {g["key"]: g["container"] for g in cfg["geojson"]}
     assert f"{groups['gaps']}.addTo(" in html
@@ -148,10 +154,12 @@ def test_gap_map_one_layer_at_a_time(district: dict[str, Any]) -> None:
     assert hexagon_size_text(9) in legend and "边长约 201 米" in legend
     assert f"相距不超过 {DEFAULT_MERGE_M:g} 米" in legend
     assert f"{len(gaps):,} 片" in legend
-    tips = " ".join(p["_t"] for p in layers_by_key["gaps"]["props"][:5])
-    assert "缺口区排名" in tips
+    columns = {c["label"]: c for c in layers_by_key["gaps"]["columns"]}
+    assert "缺口区排名" in columns
     if layers.units_kind == "jiedao":
-        assert "街道" in tips
+        # the 街道 of the first zones are named in their tooltips
+        names = columns["街道"]["texts"]
+        assert all(names[zones[i]["values"][3]] for i in range(min(5, len(gaps))))
 
 
 def test_gap_map_layers_switch_in_the_browser(
@@ -165,6 +173,7 @@ def test_gap_map_layers_switch_in_the_browser(
     layers = load_layers(load_area("beijing-dongcheng"), settings, SILENT)
     model = AreaModel.from_layers(layers)
     reach = model.reach()
+    assert reach is not None
     gaps = model.results().gaps
     m = build_gap_map(
         population_with_walk(layers, reach),
@@ -177,14 +186,17 @@ def test_gap_map_layers_switch_in_the_browser(
     counts = json.loads(_DATA_RE.findall(path.read_text("utf-8"))[0])["counts"]
     mp = MapPage(browser, path)
     try:
-        paths = "() => document.querySelectorAll('.leaflet-overlay-pane path').length"
+        drawn = "(k) => tuoyu.last.layers[k].layer.getLayers().length"
         on = "(k) => tuoyu.last.map.hasLayer(tuoyu.last.layers[k].layer)"
         legend = (
             "(k) => getComputedStyle(document.querySelector("
             "'[data-tuoyu-layer=\"' + k + '\"]')).display"
         )
         mp.page.wait_for_function(f"() => ({legend})('uncovered') === 'none'")
-        assert mp.js(paths) == counts["units"] + counts["gaps"]
+        assert mp.js(drawn, "units") == counts["units"]
+        assert mp.js(drawn, "gaps") == counts["gaps"]
+        # a layer switched off is not even read
+        assert mp.js(drawn, "uncovered") == 0
         assert mp.js(on, "gaps") and not mp.js(on, "uncovered")
         assert mp.js(legend, "gaps") != "none"
         mp.page.locator(
@@ -192,7 +204,7 @@ def test_gap_map_layers_switch_in_the_browser(
         ).click()
         mp.page.wait_for_function(f"() => !({on})('gaps')")
         assert mp.js(on, "uncovered")
-        assert mp.js(paths) == counts["units"] + counts["uncovered"]
+        mp.page.wait_for_function(f"(n) => ({drawn})('uncovered') === n", arg=counts["uncovered"])
         mp.page.wait_for_function(f"() => ({legend})('gaps') === 'none'")
         assert mp.js(legend, "uncovered") != "none"
         checked = mp.js(

@@ -39,10 +39,12 @@ from tuoyu.outputs.maps import (
 )
 from tuoyu.outputs.maps.basemaps import basemaps
 from tuoyu.outputs.maps.common import (
+    GCJ02_EMBED_MAX_COORDS,
     MAX_MAP_BYTES,
     display_geometries,
     dual_geojson,
     dual_latlng,
+    encode_geometries,
 )
 from tuoyu.outputs.maps.dashboard_map import FAIL_OUTLINE, choose_indicator
 from tuoyu.types import LocalReach
@@ -187,13 +189,15 @@ def page_config(html: str) -> dict[str, Any]:
     """The configuration JSON embedded in a map page."""
     found = _DATA_RE.findall(html)
     assert len(found) == 1
-    return json.loads(found[0])
+    config: dict[str, Any] = json.loads(found[0])
+    return config
 
 
 _CHUNK_RE = re.compile(
     r'<script type="application/json" id="tuoyu-chunk-[^"]+-(\d+)">(.*?)</script>', re.S
 )
-_CHUNK_FILE_RE = re.compile(r"^tuoyu\.isoChunk\(\"[^\"]+\", (\d+), (.*)\);\n$", re.S)
+_CREDIT = r"/\* tuoyu-coverage map data\. © OpenStreetMap contributors[^\n]* \*/\n"
+_CHUNK_FILE_RE = re.compile(rf"^{_CREDIT}tuoyu\.isoChunk\(\"[^\"]+\", (\d+), (.*)\);\n$", re.S)
 
 
 def page_isochrones(html: str, folder: Path | None = None) -> dict[int, list[list[Any]]]:
@@ -215,8 +219,64 @@ def page_isochrones(html: str, folder: Path | None = None) -> dict[int, list[lis
     return out
 
 
+_LAYER_RE = re.compile(
+    r'<script type="application/json" id="tuoyu-layer-[^"]+?-([A-Za-z0-9_]+)-(\d+)">(.*?)</script>',
+    re.S,
+)
+_LAYER_FILE_RE = re.compile(
+    rf'^{_CREDIT}tuoyu\.dataChunk\("tuoyu-layer-[^"]+-([A-Za-z0-9_]+)", (\d+), (.*)\);\n$', re.S
+)
+
+
+def decode_geometry(kind: str, enc: Any, scale: int) -> Any:
+    """A compact chunked-layer geometry (``common.encode_geometries``) as shapely, WGS84.
+
+    Written here from the format's description, apart from the page's own decoder.
+    """
+    if kind == "point":
+        return shapely.Point(enc[0] / scale, enc[1] / scale)
+    polygons = []
+    for rings in enc:
+        shells = []
+        for flat in rings:
+            xy = np.cumsum(np.asarray(flat, dtype=np.int64).reshape(-1, 2), axis=0) / scale
+            shells.append(xy)
+        polygons.append(shapely.Polygon(shells[0], shells[1:]))
+    return polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
+
+
+def page_layer(html: str, key: str, folder: Path | None = None) -> dict[int, dict[str, Any]]:
+    """Feature row → ``{"geometry", "class", "values", "chunk"}`` of a chunked layer.
+
+    Read from the JSON elements inside the page, or, when its data was written beside
+    it, from the chunk scripts ``<folder>/<key>-<k>.js``.
+    """
+    spec = next(g for g in page_config(html)["geojson"] if g["key"] == key)
+    chunked = spec["chunked"]
+    texts = {int(k): t for name, k, t in _LAYER_RE.findall(html) if name == key}
+    if folder is not None and not texts:
+        for path in folder.glob(f"{key}-*.js"):
+            found = _LAYER_FILE_RE.match(path.read_text(encoding="utf-8"))
+            assert found is not None and found.group(1) == key
+            assert path.name == f"{key}-{found.group(2)}.js"
+            texts[int(found.group(2))] = found.group(3)
+    assert sorted(texts) == list(range(len(chunked["bboxes"]))), key
+    out: dict[int, dict[str, Any]] = {}
+    for k, text in texts.items():
+        data = json.loads(text)
+        for i, g, c, v in zip(data["i"], data["g"], data["c"], data["v"], strict=True):
+            assert i not in out
+            geom = decode_geometry(chunked["kind"], g, chunked["scale"])
+            west, south, east, north = chunked["bboxes"][k]
+            gx0, gy0, gx1, gy1 = geom.bounds
+            assert west <= gx0 and south <= gy0 and gx1 <= east and gy1 <= north
+            out[i] = {"geometry": geom, "class": c, "values": v, "chunk": k}
+    assert len(out) == chunked["features"]
+    return out
+
+
 def render(m: Any) -> str:
-    return m.get_root().render()
+    return str(m.get_root().render())
 
 
 def all_coords(geom: dict[str, Any]) -> np.ndarray:
@@ -242,7 +302,9 @@ def dongcheng(data_dir: Path) -> dict[str, Any]:
 
 def test_dual_geojson_point_matches_chinacrs() -> None:
     g = gpd.GeoDataFrame(geometry=[shapely.Point(116.397, 39.909)], crs=4326)
-    (wgs,), (gcj,) = dual_geojson(g)
+    (wgs,), gcj_layer = dual_geojson(g)
+    assert gcj_layer is not None  # a small layer carries its GCJ-02 copy
+    (gcj,) = gcj_layer
     assert wgs is not None and gcj is not None
     lon, lat = convert(116.397, 39.909, "wgs84", "gcj02")
     assert wgs["coordinates"] == [116.397, 39.909]
@@ -263,6 +325,52 @@ def test_display_geometries_simplify_in_metres_and_round() -> None:
     # the tolerance is in metres: the display shape stays within 20 m of the original
     back = gpd.GeoSeries(simple, crs=4326).to_crs(32650)
     assert shapely.hausdorff_distance(back.iloc[0], circle.geometry.iloc[0]) <= 20.5
+
+
+def test_gcj02_copy_only_for_small_layers() -> None:
+    # 20 circles of 2,049 vertices (1 km across) in Beijing, UTM 50N
+    circles = gpd.GeoDataFrame(
+        geometry=[shapely.Point(450000 + 3000 * k, 4420000).buffer(500, 512) for k in range(20)],
+        crs=32650,
+    )
+    n_coords = int(shapely.get_num_coordinates(display_geometries(circles, 0.0)).sum())
+    assert n_coords > GCJ02_EMBED_MAX_COORDS
+    wgs, gcj = dual_geojson(circles, 0.0)
+    assert len(wgs) == 20 and gcj is None  # big: the page converts it
+    wgs_small, gcj_small = dual_geojson(circles.iloc[:2], 0.0)
+    assert gcj_small is not None and len(gcj_small) == 2
+    first_wgs, first_gcj = wgs_small[0], gcj_small[0]
+    assert first_wgs is not None and first_gcj is not None
+    a, b = all_coords(first_wgs), all_coords(first_gcj)
+    lon, lat = convert(a[:, 0], a[:, 1], "wgs84", "gcj02")
+    assert np.allclose(b, np.column_stack([lon, lat]), atol=1.5e-6)
+    # the dashboard embeds whichever it gets
+    units = circles.assign(code=[f"C{k}" for k in range(20)], name="圈", coverage_pct=50.0)
+    layer = page_config(render(build_dashboard_map(units, simplify_m=0.0)))["geojson"][0]
+    assert layer["gcj02"] is None and len(layer["wgs84"]) == 20
+
+
+def test_compact_geometries_round_trip() -> None:
+    ring = [(116.0, 39.0), (116.01, 39.0), (116.01, 39.01), (116.0, 39.01)]
+    hole = [(116.004, 39.004), (116.006, 39.004), (116.006, 39.006)]
+    holed = shapely.Polygon(ring, [hole])
+    two = shapely.MultiPolygon([shapely.box(116.1, 39.1, 116.2, 39.2), holed])
+    mixed = shapely.GeometryCollection(
+        [shapely.box(116.3, 39.3, 116.31, 39.31), shapely.LineString([(116, 39), (117, 40)])]
+    )
+    geoms = [holed, two, mixed, None, shapely.Polygon(), shapely.Point(116, 39)]
+    texts = encode_geometries(geoms)
+    assert texts[3] is None and texts[4] is None and texts[5] is None  # nothing polygonal
+    decoded = [decode_geometry("polygon", json.loads(str(t)), 10**5) for t in texts[:3]]
+    assert decoded[0].equals_exact(holed, 1e-9) and len(decoded[0].interiors) == 1
+    assert decoded[1].equals_exact(two, 1e-9)
+    assert decoded[2].equals_exact(shapely.box(116.3, 39.3, 116.31, 39.31), 1e-9)  # line dropped
+    fine = encode_geometries([shapely.Point(116.1234567, 39.7654321)], "point", 6)
+    assert fine == ["[116123457,39765432]"]
+    with pytest.raises(InputValidationError):
+        encode_geometries([holed], "point")
+    with pytest.raises(InputValidationError):
+        encode_geometries([holed], "line")
 
 
 def test_dual_latlng_empty_and_missing_crs() -> None:
@@ -612,32 +720,70 @@ def test_gap_map_dongcheng(dongcheng: dict[str, Any], tmp_path: Path) -> None:
     )  # fmt: skip
     path = save_map(m, tmp_path / "gaps.html")
     assert path.stat().st_size < MAX_MAP_BYTES
-    cfg = page_config(path.read_text(encoding="utf-8"))
+    # a district's layers are small: they stay inside the page, nothing is written beside it
+    assert [p.name for p in tmp_path.iterdir()] == ["gaps.html"]
+    html = path.read_text(encoding="utf-8")
+    cfg = page_config(html)
     layers = {g["key"]: g for g in cfg["geojson"]}
     uncovered = pop[pop["walk_m_all"] > GAP_THRESHOLD_M]
     assert len(uncovered) > 0
+    hexes = hexagon_people(uncovered, 9)
     wgs = uncovered.to_crs(4326)
     cells = {
         h3.latlng_to_cell(y, x, 9) for x, y in zip(wgs.geometry.x, wgs.geometry.y, strict=True)
     }
-    assert len(layers["uncovered"]["wgs84"]) == len(cells) == cfg["counts"]["uncovered"]
-    people = sum(p["people"] for p in layers["uncovered"]["props"])
-    assert np.isclose(people, uncovered["population"].sum(), rtol=1e-6)
-    assert len(layers["gaps"]["wgs84"]) == len(gaps)
-    assert np.isclose(sum(p["people"] for p in layers["gaps"]["props"]), gaps["population"].sum())
+    assert len(hexes) == len(cells) == cfg["counts"]["uncovered"]
+    assert layers["uncovered"]["chunked"]["features"] == len(cells)
+    hex_data = page_layer(html, "uncovered")
+    assert sorted(hex_data) == list(range(len(hexes)))
+    for i, feature in hex_data.items():
+        people = hexes["population"].iloc[i]
+        assert feature["values"][0] == round(people)  # shown to the person
+        expected = np.round(shapely.get_coordinates(hexes.geometry.iloc[i]), 5)
+        got = shapely.get_coordinates(feature["geometry"])
+        np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert abs(sum(f["values"][0] for f in hex_data.values()) - uncovered["population"].sum()) <= (
+        0.5 * len(hexes)
+    )
+    zone_data = page_layer(html, "gaps")
+    assert sorted(zone_data) == list(range(len(gaps))) and cfg["counts"]["gaps"] == len(gaps)
+    zone_people = [zone_data[i]["values"][1] for i in range(len(gaps))]
+    assert zone_people == [round(p) for p in gaps["population"]]
+    columns = [c["label"] for c in layers["gaps"]["columns"]]
+    assert columns[:2] == ["缺口区排名", "常住人口（人）"]
+    # zones drawn by their people: the darkest class holds the largest zone
+    assert zone_data[int(np.argmax(gaps["population"]))]["class"] == 4
+    shown = display_geometries(gaps, 5.0, 5)
+    for i in range(len(gaps)):
+        # the page's zone is the display geometry at 5 decimals, vertex for vertex
+        assert zone_data[i]["geometry"].equals_exact(shown[i], 1e-9), i
+    # no layer is stored twice: the big ones carry no GCJ-02 copy, the small ones may
+    assert "wgs84" not in layers["gaps"] and "gcj02" not in layers["uncovered"]
+    assert len(layers["units"]["gcj02"]) == len(layers["units"]["wgs84"]) == len(dongcheng["units"])
     assert len(layers["site_isochrones"]["wgs84"]) == 9
     markers = {mk["key"]: mk for mk in cfg["markers"]}
     assert len(markers["facilities"]["wgs84"]) == 64 and len(markers["sites"]["wgs84"]) == 3
     assert "#1" in markers["sites"]["titles"][0]
+    assert cfg["attributions"][0] == OSM_ATTRIBUTION
 
 
 def test_gap_map_points_mode_and_optional_layers(dongcheng: dict[str, Any]) -> None:
     pop = dongcheng["population"]
-    cfg = page_config(render(build_gap_map(pop, population_display="points", language="en")))
-    n = int((pop["walk_m_all"] > GAP_THRESHOLD_M).sum())
+    html = render(build_gap_map(pop, population_display="points", language="en"))
+    cfg = page_config(html)
+    uncovered = pop[pop["walk_m_all"] > GAP_THRESHOLD_M]
     assert [g["key"] for g in cfg["geojson"]] == ["uncovered"]
-    assert len(cfg["geojson"][0]["wgs84"]) == n and cfg["geojson"][0]["wgs84"][0]["type"] == "Point"
+    assert cfg["geojson"][0]["chunked"]["kind"] == "point"
+    points = page_layer(html, "uncovered")
+    assert len(points) == len(uncovered)
+    wgs = uncovered.to_crs(4326).geometry
+    got = np.array([[points[i]["geometry"].x, points[i]["geometry"].y] for i in range(len(points))])
+    np.testing.assert_allclose(got, np.round(np.column_stack([wgs.x, wgs.y]), 5), atol=1e-9)
     assert cfg["markers"] == [] and cfg["strings"]["gaps"] == "Gap areas"
+    assert [c["label"] for c in cfg["geojson"][0]["columns"]] == [
+        "Population",
+        "Children under 3 (estimated)",
+    ]
     nothing = page_config(render(build_gap_map()))
     assert nothing["geojson"] == [] and nothing["bounds"] is None
     with pytest.raises(InputValidationError, match="walk_m_all"):

@@ -128,8 +128,11 @@ def _pick_node(cfg: dict[str, Any], taken: set[int]) -> int:
 
 
 def _walk_names(mp: MapPage) -> list[str]:
-    return mp.js(
-        "() => Array.from(document.querySelectorAll('.tuoyu-walk-list li a')).map(a => a.textContent)"
+    return list(
+        mp.js(
+            "() => Array.from(document.querySelectorAll('.tuoyu-walk-list li a'))"
+            ".map(a => a.textContent)"
+        )
     )
 
 
@@ -403,12 +406,18 @@ def test_gap_map_dongcheng(browser: Any, data_dir: Path, tmp_path: Path) -> None
     mp = MapPage(browser, path)
     try:
         layer_count = "(k) => tuoyu.last.layers[k].layer.getLayers().length"
-        for key in ("units", "uncovered", "gaps", "site_isochrones"):
+        for key in ("units", "gaps", "site_isochrones"):
             assert mp.js(layer_count, key) == counts[key], key
-        all_paths = "() => document.querySelectorAll('.leaflet-overlay-pane path').length"
-        # one thematic layer at a time: the gap zones first
-        expected_paths = counts["units"] + counts["gaps"]
-        assert mp.js(all_paths) == expected_paths
+        # one thematic layer at a time: the gap zones first; the hexagons are read only
+        # when switched on
+        assert mp.js(layer_count, "uncovered") == 0
+        # 街道 outlines (SVG, no clicks) over the zones (one canvas)
+        outlines = "() => document.querySelectorAll('.leaflet-tuoyuContext-pane path').length"
+        assert mp.js(outlines) == counts["units"]
+        assert (
+            mp.js("() => document.querySelectorAll('.leaflet-tuoyuThematic-pane canvas').length")
+            == 1
+        )
         assert mp.js("() => document.querySelectorAll('.tuoyu-site').length") == 3 + 1  # + legend
         assert (
             mp.js("() => document.querySelectorAll('.leaflet-marker-icon .tuoyu-dot').length") == 64
@@ -420,7 +429,36 @@ def test_gap_map_dongcheng(browser: Any, data_dir: Path, tmp_path: Path) -> None
         mp.page.wait_for_function("() => tuoyu.last.datum === 'gcj02'")
         glon, glat = convert(wgs_site[0], wgs_site[1], "wgs84", "gcj02")
         assert np.allclose(mp.js(site), [float(glon), float(glat)], atol=2e-6)
-        assert mp.js(all_paths) == expected_paths
+        assert mp.js(outlines) == counts["units"]
+        assert mp.js(layer_count, "gaps") == counts["gaps"]
+        mp.check_clean()
+    finally:
+        mp.close()
+
+
+def test_gap_map_points_on_canvas(browser: Any, data_dir: Path, tmp_path: Path) -> None:
+    """People outside the walk as points (no zones given): drawn first, in both datums."""
+    case = dongcheng_case(data_dir)
+    pop = case["population"]
+    m = build_gap_map(pop, population_display="points", threshold_m=GAP_THRESHOLD_M)
+    path = save_map(m, tmp_path / "gaps_points.html")
+    outside = pop[pop["walk_m_all"] > GAP_THRESHOLD_M].to_crs(4326).geometry
+    mp = MapPage(browser, path)
+    try:
+        mp.page.wait_for_function(f"() => tuoyu.last.layers.uncovered.drawn === {len(outside)}")
+        first = (
+            "() => { const l = tuoyu.last.layers.uncovered.layer.getLayers()"
+            ".find(l => l.feature.properties.i === 0); const ll = l.getLatLng();"
+            " return [ll.lng, ll.lat, l.options.radius]; }"
+        )
+        lon5, lat5 = round(float(outside.x.iloc[0]), 5), round(float(outside.y.iloc[0]), 5)
+        lng, lat, radius = mp.js(first)
+        assert np.allclose([lng, lat], [lon5, lat5], atol=1e-9) and radius == 4
+        mp.switch_basemap("高德地图")
+        mp.page.wait_for_function("() => tuoyu.last.datum === 'gcj02'")
+        glon, glat = convert(lon5, lat5, "wgs84", "gcj02")
+        assert np.allclose(mp.js(first)[:2], [float(glon), float(glat)], atol=1.5e-6)
+        assert mp.js("() => tuoyu.last.layers.uncovered.drawn") == len(outside)
         mp.check_clean()
     finally:
         mp.close()

@@ -1,17 +1,21 @@
 """Shared pieces of the HTML maps: display geometry in two datums, labels, the page shell.
 
-Overlays are embedded in WGS84 (for OpenStreetMap and 天地图 tiles). Small layers may
-also carry a GCJ-02 copy (for 高德/Amap tiles) converted here with
-:func:`tuoyu.crs.china.convert`; for the others the page's script
-(``static/tuoyu_maps.js``) converts once in the browser with the same formula. It
-redraws the overlays in the datum of the basemap chosen in the layer control. Geometry
-is simplified for display only (in metres, before reprojecting; the exports are not) and
-coordinates are rounded to 6 decimals (≈ 0.1 m).
+Overlays travel in WGS84 (for OpenStreetMap and 天地图 tiles). Only small layers (at most
+:data:`GCJ02_EMBED_MAX_COORDS` coordinates) also carry a GCJ-02 copy (for 高德/Amap
+tiles) converted here with :func:`tuoyu.crs.china.convert`; for every other layer the
+page's script (``static/tuoyu_maps.js``) converts once in the browser with the same
+formula, so no big layer is stored twice. The page redraws the overlays in the datum of
+the basemap chosen in the layer control. Geometry is simplified for display only (in
+metres, before reprojecting; the exports are not) and coordinates are rounded to 6
+decimals (≈ 0.1 m), or to 5 (≈ 1 m) in the compact layers below.
 
-Big per-feature data (a facility map's isochrones) travels in *chunks* of JSON
-(:class:`DataChunks`) read by the page on demand: files beside the page written by
-:func:`save_map` (``<page>.isochrones/<k>.js``), or JSON elements inside the page when
-it is rendered without :func:`save_map` (the service).
+Big per-feature data travels in *chunks* of JSON (:class:`DataChunks`) read by the page
+on demand: files beside the page written by :func:`save_map`, or JSON elements inside the
+page when it is rendered without :func:`save_map` (the service). A facility map's
+isochrones are read when a facility is clicked (``<page>.isochrones/<k>.js``); the big
+thematic layers of the gap map (:func:`chunked_layer`: compact, spatially grouped
+chunks) when the layer is switched on, chunk by chunk as they come on screen
+(``<page>.layers/<key>-<k>.js``).
 
 Leaflet, Leaflet.markercluster and the project's script and style are inlined into each
 page (``static/``), so a saved map opens offline and needs no CDN.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -50,6 +55,19 @@ COORD_DECIMALS: Final = 6
 DEFAULT_SIMPLIFY_M: Final = 5.0
 MAX_MAP_BYTES: Final = 10 * 1024 * 1024
 """Size a map file should stay under (issue 5: 10 MB for Dongcheng)."""
+GCJ02_EMBED_MAX_COORDS: Final = 20_000
+"""A layer with at most this many coordinates embeds a GCJ-02 copy (≈ 0.45 MB of GeoJSON
+text); bigger layers carry WGS84 only and the page converts them once for Amap."""
+LAYER_COORD_DECIMALS: Final = 5
+"""Decimals of the compact chunked layers (gap zones, hexagons, population points):
+1e-5° ≈ 1.1 m, so rounding moves a vertex by at most ≈ 0.6 m — well inside the 5 m
+display simplification of the zones, and far below what the data can place (people are
+estimated per grid cell or building; hexagons are 200 m aggregation cells)."""
+LAYER_CHUNK_FEATURES: Final = 1_000
+"""Features per chunk of a chunked layer (spatially grouped, so a zoomed-in view reads few)."""
+INLINE_LAYER_MAX_BYTES: Final = 1_000_000
+"""A chunked layer whose data is at most this many bytes stays inside a saved page (one
+file to pass on); a bigger one is written beside it by :func:`save_map`."""
 
 OSM_ATTRIBUTION: Final = (
     '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
@@ -261,8 +279,10 @@ def display_tolerance(layer: gpd.GeoDataFrame, simplify_m: float) -> float:
     return float(simplify_m) if cap is None else min(float(simplify_m), float(cap))
 
 
-def display_geometries(gdf: gpd.GeoDataFrame, simplify_m: float = DEFAULT_SIMPLIFY_M) -> Any:
-    """Geometries simplified in metres for display, in WGS84, rounded to 6 decimals.
+def display_geometries(
+    gdf: gpd.GeoDataFrame, simplify_m: float = DEFAULT_SIMPLIFY_M, decimals: int = COORD_DECIMALS
+) -> Any:
+    """Geometries simplified in metres for display, in WGS84, rounded to ``decimals``.
 
     Parameters
     ----------
@@ -270,6 +290,8 @@ def display_geometries(gdf: gpd.GeoDataFrame, simplify_m: float = DEFAULT_SIMPLI
         Any layer with a CRS (metric or geographic).
     simplify_m
         Douglas–Peucker tolerance in metres; 0 keeps every vertex.
+    decimals
+        Decimals of the WGS84 coordinates (6 ≈ 0.1 m).
 
     Returns
     -------
@@ -289,7 +311,11 @@ def display_geometries(gdf: gpd.GeoDataFrame, simplify_m: float = DEFAULT_SIMPLI
         simple = shapely.simplify(np.asarray(metric.values), simplify_m, preserve_topology=False)
         geoms = gpd.GeoSeries(simple, crs=metric.crs)
     wgs = np.asarray(geoms.to_crs(4326).values)
-    return shapely.transform(wgs, _round)
+    if decimals == COORD_DECIMALS:
+        return shapely.transform(wgs, _round)
+    return shapely.transform(
+        wgs, lambda c: np.asarray(np.round(c, int(decimals)), dtype=np.float64)
+    )
 
 
 def gcj02_geometries(wgs_geoms: Any) -> Any:
@@ -311,9 +337,15 @@ def geojson_geometries(geoms: Any) -> list[dict[str, Any] | None]:
 
 
 def dual_geojson(
-    gdf: gpd.GeoDataFrame, simplify_m: float = DEFAULT_SIMPLIFY_M
-) -> tuple[list[dict[str, Any] | None], list[dict[str, Any] | None]]:
-    """GeoJSON geometries of a layer in WGS84 and in GCJ-02, for display.
+    gdf: gpd.GeoDataFrame,
+    simplify_m: float = DEFAULT_SIMPLIFY_M,
+    gcj02_max_coords: int = GCJ02_EMBED_MAX_COORDS,
+) -> tuple[list[dict[str, Any] | None], list[dict[str, Any] | None] | None]:
+    """GeoJSON geometries of a layer in WGS84, and in GCJ-02 when the layer is small.
+
+    The GCJ-02 copy is made only when the simplified layer has at most
+    ``gcj02_max_coords`` coordinates; otherwise it is ``None`` and the page converts
+    the WGS84 geometries itself (``tuoyu_maps.js``, same formula, once per layer).
 
     Examples
     --------
@@ -322,9 +354,252 @@ def dual_geojson(
     >>> wgs, gcj = dual_geojson(g)
     >>> wgs[0]["coordinates"], gcj[0]["coordinates"]
     ([116.397, 39.909], [116.403244, 39.910403])
+    >>> dual_geojson(g, gcj02_max_coords=0)[1] is None
+    True
     """
     wgs = display_geometries(gdf, simplify_m)
+    n_coords = int(shapely.get_num_coordinates(np.asarray(wgs, dtype=object)).sum())
+    if n_coords > gcj02_max_coords:
+        return geojson_geometries(wgs), None
     return geojson_geometries(wgs), geojson_geometries(gcj02_geometries(wgs))
+
+
+# --- compact chunked layers -------------------------------------------------------------
+
+_MULTI_TYPES: Final = (4, 5, 6, 7)  # MultiPoint, MultiLineString, MultiPolygon, collection
+
+
+def _explode(geoms: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+    """Single-part geometries and the index of the row each came from."""
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    while parts.size and np.isin(shapely.get_type_id(parts), _MULTI_TYPES).any():
+        more, sub = shapely.get_parts(parts, return_index=True)
+        parts, index = more, index[sub]
+    return parts, np.asarray(index, dtype=np.int64)
+
+
+def encode_geometries(
+    geoms: Any, kind: str = "polygon", decimals: int = LAYER_COORD_DECIMALS
+) -> list[str | None]:
+    """Compact JSON text of WGS84 geometries, one per row (``None`` when nothing is left).
+
+    ``kind="polygon"``: a list of polygons, each a list of rings, each ring a flat list
+    of integers ``x0, y0, dx1, dy1, …`` in units of 10^-``decimals`` degrees (the first
+    vertex absolute, then the step from the previous one; the closing vertex left out).
+    Non-polygonal parts are dropped. ``kind="point"``: ``[x, y]`` in the same units.
+    ``tuoyu_maps.js`` (``decodeGeometry``) turns them back into GeoJSON.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> encode_geometries([shapely.box(116.0, 39.0, 116.00002, 39.00001)])
+    ['[[[11600002,3900000,0,1,-2,0,0,-1]]]']
+    >>> encode_geometries([shapely.Point(116.397, 39.909), None], kind="point")
+    ['[11639700,3990900]', None]
+    """
+    arr = np.asarray(geoms, dtype=object).ravel()
+    out: list[str | None] = [None] * arr.size
+    if arr.size == 0:
+        return out
+    scale = 10.0**decimals
+    usable = ~(shapely.is_missing(arr) | shapely.is_empty(arr))
+    if kind == "point":
+        pts = arr[usable]
+        if pts.size and not (shapely.get_type_id(pts) == 0).all():
+            raise InputValidationError("a point layer holds non-point geometries")
+        xy = np.rint(shapely.get_coordinates(pts) * scale).astype(np.int64)
+        for row, (x, y) in zip(np.flatnonzero(usable).tolist(), xy.tolist(), strict=True):
+            out[row] = f"[{x},{y}]"
+        return out
+    if kind != "polygon":
+        raise InputValidationError(f"kind must be 'polygon' or 'point', got {kind!r}")
+    parts, part_row = _explode(arr[usable])
+    rows_of_usable = np.flatnonzero(usable)
+    polygonal = shapely.get_type_id(parts) == 3
+    parts, part_row = parts[polygonal], rows_of_usable[part_row[polygonal]]
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    ints = np.rint(coords * scale).astype(np.int64)
+    counts = np.bincount(coord_ring, minlength=len(rings))
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    steps = ints.copy()
+    steps[1:] -= ints[:-1]
+    steps[starts] = ints[starts]
+    keep = np.ones(len(steps), dtype=bool)
+    keep[ends - 1] = False  # the closing vertex repeats the first
+    flat = steps[keep].ravel().tolist()
+    bounds = np.concatenate([[0], np.cumsum(2 * (counts - 1))]).tolist()
+    part_rings: list[list[str]] = [[] for _ in range(len(parts))]
+    for r, p in enumerate(ring_part.tolist()):
+        part_rings[p].append("[" + ",".join(map(str, flat[bounds[r] : bounds[r + 1]])) + "]")
+    row_parts: dict[int, list[str]] = {}
+    for p, row in enumerate(part_row.tolist()):
+        row_parts.setdefault(row, []).append("[" + ",".join(part_rings[p]) + "]")
+    for row, texts in row_parts.items():
+        out[row] = "[" + ",".join(texts) + "]"
+    return out
+
+
+def _spatial_groups(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], size: int
+) -> list[npt.NDArray[np.int64]]:
+    """Row groups of at most ``size`` by recursive median splits along the longer side."""
+    groups: list[npt.NDArray[np.int64]] = []
+    stack = [np.arange(x.shape[0], dtype=np.int64)]
+    coslat = math.cos(math.radians(float(np.mean(y)))) if y.size else 1.0
+    while stack:
+        idx = stack.pop()
+        if idx.shape[0] <= size:
+            groups.append(np.sort(idx))
+            continue
+        xs, ys = x[idx], y[idx]
+        wide = (xs.max() - xs.min()) * coslat >= ys.max() - ys.min()
+        order = idx[np.argsort(xs if wide else ys, kind="stable")]
+        half = order.shape[0] // 2
+        stack += [order[half:], order[:half]]
+    return groups
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or is_missing(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def chunked_layer(
+    key: str,
+    container: Any,
+    geoms: Any,
+    *,
+    styles: Sequence[Mapping[str, Any]],
+    classes: Sequence[int] | npt.NDArray[np.int64],
+    columns: Sequence[Mapping[str, Any]] = (),
+    values: Sequence[Sequence[Any]] | None = None,
+    kind: str = "polygon",
+    interactive: bool = True,
+    decimals: int = LAYER_COORD_DECIMALS,
+    chunk_features: int = LAYER_CHUNK_FEATURES,
+    inline_max_bytes: int = INLINE_LAYER_MAX_BYTES,
+) -> tuple[dict[str, Any], DataChunks]:
+    """A big thematic layer in compact, spatially grouped chunks the page reads on demand.
+
+    Parameters
+    ----------
+    key
+        Name of the layer in the page (``tuoyu.last.layers[key]``); letters, digits, ``_``.
+    container
+        The folium group the layer is drawn into.
+    geoms
+        Display geometries in WGS84 (:func:`display_geometries`), one per feature.
+    styles
+        Leaflet path styles; feature ``i`` is drawn with ``styles[classes[i]]``.
+    classes
+        Style class of each feature.
+    columns
+        Tooltip rows: ``{"label": text, "digits": n}`` for numbers (thousands separators,
+        ``n`` decimals; unknown when ``None``) or ``{"label": text}`` for text, with
+        ``"texts": [...]`` when the values index that list, and ``"skipEmpty": True`` to
+        leave the row out when the value is empty.
+    values
+        One row of column values per feature (JSON-ready; NaN becomes unknown).
+    kind
+        ``"polygon"`` or ``"point"`` (:func:`encode_geometries`).
+    interactive
+        Tooltips on hover.
+    decimals, chunk_features
+        Coordinate decimals and features per chunk.
+    inline_max_bytes
+        Data up to this size stays in a saved page; bigger goes beside it.
+
+    Returns
+    -------
+    tuple
+        The layer's entry for the page configuration (``geojson`` list) and its
+        :class:`DataChunks` (pass them to :func:`finish_map`). Each chunk is
+        ``{"i": rows, "g": geometries, "c": classes, "v": values}``; the entry lists
+        every chunk's WGS84 box ``[west, south, east, north]`` so the page reads only the
+        chunks on screen.
+    """
+    if not key.replace("_", "").isalnum():
+        raise InputValidationError(f"layer key must be letters, digits or _, got {key!r}")
+    if int(chunk_features) < 1:
+        raise InputValidationError("chunk_features must be ≥ 1", field="chunk_features")
+    arr = np.asarray(geoms, dtype=object).ravel()
+    cls = np.asarray(classes, dtype=np.int64)
+    rows = [list(r) for r in values] if values is not None else [[] for _ in range(arr.size)]
+    if cls.shape[0] != arr.size or len(rows) != arr.size:
+        raise InputValidationError(
+            f"{arr.size} geometries but {cls.shape[0]} classes and {len(rows)} value rows"
+        )
+    if cls.size and (cls.min() < 0 or cls.max() >= len(styles)):
+        raise InputValidationError("a style class has no style", field="classes")
+    texts = encode_geometries(arr, kind, decimals)
+    drawn = np.array([t is not None for t in texts], dtype=bool)
+    where = np.flatnonzero(drawn)
+    box = shapely.bounds(arr[where]) if where.size else np.empty((0, 4))
+    groups = _spatial_groups(
+        (box[:, 0] + box[:, 2]) / 2.0, (box[:, 1] + box[:, 3]) / 2.0, int(chunk_features)
+    )
+    chunk_texts: list[str] = []
+    bboxes: list[list[float]] = []
+    step = 10.0**-decimals
+    for group in groups:
+        if group.size == 0:
+            continue
+        members = where[group]
+        b = box[group]
+        bboxes.append(
+            [
+                round(float(b[:, 0].min()) - step, decimals),
+                round(float(b[:, 1].min()) - step, decimals),
+                round(float(b[:, 2].max()) + step, decimals),
+                round(float(b[:, 3].max()) + step, decimals),
+            ]
+        )
+        vals = json.dumps(
+            [[_json_value(v) for v in rows[i]] for i in members.tolist()],
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+        )
+        chunk_texts.append(
+            '{"i":'
+            + json.dumps(members.tolist(), separators=(",", ":"))
+            + ',"g":['
+            + ",".join(cast(str, texts[i]) for i in members.tolist())
+            + '],"c":'
+            + json.dumps(cls[members].tolist(), separators=(",", ":"))
+            + ',"v":'
+            + vals
+            + "}"
+        )
+    size = sum(len(t.encode("utf-8")) for t in chunk_texts)
+    chunks = DataChunks(
+        chunk_texts,
+        name=key,
+        folder="layers",
+        callback="dataChunk",
+        inline=size <= inline_max_bytes,
+    )
+    spec: dict[str, Any] = {
+        "key": key,
+        "container": container,
+        "chunked": {
+            "kind": kind,
+            "scale": 10**decimals,
+            "bboxes": bboxes,
+            "features": int(where.size),
+        },
+        "styles": [dict(st) for st in styles],
+        "columns": [dict(c) for c in columns],
+        "interactive": bool(interactive),
+    }
+    return spec, chunks
 
 
 def _wgs84_lonlat(
@@ -563,28 +838,57 @@ def _json_script_safe(text: str) -> str:
 class DataChunks(Element):  # type: ignore[misc]
     """Per-feature data of a page in chunks, read by the page's script on demand.
 
-    Rendered as one ``<script type="application/json" id="tuoyu-chunk-<map>-<k>">`` per
-    chunk, unless :func:`save_map` writes the chunks beside the page: then only the name
-    of that folder is rendered (``tuoyu-chunk-<map>-dir``) and the page loads
-    ``<folder>/<k>.js`` (a script calling ``tuoyu.isoChunk``), which a page opened from
-    disk may do where ``fetch`` of a local file is refused.
+    Rendered as one ``<script type="application/json" id="<prefix>-<k>">`` per chunk,
+    unless :func:`save_map` writes the chunks beside the page: then only the name of
+    that folder is rendered (``<prefix>-dir``) and the page loads
+    ``<folder>/<file>`` (a script calling ``tuoyu.<callback>``), which a page opened
+    from disk may do where ``fetch`` of a local file is refused.
 
     Parameters
     ----------
     chunks
         JSON text of each chunk.
+    name
+        ``""`` for a facility map's isochrones (prefix ``tuoyu-chunk-<map>``, files
+        ``<page>.isochrones/<k>.js``); else the key of a chunked layer (prefix
+        ``tuoyu-layer-<map>-<name>``, files ``<page>.<folder>/<name>-<k>.js``).
+    folder
+        Suffix of the folder beside the page.
+    callback
+        The page's function each chunk file calls.
+    inline
+        Keep the chunks inside the page even when it is saved (small data).
     """
 
-    def __init__(self, chunks: Sequence[str]) -> None:
+    def __init__(
+        self,
+        chunks: Sequence[str],
+        *,
+        name: str = "",
+        folder: str = "isochrones",
+        callback: str = "isoChunk",
+        inline: bool = False,
+    ) -> None:
         super().__init__("")
         self.chunks = list(chunks)
+        self.name = name
+        self.folder_suffix = folder
+        self.callback = callback
+        self.inline = inline
         self.map_name = ""
         self.folder: str | None = None
+        self.credit = ""
 
     @property
     def element_id(self) -> str:
-        """Prefix of the ids of the chunk elements (``tuoyu-chunk-<map>``)."""
-        return f"tuoyu-chunk-{self.map_name}"
+        """Prefix of the ids of the chunk elements."""
+        if not self.name:
+            return f"tuoyu-chunk-{self.map_name}"
+        return f"tuoyu-layer-{self.map_name}-{self.name}"
+
+    def file_name(self, k: int) -> str:
+        """Name of chunk ``k``'s file in the folder beside the page."""
+        return f"{self.name}-{k}.js" if self.name else f"{k}.js"
 
     def render(self, **kwargs: Any) -> str:
         """The chunks inline, or the name of the folder they were written to."""
@@ -598,12 +902,20 @@ class DataChunks(Element):  # type: ignore[misc]
         )
 
     def script(self, k: int) -> str:
-        """Chunk ``k`` as the script a page loads from the folder beside it."""
-        return f"tuoyu.isoChunk({json.dumps(self.element_id)}, {k}, {self.chunks[k]});\n"
+        """Chunk ``k`` as the script a page loads from the folder beside it.
+
+        It opens with a comment crediting the page's sources (:attr:`credit`, set by
+        :func:`finish_map`), so a file passed on alone still says where its data is from.
+        """
+        head = f"/* {self.credit.replace('*/', '* /')} */\n" if self.credit else ""
+        call = f"tuoyu.{self.callback}({json.dumps(self.element_id)}, {k}, {self.chunks[k]});\n"
+        return head + call
 
 
 def finish_map(
-    m: folium.Map, config: Mapping[str, Any], chunks: DataChunks | None = None
+    m: folium.Map,
+    config: Mapping[str, Any],
+    chunks: DataChunks | Sequence[DataChunks] | None = None,
 ) -> folium.Map:
     """Add the layer control, embed ``config`` and the call that draws the overlays.
 
@@ -620,9 +932,14 @@ def finish_map(
         RawHtml(f'<script type="application/json" id="{data_id}">{config_json(config)}</script>'),
         name=data_id,
     )
-    if chunks is not None:
-        chunks.map_name = m.get_name()
-        cast(Figure, m.get_root()).html.add_child(chunks, name=chunks.element_id)
+    parts = [chunks] if isinstance(chunks, DataChunks) else list(chunks or [])
+    credit = "; ".join(
+        html.unescape(re.sub(r"<[^>]+>", "", str(a))) for a in config.get("attributions") or []
+    )
+    for part in parts:
+        part.map_name = m.get_name()
+        part.credit = f"tuoyu-coverage map data. {credit}" if credit else ""
+        cast(Figure, m.get_root()).html.add_child(part, name=part.element_id)
     for child in m._children.values():
         if isinstance(child, _Setup):
             child.data_id = data_id
@@ -713,20 +1030,24 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
 
     Notes
     -----
-    Data the page reads on demand (:class:`DataChunks`: a facility map's isochrones) is
-    written beside it, into the folder ``<stem>.isochrones/`` (``0.js``, ``1.js`` …;
-    other ``.js`` files there are removed): copy that folder with the page.
+    Data the page reads on demand (:class:`DataChunks`) is written beside it first,
+    each file atomically (temporary file, then rename): a facility map's isochrones into
+    ``<stem>.isochrones/`` (``0.js``, ``1.js`` …), the big layers of a gap map into
+    ``<stem>.layers/`` (``gaps-0.js`` …). Then the page, atomically; then other ``.js``
+    files in those folders are removed (and a folder left empty). Copy the folders with
+    the page.
     """
     target = Path(path)
-    chunked = [c for c in data_chunks(m) if c.chunks]
-    folder = target.parent / f"{target.stem}.isochrones"
+    every = data_chunks(m)
+    chunked = [c for c in every if c.chunks and not c.inline]
+    written: dict[Path, set[str]] = {
+        target.parent / f"{target.stem}.{c.folder_suffix}": set() for c in every
+    }
     for chunks in chunked:
-        names = {f"{k}.js" for k in range(len(chunks.chunks))}
+        folder = target.parent / f"{target.stem}.{chunks.folder_suffix}"
         for k in range(len(chunks.chunks)):
-            write_text_atomic(folder / f"{k}.js", chunks.script(k))
-        for stale in folder.glob("*.js"):
-            if stale.name not in names:
-                stale.unlink()
+            write_text_atomic(folder / chunks.file_name(k), chunks.script(k))
+            written[folder].add(chunks.file_name(k))
         chunks.folder = folder.name
     try:
         text = m.get_root().render()
@@ -734,6 +1055,15 @@ def save_map(m: folium.Map, path: str | Path) -> Path:
         for chunks in chunked:
             chunks.folder = None
     out = write_text_atomic(target, text)
+    # only now that the new page is in place: files no page names any more
+    for folder, names in written.items():
+        if not folder.is_dir():
+            continue
+        for stale in folder.glob("*.js"):
+            if stale.name not in names:
+                stale.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
     size = out.stat().st_size
     if size > MAX_MAP_BYTES:
         warnings.warn(

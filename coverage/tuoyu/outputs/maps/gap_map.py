@@ -6,11 +6,21 @@ their people (shown first), the population outside the 15-minute walk as H3 hexa
 the points themselves), or the new sites' isochrones — switched in the layer control,
 each with its own legend (units, the hexagon size in metres, the zones' merge distance);
 over it the recommended sites numbered by rank, existing facilities and 街道 outlines.
+
+The page opens at any size: the zones and the people outside the circle are not in its
+configuration but in compact chunks (:func:`~tuoyu.outputs.maps.common.chunked_layer`:
+WGS84 only, 5 decimals, a style class and the tooltip values per feature) that the page
+reads when the layer is switched on, only those on screen — from files beside a saved
+page (``gaps.layers/``) when the layer's data is over
+:data:`~tuoyu.outputs.maps.common.INLINE_LAYER_MAX_BYTES`, else from inside the page.
+The 街道 outlines and the sites' isochrones are small and embedded (with a GCJ-02 copy
+only up to :data:`~tuoyu.outputs.maps.common.GCJ02_EMBED_MAX_COORDS` coordinates).
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from collections.abc import Mapping
+from typing import Any, Final, Literal, cast
 
 import folium
 import geopandas as gpd
@@ -26,9 +36,13 @@ from tuoyu.labels import Language, label
 from tuoyu.outputs.maps.basemaps import add_basemaps
 from tuoyu.outputs.maps.common import (
     DEFAULT_SIMPLIFY_M,
+    LAYER_COORD_DECIMALS,
+    DataChunks,
     base_config,
     check_language,
+    chunked_layer,
     colon,
+    display_geometries,
     display_tolerance,
     dual_geojson,
     dual_latlng,
@@ -95,8 +109,21 @@ def _breaks(people: np.ndarray) -> np.ndarray:
     return np.asarray(breaks, dtype=float)
 
 
-def _ramp_color(value: float, breaks: np.ndarray) -> str:
-    return PEOPLE_RAMP[int(np.searchsorted(breaks, value, side="right"))]
+def _ramp_classes(people: np.ndarray, breaks: np.ndarray) -> np.ndarray:
+    """Index into :data:`PEOPLE_RAMP` of each value (unknown counts as 0)."""
+    index = np.searchsorted(breaks, np.nan_to_num(people), side="right")
+    return np.asarray(index, dtype=np.int64)
+
+
+def _rounded(values: np.ndarray, digits: int) -> list[float | int | None]:
+    """Values at the precision the tooltip shows (``None`` when unknown)."""
+    out: list[float | int | None] = []
+    for v in np.round(values.astype(float), digits).tolist():
+        if not np.isfinite(v):
+            out.append(None)
+        else:
+            out.append(int(v) if digits == 0 else v)
+    return out
 
 
 def hexagon_people(points: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoDataFrame:
@@ -155,10 +182,11 @@ def hexagon_people(points: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoData
     )
 
 
-def _people_rows(people: object, under3: object, language: Language) -> list[tuple[str, str]]:
+def _people_columns(language: Language) -> list[dict[str, Any]]:
+    """Tooltip columns of people and under-3 children (shown as the legend rounds them)."""
     return [
-        (esc(label("population", language)), fmt_number(people, language)),
-        (esc(label("population_under3", language)), fmt_number(under3, language, 1)),
+        {"label": label("population", language), "digits": 0},
+        {"label": label("population_under3", language), "digits": 1},
     ]
 
 
@@ -202,7 +230,17 @@ def _zone_rank_label(lang: Language) -> str:
     return "缺口区排名" if lang == "zh" else "Zone rank"
 
 
-def _zone_units(row: pd.Series, unit_names: dict[str, str]) -> str:
+def _zone_rows(gaps: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ``unit_names`` / ``unit_codes`` of each zone (without ``iterrows``)."""
+    columns = [c for c in ("unit_names", "unit_codes") if c in gaps]
+    return (
+        cast(list[dict[str, Any]], gaps[columns].to_dict("records"))
+        if columns
+        else [{} for _ in range(len(gaps))]
+    )
+
+
+def _zone_units(row: Mapping[str, Any], unit_names: dict[str, str]) -> str:
     """The 街道 of a gap zone: its ``unit_names``, else its codes named via the units."""
     given = row.get("unit_names")
     if isinstance(given, str) and given:
@@ -439,6 +477,7 @@ def build_gap_map(
     )
     config["controls"].append(title_control(full_title))
     legend: list[str] = []
+    layer_data: list[DataChunks] = []
     counts: dict[str, int] = {}
     props: list[dict[str, Any]]
     # thematic layers: one shown at a time (see _ExclusiveLayers); context layers stay on
@@ -470,48 +509,55 @@ def build_gap_map(
         zone_name = _zone_layer_name(lang)
         group = folium.FeatureGroup(name=zone_name, show=first_thematic == "gaps").add_to(m)
         thematic.append(("gaps", group))
-        wgs, gcj = dual_geojson(gaps, simplify_m)
         zone_people = _num(gaps[people_col])
         breaks = _breaks(np.nan_to_num(zone_people))
-        props = []
-        for i, (_, row) in enumerate(gaps.iterrows()):
-            rank = row["gap_id"] if "gap_id" in gaps else i + 1
-            rows = [
-                (esc(_zone_rank_label(lang)), esc(rank)),
-                *_people_rows(
-                    row[people_col],
-                    row["population_under3"] if "population_under3" in gaps else None,
-                    lang,
-                ),
-            ]
-            names = _zone_units(row, unit_names)
-            if names:
-                rows.append(("街道" if lang == "zh" else "Sub-district", esc(names)))
-            if "area_m2" in gaps:
-                area_km2 = None if is_missing(row["area_m2"]) else float(row["area_m2"]) / 1e6
-                rows.append(
-                    (
-                        "面积（平方公里）" if lang == "zh" else "Area (km²)",
-                        fmt_number(area_km2, lang, 2),
-                    )
-                )
-            people = zone_people[i]
-            color = _ramp_color(0.0 if np.isnan(people) else float(people), breaks)
-            props.append(
-                {
-                    "_s": {
-                        "color": GAP_STYLE["color"],
-                        "weight": 1,
-                        "fillColor": color,
-                        "fillOpacity": 0.75,
-                    },
-                    "_t": table_html(rows, cls="tuoyu-tip"),
-                    "people": None if np.isnan(people) else round(float(people), 3),
-                }
-            )
-        config["geojson"].append(
-            {"key": "gaps", "container": group, "props": props, "wgs84": wgs, "gcj02": gcj}
+        ranks = (
+            [str(r) for r in gaps["gap_id"]]
+            if "gap_id" in gaps
+            else [str(i + 1) for i in range(len(gaps))]
         )
+        under3 = (
+            _num(gaps["population_under3"])
+            if "population_under3" in gaps
+            else np.full(len(gaps), np.nan)
+        )
+        names = [_zone_units(row, unit_names) for row in _zone_rows(gaps)]
+        texts = sorted({n for n in names if n})
+        text_index = {t: i for i, t in enumerate(texts)}
+        columns: list[dict[str, Any]] = [
+            {"label": _zone_rank_label(lang)},
+            *_people_columns(lang),
+            {
+                "label": "街道" if lang == "zh" else "Sub-district",
+                "texts": texts,
+                "skipEmpty": True,
+            },
+        ]
+        cells: list[list[Any]] = [
+            ranks,
+            _rounded(zone_people, 0),
+            _rounded(under3, 1),
+            [text_index[n] if n else None for n in names],
+        ]
+        if "area_m2" in gaps:
+            columns.append(
+                {"label": "面积（平方公里）" if lang == "zh" else "Area (km²)", "digits": 2}
+            )
+            cells.append(_rounded(_num(gaps["area_m2"]) / 1e6, 2))
+        spec, data = chunked_layer(
+            "gaps",
+            group,
+            display_geometries(gaps, simplify_m, LAYER_COORD_DECIMALS),
+            styles=[
+                {"color": GAP_STYLE["color"], "weight": 1, "fillColor": c, "fillOpacity": 0.75}
+                for c in PEOPLE_RAMP
+            ],
+            classes=_ramp_classes(zone_people, breaks),
+            columns=columns,
+            values=[list(r) for r in zip(*cells, strict=True)],
+        )
+        config["geojson"].append(spec)
+        layer_data.append(data)
         counts["gaps"] = len(gaps)
         total = float(np.nansum(zone_people))
         if lang == "zh":
@@ -544,7 +590,7 @@ def build_gap_map(
             shapes = hexagon_people(uncovered, h3_resolution)
             people = shapes["population"].to_numpy(dtype=float)
             under3 = shapes["population_under3"].to_numpy(dtype=float)
-            wgs, gcj = dual_geojson(shapes, 0.0)
+            geoms = display_geometries(shapes, 0.0, LAYER_COORD_DECIMALS)
         else:
             shapes = uncovered
             people = _num(uncovered[_people_column(uncovered)])
@@ -553,11 +599,10 @@ def build_gap_map(
                 if "population_under3" in uncovered
                 else np.full(len(uncovered), np.nan)
             )
-            wgs, gcj = dual_geojson(uncovered, 0.0)
+            geoms = display_geometries(uncovered, 0.0, LAYER_COORD_DECIMALS)
         breaks = _breaks(np.nan_to_num(people))
-        props = []
-        for p, u in zip(people, under3, strict=True):
-            color = _ramp_color(0.0 if np.isnan(p) else p, breaks)
+        styles: list[dict[str, Any]] = []
+        for color in PEOPLE_RAMP:
             style: dict[str, Any] = {
                 "color": color,
                 "weight": 0.5,
@@ -566,22 +611,19 @@ def build_gap_map(
             }
             if population_display == "points":
                 style.update(radius=4, weight=1, color="#7f2704")
-            props.append(
-                {
-                    "_s": style,
-                    "_t": table_html(_people_rows(p, u, lang), cls="tuoyu-tip"),
-                    "people": None if np.isnan(p) else round(float(p), 3),
-                }
-            )
-        config["geojson"].append(
-            {
-                "key": "uncovered",
-                "container": group,
-                "props": props,
-                "wgs84": wgs,
-                "gcj02": gcj,
-            }
+            styles.append(style)
+        spec, data = chunked_layer(
+            "uncovered",
+            group,
+            geoms,
+            styles=styles,
+            classes=_ramp_classes(people, breaks),
+            columns=_people_columns(lang),
+            values=[[p, u] for p, u in zip(_rounded(people, 0), _rounded(under3, 1), strict=True)],
+            kind="polygon" if population_display == "hex" else "point",
         )
+        config["geojson"].append(spec)
+        layer_data.append(data)
         counts["uncovered"] = len(shapes)
         counts["uncovered_points"] = len(uncovered)
         total = (
@@ -708,4 +750,4 @@ def build_gap_map(
             {"position": "bottomright", "cls": "tuoyu-legend", "html": "".join(legend)}
         )
     config["counts"] = counts
-    return finish_map(m, config)
+    return finish_map(m, config, layer_data)

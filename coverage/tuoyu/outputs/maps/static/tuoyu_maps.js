@@ -14,6 +14,12 @@
  * elements inside the page (id tuoyu-chunk-<map>-<k>); each
  * chunk is parsed on its own, on first use.
  *
+ * Big thematic layers (a gap map's zones and hexagons; spec.chunked) are read the same
+ * way, chunk by chunk (<page>.layers/<key>-<k>.js calling tuoyu.dataChunk, or elements
+ * tuoyu-layer-<map>-<key>-<k>), when the layer is switched on and a chunk's box comes on
+ * screen. Their geometry is compact (integer steps of 10^-5 degrees, decodeGeometry),
+ * WGS84 only, and drawn on one canvas in a pane below the outlines.
+ *
  * Entry point: tuoyu.setup(map, config) with the JSON config written by
  * coverage/maps/common.py. State of each map: map.tuoyu (also tuoyu.last), which the
  * browser tests read.
@@ -192,10 +198,26 @@
     return (feature.properties && feature.properties._s) || {};
   }
 
+  // Outlines that take no clicks (街道 boundaries over a gap layer): a pane above the
+  // overlays that lets the pointer through to the layer under it.
+  function contextPane(st) {
+    if (!st.map.getPane("tuoyuContext")) {
+      var pane = st.map.createPane("tuoyuContext");
+      pane.style.zIndex = 450;
+      pane.style.pointerEvents = "none";
+    }
+    return "tuoyuContext";
+  }
+
   function addGeoJson(st, spec) {
+    if (spec.chunked) {
+      addChunkedLayer(st, spec);
+      return;
+    }
     var container = layerByName(spec.container);
     var interactive = spec.interactive !== false;
     var layer = L.geoJSON(null, {
+      pane: interactive ? "overlayPane" : contextPane(st),
       style: styleOf,
       interactive: interactive,
       pointToLayer: function (feature, latlng) {
@@ -223,6 +245,211 @@
       },
     };
     entry.redraw(st.datum);
+    st.layers[spec.key] = entry;
+    st.overlays.push(entry);
+  }
+
+  /* ---- chunked layers: compact data read when switched on and on screen -------- */
+
+  // Compact geometry (common.py encode_geometries) → GeoJSON in WGS84 degrees.
+  function decodeGeometry(kind, enc, scale) {
+    if (!enc) {
+      return null;
+    }
+    if (kind === "point") {
+      return { type: "Point", coordinates: [enc[0] / scale, enc[1] / scale] };
+    }
+    var polygons = enc.map(function (rings) {
+      return rings.map(function (flat) {
+        var ring = [];
+        var x = 0;
+        var y = 0;
+        for (var j = 0; j + 1 < flat.length; j += 2) {
+          x += flat[j];
+          y += flat[j + 1];
+          ring.push([x / scale, y / scale]);
+        }
+        if (ring.length) {
+          ring.push([ring[0][0], ring[0][1]]);
+        }
+        return ring;
+      });
+    });
+    if (polygons.length === 1) {
+      return { type: "Polygon", coordinates: polygons[0] };
+    }
+    return { type: "MultiPolygon", coordinates: polygons };
+  }
+  T.decodeGeometry = decodeGeometry;
+
+  function fmtNumber(st, v, digits) {
+    if (v === null || v === undefined || v === "" || !isFinite(Number(v))) {
+      return esc(s(st, "unknown"));
+    }
+    return Number(v).toLocaleString("en-US", {
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+    });
+  }
+
+  // The tooltip table of one feature, as common.py table_html writes it.
+  function tipHtml(st, spec, values) {
+    var rows = [];
+    (spec.columns || []).forEach(function (col, j) {
+      var v = values ? values[j] : null;
+      if (col.texts && v !== null && v !== undefined) {
+        v = col.texts[v];
+      }
+      var empty = v === null || v === undefined || v === "";
+      if (col.skipEmpty && empty) {
+        return;
+      }
+      var cell =
+        col.digits !== undefined && col.digits !== null
+          ? fmtNumber(st, v, col.digits)
+          : empty ? esc(s(st, "unknown")) : esc(v);
+      rows.push("<tr><th>" + esc(col.label) + "</th><td>" + cell + "</td></tr>");
+    });
+    return '<div class="tuoyu-tip"><table>' + rows.join("") + "</table></div>";
+  }
+
+  // One canvas for the big layers of a map, in a pane under the vector outlines.
+  function thematicRenderer(st) {
+    if (!st.thematicRenderer) {
+      if (!st.map.getPane("tuoyuThematic")) {
+        st.map.createPane("tuoyuThematic").style.zIndex = 350;
+      }
+      st.thematicRenderer = L.canvas({ pane: "tuoyuThematic", padding: 0.5 });
+    }
+    return st.thematicRenderer;
+  }
+
+  // The view (padded by a quarter) as a WGS84 box [west, south, east, north].
+  function viewBoxWgs84(st) {
+    var b = st.map.getBounds().pad(0.25);
+    var sw = b.getSouthWest();
+    var ne = b.getNorthEast();
+    if (st.datum === "gcj02") {
+      var a = fromGcj(sw.lng, sw.lat);
+      var c = fromGcj(ne.lng, ne.lat);
+      return [a[0], a[1], c[0], c[1]];
+    }
+    return [sw.lng, sw.lat, ne.lng, ne.lat];
+  }
+
+  function addChunkedLayer(st, spec) {
+    var container = layerByName(spec.container);
+    var ck = spec.chunked;
+    var interactive = spec.interactive !== false;
+    var renderer = thematicRenderer(st);
+    var styleOfClass = function (feature) {
+      return spec.styles[feature.properties.c] || {};
+    };
+    var layer = L.geoJSON(null, {
+      pane: "tuoyuThematic",
+      renderer: renderer,
+      interactive: interactive,
+      style: styleOfClass,
+      pointToLayer: function (feature, latlng) {
+        return L.circleMarker(
+          latlng,
+          L.extend(
+            { radius: 4, renderer: renderer, pane: "tuoyuThematic", interactive: interactive },
+            styleOfClass(feature)
+          )
+        );
+      },
+    });
+    if (interactive && spec.columns && spec.columns.length) {
+      layer.bindTooltip(
+        function (lyr) {
+          return tipHtml(st, spec, lyr.feature && lyr.feature.properties.v);
+        },
+        { sticky: true }
+      );
+    }
+    layer.addTo(container);
+    var idPrefix = st.layerChunkId + "-" + spec.key;
+    var entry = {
+      key: spec.key,
+      spec: spec,
+      layer: layer,
+      chunks: {}, // k → features in WGS84
+      gcj: {}, // k → the same in GCJ-02, converted on first use
+      loading: {},
+      drawn: 0,
+      errors: [],
+    };
+    function draw(k) {
+      var features = entry.chunks[k];
+      if (st.datum === "gcj02") {
+        if (!entry.gcj[k]) {
+          entry.gcj[k] = features.map(function (f) {
+            return { type: "Feature", properties: f.properties, geometry: geometryToGcj(f.geometry) };
+          });
+        }
+        features = entry.gcj[k];
+      }
+      layer.addData({ type: "FeatureCollection", features: features });
+      entry.drawn += features.length;
+    }
+    function keep(k, data) {
+      var features = [];
+      for (var j = 0; j < data.i.length; j++) {
+        var geometry = decodeGeometry(ck.kind, data.g[j], ck.scale);
+        if (geometry) {
+          features.push({
+            type: "Feature",
+            properties: { i: data.i[j], c: data.c[j], v: data.v[j] },
+            geometry: geometry,
+          });
+        }
+      }
+      entry.chunks[k] = features;
+      draw(k);
+    }
+    // Read the chunks whose box meets the view, once the layer is switched on.
+    entry.refresh = function () {
+      if (!st.map.hasLayer(container)) {
+        return;
+      }
+      var v = viewBoxWgs84(st);
+      ck.bboxes.forEach(function (bb, k) {
+        if (entry.chunks[k] || entry.loading[k]) {
+          return;
+        }
+        if (bb[0] > v[2] || bb[2] < v[0] || bb[1] > v[3] || bb[3] < v[1]) {
+          return;
+        }
+        entry.loading[k] = true;
+        fetchChunk(idPrefix, spec.key + "-" + k + ".js", k, function (err, data) {
+          delete entry.loading[k];
+          if (err) {
+            entry.errors.push(err.message);
+            if (window.console) {
+              console.warn("tuoyu: layer " + spec.key + " chunk " + k + ": " + err.message);
+            }
+            return;
+          }
+          keep(k, data);
+        });
+      });
+    };
+    entry.redraw = function () {
+      layer.clearLayers();
+      entry.drawn = 0;
+      Object.keys(entry.chunks).forEach(draw);
+      entry.refresh();
+    };
+    entry.loadedChunks = function () {
+      return Object.keys(entry.chunks)
+        .map(Number)
+        .sort(function (a, b) {
+          return a - b;
+        });
+    };
+    st.map.on("moveend", entry.refresh);
+    container.on("add", entry.refresh); // switched on (layer control or code)
     st.layers[spec.key] = entry;
     st.overlays.push(entry);
   }
@@ -299,7 +526,9 @@
     return { color: color, weight: 1.5, fillColor: color, fillOpacity: 0.22, interactive: false };
   }
 
-  // Chunk k of the isochrones: {"<facility index>": [[minutes, geometry], ...]}.
+  // Chunk k of data the page reads on demand: a JSON element inside the page
+  // (<idPrefix>-<k>), else a script in the folder named by <idPrefix>-dir that calls
+  // tuoyu.isoChunk / tuoyu.dataChunk(idPrefix, k, data).
   var pendingChunks = {};
 
   T.isoChunk = function (chunkId, k, data) {
@@ -311,36 +540,27 @@
       });
     }
   };
+  T.dataChunk = T.isoChunk;
 
-  function loadChunk(st, k, done) {
-    if (st.isoChunks[k]) {
-      done(null, st.isoChunks[k]);
-      return;
-    }
-    var keep = function (err, data) {
-      if (!err) {
-        st.isoChunks[k] = data;
-      }
-      done(err, data);
-    };
-    var inline = document.getElementById(st.chunkId + "-" + k);
+  function fetchChunk(idPrefix, fileName, k, done) {
+    var inline = document.getElementById(idPrefix + "-" + k);
     if (inline) {
-      keep(null, JSON.parse(inline.textContent));
+      done(null, JSON.parse(inline.textContent));
       return;
     }
-    var dirEl = document.getElementById(st.chunkId + "-dir");
+    var dirEl = document.getElementById(idPrefix + "-dir");
     if (!dirEl) {
-      done(new Error("isochrones are not in this page"));
+      done(new Error("the data is not in this page"));
       return;
     }
-    var key = st.chunkId + "/" + k;
+    var key = idPrefix + "/" + k;
     if (pendingChunks[key]) {
-      pendingChunks[key].push(keep);
+      pendingChunks[key].push(done);
       return;
     }
-    pendingChunks[key] = [keep];
+    pendingChunks[key] = [done];
     var script = document.createElement("script");
-    script.src = JSON.parse(dirEl.textContent) + "/" + k + ".js";
+    script.src = encodeURIComponent(JSON.parse(dirEl.textContent)) + "/" + encodeURIComponent(fileName);
     script.onerror = function () {
       var waiting = pendingChunks[key] || [];
       delete pendingChunks[key];
@@ -349,6 +569,20 @@
       });
     };
     document.head.appendChild(script);
+  }
+
+  // Chunk k of the isochrones: {"<facility index>": [[minutes, geometry], ...]}.
+  function loadChunk(st, k, done) {
+    if (st.isoChunks[k]) {
+      done(null, st.isoChunks[k]);
+      return;
+    }
+    fetchChunk(st.chunkId, k + ".js", k, function (err, data) {
+      if (!err) {
+        st.isoChunks[k] = data;
+      }
+      done(err, data);
+    });
   }
 
   // The isochrones of facility i as [[minutes, WGS84 geometry], ...] (async).
@@ -880,6 +1114,7 @@
       map: map,
       cfg: cfg,
       chunkId: String(dataId || "").replace("tuoyu-data-", "tuoyu-chunk-"),
+      layerChunkId: String(dataId || "").replace("tuoyu-data-", "tuoyu-layer-"),
       isoChunks: {},
       datum: cfg.initialDatum || "wgs84",
       overlays: [],
@@ -925,6 +1160,11 @@
     if (cfg.bounds) {
       map.fitBounds(cfg.bounds, { padding: [10, 10] });
     }
+    st.overlays.forEach(function (entry) {
+      if (entry.refresh) {
+        entry.refresh(); // chunked layers shown from the start read what is on screen
+      }
+    });
     st.ready = true;
     return st;
   };
