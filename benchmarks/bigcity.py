@@ -81,7 +81,7 @@ def _file_sizes(folder: Path) -> dict[str, int]:
             continue
         rel = p.relative_to(folder)
         key = rel.as_posix()
-        if len(rel.parts) > 1 and rel.parts[-2].endswith(".isochrones"):
+        if len(rel.parts) > 1 and rel.parts[-2].endswith((".isochrones", ".layers")):
             n = sum(1 for _ in p.parent.glob("*.js"))
             key = f"{Path(*rel.parts[:-1]).as_posix()}/ ({n} chunk files)"
         sizes[key] = sizes.get(key, 0) + p.stat().st_size
