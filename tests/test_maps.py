@@ -275,6 +275,50 @@ def page_layer(html: str, key: str, folder: Path | None = None) -> dict[int, dic
     return out
 
 
+def page_walk(html: str, folder: Path | None = None) -> dict[str, Any]:
+    """The "walk from here" lookup of a facility map, read back from its chunks.
+
+    Decoded here from the format's description (``facility_map._walk_config``), apart
+    from the page's own decoder. Returns ``lonE6``, ``latE6`` and ``reach`` (flat
+    ``[facility index, minutes, ...]``, shortest walk first as the page lists them) per
+    lookup row, and the chunk of each row.
+    """
+    walk = page_config(html)["walk"]
+    texts = {int(k): t for name, k, t in _LAYER_RE.findall(html) if name == "walk"}
+    if folder is not None and not texts:
+        for path in folder.glob("walk-*.js"):
+            found = _LAYER_FILE_RE.match(path.read_text(encoding="utf-8"))
+            assert found is not None and found.group(1) == "walk"
+            assert path.name == f"walk-{found.group(2)}.js"
+            texts[int(found.group(2))] = found.group(3)
+    assert sorted(texts) == list(range(len(walk["bboxes"])))
+    n = walk["nodes"]
+    lon_e6: list[int | None] = [None] * n
+    lat_e6: list[int | None] = [None] * n
+    reach: list[list[float]] = [[] for _ in range(n)]
+    chunk_of: list[int] = [-1] * n
+    for k, text in texts.items():
+        data = json.loads(text)
+        west, south, east, north = walk["bboxes"][k]
+        rows = np.cumsum(data["i"])
+        xs = west + np.cumsum(data["x"])
+        ys = south + np.cumsum(data["y"])
+        assert (np.diff(rows) > 0).all()
+        assert xs.min() == west and xs.max() == east and ys.min() == south and ys.max() == north
+        ends = np.cumsum(data["n"])
+        for j, row in enumerate(rows.tolist()):
+            assert chunk_of[row] == -1
+            chunk_of[row] = k
+            lon_e6[row], lat_e6[row] = int(xs[j]), int(ys[j])
+            lo = ends[j] - data["n"][j]
+            facs = np.cumsum(data["f"][lo : ends[j]]).tolist()
+            assert facs == sorted(set(facs))
+            pairs = sorted(zip(data["t"][lo : ends[j]], facs, strict=True))
+            reach[row] = [v for t, f in pairs for v in (f, t / 10)]
+    assert -1 not in chunk_of
+    return {**walk, "lonE6": lon_e6, "latE6": lat_e6, "reach": reach, "chunk": chunk_of}
+
+
 def render(m: Any) -> str:
     return str(m.get_root().render())
 
@@ -460,21 +504,51 @@ def test_facility_map_isochrones_from_the_service(synth: dict[str, Any]) -> None
 
 def test_walk_lookup_round_trip(synth: dict[str, Any]) -> None:
     lookup = synth["lookup"]
-    cfg = page_config(render(build_facility_map(synth["facilities"], None, lookup)))
-    walk = cfg["walk"]
+    html = render(build_facility_map(synth["facilities"], None, lookup, walk_chunk_nodes=64))
+    walk = page_walk(html)
     assert walk["mode"] == "lookup" and walk["minutes"] == 15 and walk["speedKmh"] == 4
-    assert len(walk["lonE6"]) == len(lookup) == synth["net"].n_nodes
-    assert np.allclose(np.array(walk["lonE6"]) / 1e6, lookup["lon"], atol=1e-6)
-    ids = cfg["facilities"]["ids"]
+    assert walk["nodes"] == len(lookup) == synth["net"].n_nodes
+    assert len(walk["bboxes"]) == len(set(walk["chunk"])) > 4  # 600 nodes, ≤ 64 a chunk
+    assert np.array_equal(np.array(walk["lonE6"]), np.round(lookup["lon"] * 1e6))
+    assert np.array_equal(np.array(walk["latE6"]), np.round(lookup["lat"] * 1e6))
+    ids = page_config(html)["facilities"]["ids"]
     n_pairs = 0
     for flat, items in zip(walk["reach"], lookup["facilities"], strict=True):
         decoded = [(ids[int(flat[k])], flat[k + 1]) for k in range(0, len(flat), 2)]
-        assert decoded == [(fid, round(t, 1)) for fid, t in items]
+        assert sorted(decoded) == sorted((fid, round(t, 1)) for fid, t in items)
         assert all(t <= 15 for _, t in decoded)
         n_pairs += len(decoded)
     assert n_pairs > N_SYNTH  # facilities reach many nodes each
-    # nodes travel once, in WGS84 (the page converts a GCJ-02 query point itself)
-    assert "dLonE6" not in walk and "dLatE6" not in walk
+    # small: the chunks stay inside the page; nodes travel once, in WGS84 micro-degrees
+    # (the page converts a GCJ-02 query point itself)
+    assert set(walk) >= {"bboxes", "nodes"} and "reach" not in page_config(html)["walk"]
+
+
+def test_walk_lookup_beside_a_saved_page(synth: dict[str, Any], tmp_path: Path) -> None:
+    lookup = synth["lookup"]
+    small = save_map(build_facility_map(synth["facilities"], None, lookup), tmp_path / "small.html")
+    assert not (tmp_path / "small.layers").exists()  # under WALK_INLINE_MAX_BYTES
+    inline = page_walk(small.read_text(encoding="utf-8"))
+    m = build_facility_map(
+        synth["facilities"], None, lookup, walk_chunk_nodes=100, walk_inline_max_bytes=0
+    )
+    (tmp_path / "facilities.layers").mkdir()
+    (tmp_path / "facilities.layers" / "walk-99.js").write_text("stale", encoding="utf-8")
+    path = save_map(m, tmp_path / "facilities.html")
+    html = path.read_text(encoding="utf-8")
+    folder = tmp_path / "facilities.layers"
+    n_chunks = len(page_config(html)["walk"]["bboxes"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"walk-{k}.js" for k in range(n_chunks)
+    )
+    assert '-walk-dir">"facilities.layers"</script>' in html and "-walk-0" not in html
+    beside = page_walk(html, folder)
+    for key in ("lonE6", "latE6", "reach"):
+        assert beside[key] == inline[key], key
+    # rendered without save_map (the service), the same chunks are inline
+    assert page_walk(render(m))["reach"] == inline["reach"]
+    with pytest.raises(InputValidationError, match="walk_chunk_nodes"):
+        build_facility_map(synth["facilities"], None, lookup, walk_chunk_nodes=0)
 
 
 def test_walk_lookup_from_reaches_by_hand() -> None:

@@ -17,9 +17,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
+import pandas as pd
 import pytest
 from tuoyu.crs.china import convert
 from tuoyu.outputs.maps import build_dashboard_map, build_facility_map, build_gap_map, save_map
+from tuoyu.outputs.maps.facility_map import WALK_CHUNK_NODES, WALK_INLINE_MAX_BYTES
 
 from tests.browser_support import launched_chromium
 from tests.test_maps import (
@@ -27,6 +29,7 @@ from tests.test_maps import (
     dongcheng_case,
     page_config,
     page_isochrones,
+    page_walk,
     synthetic_case,
 )
 
@@ -108,14 +111,14 @@ ISO_FIRST_VERTEX = """() => {
 }"""
 
 
-def _expected_rows(cfg: dict[str, Any], node: int) -> list[str]:
-    flat = cfg["walk"]["reach"][node]
+def _expected_rows(cfg: dict[str, Any], walk: dict[str, Any], node: int) -> list[str]:
+    flat = walk["reach"][node]
     return [cfg["facilities"]["names"][int(flat[k])] for k in range(0, len(flat), 2)]
 
 
-def _pick_node(cfg: dict[str, Any], taken: set[int]) -> int:
+def _pick_node(walk: dict[str, Any], taken: set[int]) -> int:
     """A node reached by ≥ 2 facilities, none of them near the 15-minute edge."""
-    for j, flat in enumerate(cfg["walk"]["reach"]):
+    for j, flat in enumerate(walk["reach"]):
         times = flat[1::2]
         if (
             j not in taken
@@ -238,10 +241,10 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
         # gives the same answer on the OSM and the Amap basemap; WGS84 and BD-09 when
         # chosen beside the box; then a map click.
         mp.switch_basemap("OpenStreetMap")
-        walk = cfg["walk"]
-        node = _pick_node(cfg, set())
+        walk = page_walk(path.read_text(encoding="utf-8"))
+        node = _pick_node(walk, set())
         lon, lat = walk["lonE6"][node] / 1e6, walk["latE6"][node] / 1e6
-        expected = _expected_rows(cfg, node)
+        expected = _expected_rows(cfg, walk, node)
         glon_n, glat_n = (float(v) for v in convert(lon, lat, "wgs84", "gcj02"))
         blon_n, blat_n = (float(v) for v in convert(lon, lat, "wgs84", "bd09"))
         assert mp.page.input_value("select.tuoyu-typed-datum") == "gcj02"
@@ -263,7 +266,7 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
         clicked = None
         taken: set[int] = {node}
         for _ in range(20):
-            other = _pick_node(cfg, taken)
+            other = _pick_node(walk, taken)
             taken.add(other)
             ll = [walk["latE6"][other] / 1e6, walk["lonE6"][other] / 1e6]
             xy = mp.js(
@@ -282,7 +285,7 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
         assert clicked is not None, "no free map spot over a lookup node"
         other, xy = clicked
         mp.page.mouse.click(xy[0], xy[1])
-        expected_click = _expected_rows(cfg, other)
+        expected_click = _expected_rows(cfg, walk, other)
         mp.page.wait_for_function(
             "(n) => document.querySelectorAll('.tuoyu-walk-list li').length === n",
             arg=len(expected_click),
@@ -292,6 +295,172 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
         mp.check_clean()
     finally:
         mp.close()
+
+
+# --- "walk from here": the chunked lookup answers as the scan over every node did ------------
+
+FULL_SCAN_JS = """([walk, queries]) => {
+  // The page's lookup before it was chunked (tuoyu_maps.js up to issue 16), verbatim:
+  // one linear scan over every node; a GCJ-02 point is converted to WGS84 first.
+  function localMetres(lat0, lon0, lat1, lon1) {
+    var k = Math.PI / 180;
+    var x = (lon1 - lon0) * Math.cos(((lat0 + lat1) / 2) * k) * 6371008.8 * k;
+    var y = (lat1 - lat0) * 6371008.8 * k;
+    return Math.sqrt(x * x + y * y);
+  }
+  function nearestNode(walk, datum, lat, lon) {
+    var best = -1;
+    var bestM = Infinity;
+    if (datum === "gcj02") {
+      var w = tuoyu.fromGcj(lon, lat);
+      lon = w[0];
+      lat = w[1];
+    }
+    for (var j = 0; j < walk.lonE6.length; j++) {
+      var d = localMetres(lat, lon, walk.latE6[j] / 1e6, walk.lonE6[j] / 1e6);
+      if (d < bestM) {
+        bestM = d;
+        best = j;
+      }
+    }
+    return { index: best, metres: bestM };
+  }
+  const strings = tuoyu.last.cfg.strings;
+  return queries.map(([lat, lon, datum]) => {
+    var near = nearestNode(walk, datum, lat, lon);
+    if (near.index < 0) {
+      return { error: strings.no_walk_data };
+    }
+    if (near.metres > walk.maxSnapM) {
+      return { error: strings.too_far.replace("{m}", Math.round(walk.maxSnapM)) };
+    }
+    var legMin = near.metres / ((walk.speedKmh * 1000) / 60);
+    var pairs = walk.reach[near.index] || [];
+    var rows = [];
+    for (var p = 0; p + 1 < pairs.length; p += 2) {
+      var t = pairs[p + 1] + legMin;
+      if (t <= walk.minutes + 1e-9) {
+        rows.push({ index: pairs[p], minutes: t });
+      }
+    }
+    rows.sort(function (a, b) {
+      return a.minutes - b.minutes || a.index - b.index;
+    });
+    return { rows: rows.map((r) => [r.index, r.minutes]), node: near.index };
+  });
+}"""
+
+PAGE_ANSWERS_JS = """async ([queries]) => {
+  const out = [];
+  for (const [lat, lon, datum] of queries) {
+    const r = await tuoyu.walkLookup(lat, lon, datum);
+    out.push(r.error ? { error: r.error }
+      : { rows: r.rows.map((x) => [x.index, x.minutes]), node: r.node });
+  }
+  return out;
+}"""
+
+
+def full_scan_walk(
+    lookup: Any, ids: list[str], *, minutes: float = 15.0, max_snap_m: float = 300.0,
+    speed_kmh: float = 4.0,
+) -> dict[str, Any]:  # fmt: skip
+    """The lookup as the page embedded it before it was chunked (every node, flat reach)."""
+    index_of = {fid: i for i, fid in enumerate(ids)}
+    reach = [
+        [v for fid, t in items if t <= minutes for v in (index_of[str(fid)], round(t, 1))]
+        for items in lookup["facilities"]
+    ]
+    return {
+        "lonE6": np.round(lookup["lon"].to_numpy() * 1e6).astype(np.int64).tolist(),
+        "latE6": np.round(lookup["lat"].to_numpy() * 1e6).astype(np.int64).tolist(),
+        "reach": reach, "minutes": minutes, "maxSnapM": max_snap_m, "speedKmh": speed_kmh,
+    }  # fmt: skip
+
+
+def random_queries(
+    lookup: Any, n: int, seed: int, spread_m: float = 400.0
+) -> list[tuple[float, float, str]]:
+    """``(lat, lon, datum)``: on nodes, near nodes, and anywhere around the network
+    (some too far from it); about half given in GCJ-02 (the page converts them)."""
+    rng = np.random.default_rng(seed)
+    lon = np.round(lookup["lon"].to_numpy() * 1e6) / 1e6
+    lat = np.round(lookup["lat"].to_numpy() * 1e6) / 1e6
+    pick = rng.integers(0, len(lookup), n)
+    kind = rng.integers(0, 5, n)  # 0–1 on a node, 2–3 near one, 4 anywhere
+    m_lat = 1.0 / 111_195.0
+    m_lon = m_lat / np.cos(np.radians(lat.mean()))
+    q_lon = lon[pick] + np.where(kind >= 2, rng.uniform(-spread_m, spread_m, n) * m_lon, 0.0)
+    q_lat = lat[pick] + np.where(kind >= 2, rng.uniform(-spread_m, spread_m, n) * m_lat, 0.0)
+    anywhere = kind == 4
+    q_lon[anywhere] = rng.uniform(lon.min() - 0.01, lon.max() + 0.01, int(anywhere.sum()))
+    q_lat[anywhere] = rng.uniform(lat.min() - 0.01, lat.max() + 0.01, int(anywhere.sum()))
+    gcj = (rng.random(n) < 0.5) & (kind >= 2)
+    g_lon, g_lat = convert(q_lon, q_lat, "wgs84", "gcj02")
+    return [
+        (float(g_lat[j]), float(g_lon[j]), "gcj02") if gcj[j]
+        else (float(q_lat[j]), float(q_lon[j]), "wgs84")
+        for j in range(n)
+    ]  # fmt: skip
+
+
+def _with_tied_nodes(lookup: Any, seed: int) -> Any:
+    """The lookup with duplicates of some nodes (same place, other facilities) before and
+    after it: a point on such a node is equally near both, and the lower row wins."""
+    rng = np.random.default_rng(seed)
+    reached = np.flatnonzero([len(items) > 0 for items in lookup["facilities"]])
+    picks = rng.choice(reached, 20, replace=False)
+    donors = rng.choice(reached, 20, replace=False)
+    dups = lookup.iloc[picks].reset_index(drop=True)
+    dups["facilities"] = [lookup["facilities"].iloc[d] for d in donors]
+    return pd.concat([dups.iloc[:10], lookup, dups.iloc[10:]], ignore_index=True)
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["inline", "beside"])
+def test_walk_lookup_matches_the_full_scan(browser: Any, tmp_path: Path, beside: bool) -> None:
+    case = synthetic_case()
+    fac = case["facilities"]
+    lookup = _with_tied_nodes(case["lookup"], seed=5)
+    chunk_nodes, inline_max = (40, 0) if beside else (WALK_CHUNK_NODES, WALK_INLINE_MAX_BYTES)
+    m = build_facility_map(
+        fac, None, lookup, walk_chunk_nodes=chunk_nodes, walk_inline_max_bytes=inline_max
+    )
+    path = save_map(m, tmp_path / "f.html")
+    html = path.read_text(encoding="utf-8")
+    walk = page_walk(html, tmp_path / "f.layers")
+    n_chunks = len(walk["bboxes"])
+    assert (tmp_path / "f.layers").is_dir() == beside and (n_chunks > 10) == beside
+    ids = fac["id"].tolist()
+    queries = random_queries(lookup, 300, seed=6)
+    ties = [(lat / 1e6, lon / 1e6, "wgs84") for lon, lat in
+            zip(walk["lonE6"][:10] + walk["lonE6"][-10:], walk["latE6"][:10] + walk["latE6"][-10:],
+                strict=True)]  # fmt: skip
+    mp = MapPage(browser, path)
+    try:
+        assert mp.js("() => Object.keys(tuoyu.last.walkChunks).length") == 0
+        expected = mp.js(FULL_SCAN_JS, [full_scan_walk(lookup, ids), queries + ties])
+        got = mp.js(PAGE_ANSWERS_JS, [queries + ties])
+        assert got == expected
+        kinds = [("error" if "error" in e else "rows" if e["rows"] else "none") for e in expected]
+        assert min(kinds.count(k) for k in ("error", "rows", "none")) >= 10, kinds
+        # on a duplicated node the lower row wins: the copy before the lookup, the original
+        # before the copy after it
+        nodes = [e["node"] for e in expected[-20:]]
+        assert nodes[:10] == list(range(10))
+        assert nodes[10:] == [int(i) + 10 for i in _tied_originals(lookup)]
+        loaded = mp.js("() => Object.keys(tuoyu.last.walkChunks).length")
+        assert loaded == n_chunks  # 300 points all over the network read every chunk
+        mp.check_clean()
+    finally:
+        mp.close()
+
+
+def _tied_originals(lookup: Any) -> list[int]:
+    """Rows (in the original lookup) of the 10 nodes duplicated after it."""
+    tail = lookup.iloc[-10:]
+    body = lookup.iloc[10:-10]
+    key = list(zip(body["lon"], body["lat"], strict=True))
+    return [key.index((lon, lat)) for lon, lat in zip(tail["lon"], tail["lat"], strict=True)]
 
 
 def test_facility_map_served_by_api(browser: Any, tmp_path: Path) -> None:

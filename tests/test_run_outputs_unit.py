@@ -51,3 +51,26 @@ def test_manifest_lists_the_run_and_a_killed_run_leaves_none(
             maps_dir=tmp_path / "maps",
         )  # fmt: skip
     assert not (out / MANIFEST).exists()  # the folder no longer claims a complete run
+
+
+def test_map_side_folders_are_listed_with_their_pages(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: only ``<map>.isochrones/`` was listed; ``<map>.layers/`` (big gap
+    layers, the walk lookup) was written beside the page but missing from the run's files."""
+    from tuoyu.config.study_area import load_area
+    from tuoyu.workflow.core import AreaModel
+
+    from tuoyu.outputs.maps import save_map as real
+
+    def saving(fmap: object, path: Path) -> Path:
+        saved: Path = real(fmap, path)  # type: ignore[arg-type]
+        (path.parent / f"{path.stem}.layers").mkdir(exist_ok=True)  # as a big map writes
+        return saved
+
+    monkeypatch.setattr(run_module, "save_map", saving)
+    model = AreaModel.build(load_area("beijing-dongcheng"), settings)
+    written, skipped = run_module.write_maps(model, tmp_path / "maps", progress=SILENT)
+    assert skipped == {}
+    for name in ("facilities", "dashboard", "gaps"):
+        assert written[f"{name}.layers/"] == tmp_path / "maps" / f"{name}.layers"

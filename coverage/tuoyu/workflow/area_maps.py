@@ -1,7 +1,8 @@
 """The three maps of a study area from its model's results (one builder for every caller).
 
-``tuoyu run`` writes them as files (with an embedded walking-time lookup), the service
-serves them with its nearest-facility URL; both call :func:`build_area_map`.
+``tuoyu run`` writes them as files (the facility map with its walking-time lookup, inside
+the page when small, else in spatial chunks beside it: ``facilities.layers/walk-<k>.js``),
+the service serves them with its nearest-facility URL; both call :func:`build_area_map`.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def build_area_map(
     isochrones
         Isochrones of the facilities (facility map).
     facility_reaches
-        Local reaches of the facilities, for an embedded "walk from here" lookup when
-        there is no ``nearest_url``.
+        Local reaches of the facilities, for the page's own "walk from here" lookup
+        when there is no ``nearest_url`` (read by the page in chunks around the point
+        asked; see :mod:`tuoyu.outputs.maps.facility_map`).
     nearest_url
         The service's nearest-facility URL template (see :func:`build_facility_map`).
     isochrone_url

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import geopandas as gpd
 
@@ -40,6 +41,9 @@ from tuoyu.workflow.core import MAP_NAMES, AreaModel
 from tuoyu.workflow.layers import AreaLayers, load_layers, load_registry_snapshot
 from tuoyu.workflow.steps import IndicatorResults, ReachResults, population_with_walk
 from tuoyu.workflow.tiles import area_model, check_tiling
+
+SIDECAR_SUFFIXES: Final = (".isochrones", ".layers")
+"""Folders of side files a map page reads on demand (``<map>.isochrones``, ``<map>.layers``)."""
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -222,9 +226,12 @@ def write_maps(
                 site_isochrones=site_isochrones if name == "gaps" else None,
             )
             written[f"{name}.html"] = save_map(fmap, maps_dir / f"{name}.html")
-            sidecar = maps_dir / f"{name}.isochrones"
-            if sidecar.is_dir():  # isochrones loaded on click: keep the folder with the page
-                written[f"{name}.isochrones/"] = sidecar
+            # Side files the page reads on demand (isochrones on click, big layers and the
+            # walk lookup when on screen): listed with the page, as part of the run.
+            for suffix in SIDECAR_SUFFIXES:
+                sidecar = maps_dir / f"{name}{suffix}"
+                if sidecar.is_dir():
+                    written[f"{name}{suffix}/"] = sidecar
     return written, skipped
 
 

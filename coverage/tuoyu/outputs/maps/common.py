@@ -16,6 +16,8 @@ isochrones are read when a facility is clicked (``<page>.isochrones/<k>.js``); t
 thematic layers of the gap map (:func:`chunked_layer`: compact, spatially grouped
 chunks) when the layer is switched on, chunk by chunk as they come on screen
 (``<page>.layers/<key>-<k>.js``).
+A facility map's "walk from here" lookup goes the same way, in spatial chunks read
+around the point asked (``<page>.layers/walk-<k>.js``).
 
 Leaflet, Leaflet.markercluster and the project's script and style are inlined into each
 page (``static/``), so a saved map opens offline and needs no CDN.
@@ -123,6 +125,7 @@ UI: Final[dict[str, tuple[str, str]]] = {
         "Times include the straight leg to the nearest network node",
     ),
     "api_failed": ("查询服务失败", "The search service failed"),
+    "walk_load_failed": ("无法读取步行数据", "Cannot read the walking data"),
     "unknown": ("不详", "unknown"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),

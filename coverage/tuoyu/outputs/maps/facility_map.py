@@ -5,8 +5,9 @@ there are many), a popup with what parents ask (kind, 普惠, 托位 by class, a
 modes, address), filters by kind and 普惠, the facility's 5/10/15-minute isochrones on
 click, and "walk from here": click the map or type a point to list the facilities within
 a 15-minute walk, ordered by walking time. In a standalone file the walking times come
-from an embedded lookup (sample network nodes → facilities within 15 minutes); when the
-page is served by the API (``nearest_url``) they come from its nearest endpoint.
+from a lookup (network nodes → facilities within 15 minutes; the nearest node within
+``max_snap_m`` of the point, plus the straight leg to it); when the page is served by
+the API (``nearest_url``) they come from its nearest endpoint.
 
 The page opens at any registry size: facility positions are embedded once, in WGS84
 (the page converts them to GCJ-02 for the Amap basemap), and the isochrones are not in
@@ -15,6 +16,14 @@ the page's configuration. They are read when a facility is clicked: from the ser
 beside the page by :func:`~tuoyu.outputs.maps.common.save_map`
 (``facilities.isochrones/<k>.js``) or, when the page is rendered otherwise, embedded as
 one JSON element per chunk, each parsed on first use.
+
+The lookup travels the same way, in spatial chunks of :data:`WALK_CHUNK_NODES` nodes
+with integer coordinates (see :func:`_walk_config`): the page carries only each chunk's
+box and reads the chunks within ``max_snap_m`` of the point asked. Up to
+:data:`WALK_INLINE_MAX_BYTES` (1 MB) they stay inside the saved page; bigger lookups
+(a city's: 15–20 bytes a node) are written beside it by
+:func:`~tuoyu.outputs.maps.common.save_map` (``facilities.layers/walk-<k>.js``), so
+the page stays small at any network size.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from typing import Any, Final, cast
 import folium
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from folium.plugins import MarkerCluster
@@ -37,7 +47,9 @@ from tuoyu.network.walk_network import WalkNetwork
 from tuoyu.outputs.maps.basemaps import add_basemaps
 from tuoyu.outputs.maps.common import (
     DEFAULT_SIMPLIFY_M,
+    INLINE_LAYER_MAX_BYTES,
     DataChunks,
+    _spatial_groups,
     base_config,
     check_language,
     display_geometries,
@@ -82,6 +94,15 @@ CLUSTER_OVER: Final = 50
 
 ISO_CHUNK_FACILITIES: Final = 50
 """Facilities per isochrone chunk (a chunk is read, and parsed, when one of them is clicked)."""
+
+WALK_CHUNK_NODES: Final = 2_000
+"""Network nodes per chunk of the "walk from here" lookup: spatial groups (a few km
+across in a city, ≈ 30 kB each), so a point asked reads one to four of them."""
+
+WALK_INLINE_MAX_BYTES: Final = INLINE_LAYER_MAX_BYTES
+"""A walk lookup whose chunks total at most this many bytes (1 MB, about 60,000 nodes)
+stays inside a saved page; a bigger one is written beside it
+(``<page>.layers/walk-<k>.js``)."""
 
 
 # --- popups -------------------------------------------------------------------------------
@@ -246,35 +267,18 @@ def walk_lookup_from_reaches(
     return pd.DataFrame({"lon": lon, "lat": lat, "facilities": lists})
 
 
-def _walk_config(
-    lookup: pd.DataFrame | None,
-    index_of: dict[str, int],
-    *,
-    mode: str,
-    speed_kmh: float,
-    minutes: float,
-    max_snap_m: float,
-) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "mode": mode,
-        "speedKmh": float(speed_kmh),
-        "minutes": float(minutes),
-        "maxSnapM": float(max_snap_m),
-    }
-    if lookup is None or mode != "lookup":
-        return cfg
-    require_columns(lookup, WALK_LOOKUP_COLUMNS, "walk lookup")
-    lon = lookup["lon"].to_numpy(dtype=float)
-    lat = lookup["lat"].to_numpy(dtype=float)
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise InputValidationError("walk lookup has non-finite lon/lat", field="lon")
-    # WGS84 micro-degrees only: a point clicked or typed on Amap is converted to WGS84
-    # by the page (tuoyu_maps.js fromGcj) before the nearest node is looked up
-    cfg["lonE6"] = np.round(lon * 1e6).astype(np.int64).tolist()
-    cfg["latE6"] = np.round(lat * 1e6).astype(np.int64).tolist()
-    reach: list[list[float]] = []
-    for row, items in enumerate(lookup["facilities"].tolist(), start=1):
-        flat: list[float] = []
+def _walk_pairs(
+    lookup: pd.DataFrame, index_of: dict[str, int], minutes: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Row, facility index and tenths of a minute of every lookup entry within ``minutes``.
+
+    Tenths are exact: ``tenths / 10`` in the page is the double ``round(walk_min, 1)``
+    (both the nearest double to the same one-decimal number).
+    """
+    rows: list[int] = []
+    facs: list[int] = []
+    tenths: list[int] = []
+    for row, items in enumerate(lookup["facilities"].tolist()):
         for item in items if items is not None else []:
             fid, walk_min = (
                 (item["facility_id"], item["walk_min"]) if isinstance(item, dict) else item
@@ -283,14 +287,119 @@ def _walk_config(
             if key not in index_of:
                 raise InputValidationError(
                     f"walk lookup names facility '{fid}', which is not on the map",
-                    row=row,
+                    row=row + 1,
                     field="facilities",
                 )
             if float(walk_min) <= minutes:
-                flat += [index_of[key], round(float(walk_min), 1)]
-        reach.append(flat)
-    cfg["reach"] = reach
-    return cfg
+                rows.append(row)
+                facs.append(index_of[key])
+                tenths.append(round(round(float(walk_min), 1) * 10))
+    return (
+        np.array(rows, dtype=np.int64),
+        np.array(facs, dtype=np.int64),
+        np.array(tenths, dtype=np.int64),
+    )
+
+
+def _walk_chunk_text(
+    members: npt.NDArray[np.int64],
+    lon_e6: npt.NDArray[np.int64],
+    lat_e6: npt.NDArray[np.int64],
+    box: list[int],
+    pair_start: npt.NDArray[np.int64],
+    pair_fac: npt.NDArray[np.int64],
+    pair_tenths: npt.NDArray[np.int64],
+) -> str:
+    """One chunk of the walk lookup as compact JSON (see :func:`_walk_config`)."""
+    counts = pair_start[members + 1] - pair_start[members]
+    firsts = np.cumsum(counts) - counts  # where each node's pairs start in the chunk
+    take = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
+        pair_start[members] - firsts, counts
+    )
+    fac = pair_fac[take]
+    steps = fac.copy()
+    steps[1:] -= fac[:-1]
+    firsts = firsts[counts > 0]
+    steps[firsts] = fac[firsts]  # each node's first facility absolute, then steps
+
+    def ints(values: npt.NDArray[np.int64]) -> str:
+        return "[" + ",".join(map(str, values.tolist())) + "]"
+
+    return (
+        f'{{"i":{ints(np.diff(members, prepend=0))}'
+        f',"x":{ints(np.diff(lon_e6[members], prepend=box[0]))}'
+        f',"y":{ints(np.diff(lat_e6[members], prepend=box[1]))}'
+        f',"n":{ints(counts)},"f":{ints(steps)},"t":{ints(pair_tenths[take])}}}'
+    )
+
+
+def _walk_config(
+    lookup: pd.DataFrame | None,
+    index_of: dict[str, int],
+    *,
+    mode: str,
+    speed_kmh: float,
+    minutes: float,
+    max_snap_m: float,
+    chunk_nodes: int = WALK_CHUNK_NODES,
+    inline_max_bytes: int = WALK_INLINE_MAX_BYTES,
+) -> tuple[dict[str, Any], DataChunks | None]:
+    """The page's ``walk`` configuration and the chunks of the "walk from here" lookup.
+
+    The lookup's nodes are split into spatial groups of at most ``chunk_nodes``
+    (recursive median splits, :func:`~tuoyu.outputs.maps.common._spatial_groups`). The
+    configuration carries the number of nodes and each chunk's box ``[west, south,
+    east, north]`` in WGS84 micro-degrees (integers); a chunk is
+    ``{"i", "x", "y", "n", "f", "t"}``, all integer lists: the nodes' row numbers in the
+    lookup (ascending, as steps from the previous one, the first from 0), their
+    ``lon``/``lat`` in micro-degrees (steps, the first from the box's west/south
+    corner), how many facilities each reaches within ``minutes``, those facilities'
+    map indices (ascending per node: the first absolute, then steps) and the walking
+    times in tenths of a minute. The page reads the chunks whose box meets the circle of
+    ``max_snap_m`` around a clicked or typed point and finds its nearest node exactly as
+    a scan over every node would (ties go to the lowest row).
+    """
+    cfg: dict[str, Any] = {
+        "mode": mode,
+        "speedKmh": float(speed_kmh),
+        "minutes": float(minutes),
+        "maxSnapM": float(max_snap_m),
+    }
+    if lookup is None or mode != "lookup":
+        return cfg, None
+    if int(chunk_nodes) < 1:
+        raise InputValidationError(
+            f"walk_chunk_nodes must be ≥ 1, got {chunk_nodes}", field="walk_chunk_nodes"
+        )
+    require_columns(lookup, WALK_LOOKUP_COLUMNS, "walk lookup")
+    lon = lookup["lon"].to_numpy(dtype=float)
+    lat = lookup["lat"].to_numpy(dtype=float)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        raise InputValidationError("walk lookup has non-finite lon/lat", field="lon")
+    # WGS84 micro-degrees only: a point clicked or typed on Amap is converted to WGS84
+    # by the page (tuoyu_maps.js fromGcj) before the nearest node is looked up
+    lon_e6 = np.round(lon * 1e6).astype(np.int64)
+    lat_e6 = np.round(lat * 1e6).astype(np.int64)
+    rows, facs, tenths = _walk_pairs(lookup, index_of, minutes)
+    order = np.lexsort((facs, rows))
+    rows, facs, tenths = rows[order], facs[order], tenths[order]
+    pair_start = np.searchsorted(rows, np.arange(len(lookup) + 1))
+    texts: list[str] = []
+    bboxes: list[list[int]] = []
+    for group in _spatial_groups(lon, lat, int(chunk_nodes)):
+        if group.size == 0:
+            continue
+        gx, gy = lon_e6[group], lat_e6[group]
+        box = [int(gx.min()), int(gy.min()), int(gx.max()), int(gy.max())]
+        bboxes.append(box)
+        texts.append(_walk_chunk_text(group, lon_e6, lat_e6, box, pair_start, facs, tenths))
+    size = sum(len(t) for t in texts)  # ASCII
+    cfg["nodes"] = len(lookup)
+    cfg["bboxes"] = bboxes
+    chunks = DataChunks(
+        texts, name="walk", folder="layers", callback="dataChunk", inline=size <= inline_max_bytes
+    )
+    return cfg, chunks
 
 
 # --- isochrones -----------------------------------------------------------------------------
@@ -385,6 +494,8 @@ def build_facility_map(
     isochrone_url: str | None = None,
     isochrone_minutes: Sequence[float] = (5.0, 10.0, 15.0),
     chunk_size: int = ISO_CHUNK_FACILITIES,
+    walk_chunk_nodes: int = WALK_CHUNK_NODES,
+    walk_inline_max_bytes: int = WALK_INLINE_MAX_BYTES,
 ) -> folium.Map:
     """The public facility map (备案机构电子地图).
 
@@ -400,7 +511,8 @@ def build_facility_map(
     walk_lookup
         The "walk from here" lookup (:data:`WALK_LOOKUP_COLUMNS`, e.g. from
         :func:`walk_lookup_from_reaches`); without it and without ``nearest_url`` the
-        search panel says there is no walking network.
+        search panel says there is no walking network. The page reads it in spatial
+        chunks around the point asked (see the module docstring).
     language
         ``"zh"`` (default) or ``"en"``.
     tianditu_key
@@ -432,6 +544,11 @@ def build_facility_map(
         The walking times asked from ``isochrone_url``.
     chunk_size
         Facilities per isochrone chunk.
+    walk_chunk_nodes
+        Lookup nodes per chunk of the "walk from here" lookup (spatial groups).
+    walk_inline_max_bytes
+        The lookup's chunks stay inside a saved page up to this many bytes in all;
+        bigger, :func:`~tuoyu.outputs.maps.common.save_map` writes them beside it.
 
     Returns
     -------
@@ -556,12 +673,14 @@ def build_facility_map(
         "isoSource": iso_source,
         "isoColors": iso_colors,
     }
-    config["walk"] = _walk_config(
+    config["walk"], walk_chunks = _walk_config(
         walk_lookup,
         index_of,
         mode=walk_mode,
         speed_kmh=speed_kmh,
         minutes=walk_minutes,
         max_snap_m=max_snap_m,
+        chunk_nodes=int(walk_chunk_nodes),
+        inline_max_bytes=int(walk_inline_max_bytes),
     )
-    return finish_map(m, config, iso_chunks)
+    return finish_map(m, config, [c for c in (iso_chunks, walk_chunks) if c is not None])

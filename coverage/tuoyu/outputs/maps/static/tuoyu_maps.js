@@ -20,6 +20,11 @@
  * screen. Their geometry is compact (integer steps of 10^-5 degrees, decodeGeometry),
  * WGS84 only, and drawn on one canvas in a pane below the outlines.
  *
+ * The "walk from here" lookup of a saved facility map travels the same way
+ * (<page>.layers/walk-<k>.js, or elements tuoyu-layer-<map>-walk-<k>): spatial chunks of
+ * network nodes, read when a point is clicked or typed — the chunks whose box comes
+ * within maxSnapM of it (lookupWalk).
+ *
  * Entry point: tuoyu.setup(map, config) with the JSON config written by
  * coverage/maps/common.py. State of each map: map.tuoyu (also tuoyu.last), which the
  * browser tests read.
@@ -820,48 +825,151 @@
     return Math.sqrt(x * x + y * y);
   }
 
-  // One linear scan over the embedded nodes (WGS84): a click is one query, so no
-  // spatial index is needed. A point given in GCJ-02 is converted to WGS84 first.
-  function nearestNode(walk, datum, lat, lon) {
-    var best = -1;
+  // The lookup (facility_map.py _walk_config) comes in spatial chunks of network nodes:
+  // the page holds each chunk's box (WGS84 micro-degrees) and reads the chunks that can
+  // hold a node within maxSnapM of the point asked (files beside a saved page, or JSON
+  // elements inside it). The answer is the one a scan over every node gives: the nearest
+  // node (ties to the lowest row of the lookup), if within maxSnapM, and its facilities.
+
+  var EARTH_R = 6371008.8;
+
+  // A box [west, south, east, north] in micro-degrees holding every point within
+  // `metres` of (lat, lon) as localMetres measures (its cosine is taken at the mean
+  // latitude, so the box is widened for the latitude farthest from the equator).
+  function snapBoxE6(lat, lon, metres) {
+    var k = Math.PI / 180;
+    var dLat = (metres / (EARTH_R * k)) * 1.001 + 1e-6;
+    var c = Math.cos(Math.min(90, Math.abs(lat) + dLat) * k);
+    var dLon = c > 1e-6 ? (metres / (EARTH_R * k * c)) * 1.001 + 1e-6 : 360;
+    return [
+      Math.floor((lon - dLon) * 1e6), Math.floor((lat - dLat) * 1e6),
+      Math.ceil((lon + dLon) * 1e6), Math.ceil((lat + dLat) * 1e6),
+    ];
+  }
+
+  // A chunk's integer lists (steps) → absolute rows, micro-degrees and facility pairs.
+  function decodeWalkChunk(box, data) {
+    var n = data.i.length;
+    var c = {
+      row: new Float64Array(n),
+      lonE6: new Int32Array(n),
+      latE6: new Int32Array(n),
+      start: new Int32Array(n + 1),
+      fac: new Int32Array(data.f.length),
+      tenths: data.t,
+    };
+    var row = 0;
+    var x = box[0];
+    var y = box[1];
+    for (var j = 0; j < n; j++) {
+      row += data.i[j];
+      x += data.x[j];
+      y += data.y[j];
+      c.row[j] = row;
+      c.lonE6[j] = x;
+      c.latE6[j] = y;
+      c.start[j + 1] = c.start[j] + data.n[j];
+      var f = 0;
+      for (var q = c.start[j]; q < c.start[j + 1]; q++) {
+        f = q === c.start[j] ? data.f[q] : f + data.f[q];
+        c.fac[q] = f;
+      }
+    }
+    return c;
+  }
+
+  function loadWalkChunk(st, k, done) {
+    if (st.walkChunks[k]) {
+      done(null);
+      return;
+    }
+    fetchChunk(st.layerChunkId + "-walk", "walk-" + k + ".js", k, function (err, data) {
+      if (!err && !st.walkChunks[k]) {
+        st.walkChunks[k] = decodeWalkChunk(st.cfg.walk.bboxes[k], data);
+      }
+      done(err);
+    });
+  }
+
+  // The nearest node to a WGS84 point among the chunks `ks` (all loaded).
+  function nearestNode(st, ks, lat, lon) {
+    var best = null;
+    var bestRow = Infinity;
     var bestM = Infinity;
+    ks.forEach(function (k) {
+      var c = st.walkChunks[k];
+      for (var j = 0; j < c.row.length; j++) {
+        var d = localMetres(lat, lon, c.latE6[j] / 1e6, c.lonE6[j] / 1e6);
+        if (d < bestM || (d === bestM && c.row[j] < bestRow)) {
+          bestM = d;
+          bestRow = c.row[j];
+          best = [c, j];
+        }
+      }
+    });
+    return { node: best, metres: bestM };
+  }
+
+  // The answer for a point in `datum` ({rows, legM} or {error}), to done (at once when
+  // the chunks needed are in the page or already read).
+  function lookupWalk(st, lat, lon, datum, done) {
+    var walk = st.cfg.walk;
+    if (!walk.nodes) {
+      done({ error: s(st, "no_walk_data") });
+      return;
+    }
     if (datum === "gcj02") {
       var w = fromGcj(lon, lat);
       lon = w[0];
       lat = w[1];
     }
-    for (var j = 0; j < walk.lonE6.length; j++) {
-      var d = localMetres(lat, lon, walk.latE6[j] / 1e6, walk.lonE6[j] / 1e6);
-      if (d < bestM) {
-        bestM = d;
-        best = j;
+    var box = snapBoxE6(lat, lon, walk.maxSnapM);
+    var need = [];
+    walk.bboxes.forEach(function (bb, k) {
+      if (!(bb[0] > box[2] || bb[2] < box[0] || bb[1] > box[3] || bb[3] < box[1])) {
+        need.push(k);
       }
-    }
-    return { index: best, metres: bestM };
-  }
-
-  function lookupWalk(st, lat, lon) {
-    var walk = st.cfg.walk;
-    var near = nearestNode(walk, st.datum, lat, lon);
-    if (near.index < 0) {
-      return { error: s(st, "no_walk_data") };
-    }
-    if (near.metres > walk.maxSnapM) {
-      return { error: s(st, "too_far").replace("{m}", Math.round(walk.maxSnapM)) };
-    }
-    var legMin = near.metres / ((walk.speedKmh * 1000) / 60);
-    var pairs = walk.reach[near.index] || [];
-    var rows = [];
-    for (var p = 0; p + 1 < pairs.length; p += 2) {
-      var t = pairs[p + 1] + legMin;
-      if (t <= walk.minutes + 1e-9) {
-        rows.push({ index: pairs[p], minutes: t });
-      }
-    }
-    rows.sort(function (a, b) {
-      return a.minutes - b.minutes || a.index - b.index;
     });
-    return { rows: rows, legM: near.metres };
+    var left = need.length;
+    var failed = null;
+    var answer = function () {
+      if (failed) {
+        done({ error: s(st, "walk_load_failed") + " (" + failed.message + ")" });
+        return;
+      }
+      var near = nearestNode(st, need, lat, lon);
+      if (!near.node || near.metres > walk.maxSnapM) {
+        done({ error: s(st, "too_far").replace("{m}", Math.round(walk.maxSnapM)) });
+        return;
+      }
+      var c = near.node[0];
+      var j = near.node[1];
+      var legMin = near.metres / ((walk.speedKmh * 1000) / 60);
+      var rows = [];
+      for (var q = c.start[j]; q < c.start[j + 1]; q++) {
+        var t = c.tenths[q] / 10 + legMin;
+        if (t <= walk.minutes + 1e-9) {
+          rows.push({ index: c.fac[q], minutes: t });
+        }
+      }
+      rows.sort(function (a, b) {
+        return a.minutes - b.minutes || a.index - b.index;
+      });
+      done({ rows: rows, legM: near.metres, node: c.row[j] });
+    };
+    if (!left) {
+      answer();
+      return;
+    }
+    need.forEach(function (k) {
+      loadWalkChunk(st, k, function (err) {
+        failed = failed || err;
+        left -= 1;
+        if (left === 0) {
+          answer();
+        }
+      });
+    });
   }
 
   function apiRows(st, payload) {
@@ -924,6 +1032,7 @@
 
   function walkFrom(st, lat, lon) {
     var walk = st.cfg.walk;
+    var seq = (st.walkSeq = (st.walkSeq || 0) + 1);
     st.walkQuery = { lat: lat, lon: lon, datum: st.datum };
     st.hereGroup.clearLayers();
     L.circleMarker([lat, lon], {
@@ -945,10 +1054,14 @@
           return r.json();
         })
         .then(function (payload) {
-          renderWalk(st, { rows: apiRows(st, payload) });
+          if (seq === st.walkSeq) {
+            renderWalk(st, { rows: apiRows(st, payload) });
+          }
         })
         .catch(function (err) {
-          renderWalk(st, { error: s(st, "api_failed") + " (" + err.message + ")" });
+          if (seq === st.walkSeq) {
+            renderWalk(st, { error: s(st, "api_failed") + " (" + err.message + ")" });
+          }
         });
       return;
     }
@@ -956,7 +1069,12 @@
       renderWalk(st, { error: s(st, "no_walk_data") });
       return;
     }
-    renderWalk(st, lookupWalk(st, lat, lon));
+    st.walkOut.innerHTML = '<div class="tuoyu-msg">…</div>';
+    lookupWalk(st, lat, lon, st.datum, function (result) {
+      if (seq === st.walkSeq) {
+        renderWalk(st, result); // else another point was asked meanwhile
+      }
+    });
   }
 
   function parseLonLat(text) {
@@ -1116,6 +1234,7 @@
       chunkId: String(dataId || "").replace("tuoyu-data-", "tuoyu-chunk-"),
       layerChunkId: String(dataId || "").replace("tuoyu-data-", "tuoyu-layer-"),
       isoChunks: {},
+      walkChunks: {}, // k → a decoded chunk of the walk lookup
       datum: cfg.initialDatum || "wgs84",
       overlays: [],
       layers: {},
@@ -1174,5 +1293,13 @@
   };
   T.walkFrom = function (lat, lon, st) {
     walkFrom(st || T.last, lat, lon);
+  };
+  // The walk lookup's answer for a point given in `datum` (default: the basemap's), as
+  // a promise of {rows: [{index, minutes}], legM, node} or {error}.
+  T.walkLookup = function (lat, lon, datum, st) {
+    var state = st || T.last;
+    return new Promise(function (resolve) {
+      lookupWalk(state, lat, lon, datum || state.datum, resolve);
+    });
   };
 })();
