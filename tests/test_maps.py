@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import shapely
 from scipy.spatial import cKDTree
+from shapely.geometry import mapping
 from tuoyu.crs.china import convert
 from tuoyu.errors import CRSError, InputValidationError
 from tuoyu.indicators.targets import Profile, Target, load_profile
@@ -201,7 +202,9 @@ _CHUNK_FILE_RE = re.compile(rf"^{_CREDIT}tuoyu\.isoChunk\(\"[^\"]+\", (\d+), (.*
 
 
 def page_isochrones(html: str, folder: Path | None = None) -> dict[int, list[list[Any]]]:
-    """Facility index → ``[[minutes, WGS84 geometry], ...]`` of a facility map's chunks.
+    """Facility index → ``[[minutes, WGS84 GeoJSON geometry], ...]`` of a facility map's chunks.
+
+    The chunks hold compact integer geometry (decoded here by :func:`decode_geometry`).
 
     Read from the JSON elements inside the page, or, for a page saved with
     :func:`save_map`, from the chunk scripts in ``folder`` beside it.
@@ -214,8 +217,13 @@ def page_isochrones(html: str, folder: Path | None = None) -> dict[int, list[lis
             found = _CHUNK_FILE_RE.match(path.read_text(encoding="utf-8"))
             assert found is not None and int(found.group(1)) == int(path.stem)
             texts.append(found.group(2))
+    scale = page_config(html)["facilities"]["isoSource"]["scale"] if texts else 1
     for text in texts:
-        out.update({int(k): v for k, v in json.loads(text).items()})
+        for k, rings in json.loads(text).items():
+            out[int(k)] = [
+                [minutes, None if enc is None else mapping(decode_geometry("polygon", enc, scale))]
+                for minutes, enc in rings
+            ]
     return out
 
 
@@ -459,7 +467,7 @@ def test_facility_map_isochrones_per_facility(synth: dict[str, Any]) -> None:
     iso = synth["isochrones"]
     html = render(build_facility_map(synth["facilities"], iso, chunk_size=5))
     cfg = page_config(html)["facilities"]
-    assert cfg["isoSource"] == {"mode": "chunks", "chunkSize": 5, "chunks": 3}
+    assert cfg["isoSource"] == {"mode": "chunks", "chunkSize": 5, "chunks": 3, "scale": 10**6}
     by_facility = page_isochrones(html)
     drawn = iso[~iso.geometry.is_empty]
     assert sum(len(v) for v in by_facility.values()) == len(drawn)

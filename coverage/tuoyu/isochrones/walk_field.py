@@ -82,8 +82,9 @@ _BUCKET_M: Final = 50.0
 _MIN_SOURCES_PER_THREAD: Final = 8
 """Fewer sources than this per thread are not worth a thread."""
 
-_RHO_PAD_M: Final = 1e-6
-"""Added to ``rho`` against rounding (the search and the field sum in different orders)."""
+_RHO_PAD_M: Final = 0.25
+"""Added to ``rho`` against rounding: the search and the field sum in different orders,
+and copies for display are rounded to 10⁻⁶° (≤ 0.08 m)."""
 
 
 @dataclass(frozen=True)

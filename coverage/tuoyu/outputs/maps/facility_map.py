@@ -36,7 +36,6 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import shapely
 from folium.plugins import MarkerCluster
 from pyproj import Transformer
 
@@ -54,6 +53,7 @@ from tuoyu.outputs.maps.common import (
     check_language,
     display_geometries,
     display_tolerance,
+    encode_geometries,
     esc,
     finish_map,
     fmt_bool,
@@ -94,6 +94,10 @@ CLUSTER_OVER: Final = 50
 
 ISO_CHUNK_FACILITIES: Final = 50
 """Facilities per isochrone chunk (a chunk is read, and parsed, when one of them is clicked)."""
+
+ISO_DECIMALS: Final = 6
+"""Precision of isochrones in the side files (10⁻⁶° ≈ 0.1 m: the walk-field polygons stay
+inside the area the search answers for only up to their own margin, so no coarser)."""
 
 WALK_CHUNK_NODES: Final = 2_000
 """Network nodes per chunk of the "walk from here" lookup: spatial groups (a few km
@@ -408,13 +412,19 @@ def _walk_config(
 def _isochrone_chunks(
     isochrones: gpd.GeoDataFrame, index_of: dict[str, int], simplify_m: float, chunk_size: int
 ) -> list[str]:
-    """JSON text of each chunk: ``{"<facility index>": [[minutes, WGS84 geometry], ...]}``.
+    """JSON text of each chunk: ``{"<facility index>": [[minutes, geometry], ...]}``.
 
-    Geometry text comes straight from GEOS (``shapely.to_geojson``), simplified by
-    ``simplify_m`` metres for display and rounded to 6 decimals; nothing is parsed back.
+    Geometry in WGS84, simplified by ``simplify_m`` metres for display (no more than the
+    layer allows, :func:`display_tolerance`), rounded to 6 decimals and written in the
+    compact integer form of :func:`encode_geometries` at that precision (steps of
+    10⁻⁶°, ``ISO_SCALE``): about a third of the GeoJSON text, decoded by the page
+    (``decodeGeometry``); ``null`` for an empty polygon.
     """
     geoms = display_geometries(isochrones, display_tolerance(isochrones, simplify_m))
-    texts = shapely.to_geojson(geoms)
+    texts = [
+        "null" if t is None else t
+        for t in encode_geometries(geoms, "polygon", decimals=ISO_DECIMALS)
+    ]
     index = np.array([index_of[str(f)] for f in isochrones["facility_id"]], dtype=np.int64)
     minutes = [f"{float(m):g}" for m in isochrones["minutes"]]
     order = np.lexsort((np.arange(index.shape[0]), index))
@@ -461,7 +471,12 @@ def _isochrone_config(
     if len(iso) == 0:
         return None, {}, None
     chunks = DataChunks(_isochrone_chunks(iso, index_of, simplify_m, chunk_size))
-    source = {"mode": "chunks", "chunkSize": int(chunk_size), "chunks": len(chunks.chunks)}
+    source = {
+        "mode": "chunks",
+        "chunkSize": int(chunk_size),
+        "chunks": len(chunks.chunks),
+        "scale": 10**ISO_DECIMALS,
+    }
     return source, _iso_colors(sorted({float(m) for m in iso["minutes"]})), chunks
 
 

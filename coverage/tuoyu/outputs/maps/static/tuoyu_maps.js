@@ -623,7 +623,15 @@
       return;
     }
     loadChunk(st, Math.floor(i / src.chunkSize), function (err, data) {
-      done(err, err ? null : data[String(i)] || []);
+      if (err) {
+        done(err, null);
+        return;
+      }
+      var rings = (data[String(i)] || []).map(function (ring) {
+        // compact integer geometry (facility_map.py _isochrone_chunks) → GeoJSON
+        return [ring[0], src.scale ? decodeGeometry("polygon", ring[1], src.scale) : ring[1]];
+      });
+      done(null, rings);
     });
   }
 
