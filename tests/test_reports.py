@@ -216,3 +216,28 @@ def test_every_table_column_has_a_chinese_label() -> None:
         zh, en = label(column, "zh"), label(column, "en")
         assert zh != column and en != column, column
         assert any("\u4e00" <= ch <= "\u9fff" for ch in zh), column
+
+
+def test_big_geojson_copies_are_left_to_the_gpkg(tmp_path: Path) -> None:
+    """A layer too big for a GeoJSON copy is only in coverage.gpkg, and summary.json says so.
+
+    Regression (issue 16): a big city wrote its isochrones three times (gpkg, an 82 MB
+    GeoJSON copy, the map's side files) and gaps twice.
+    """
+    fx, table, summary, gaps, isochrones, extra = _results()
+    iso_bytes = len(
+        write_geojson(isochrones, tmp_path / "probe.geojson", name="isochrones").read_bytes()
+    )
+    out = write_reports(
+        tmp_path / "out", table=table, summary=summary, month=MONTH, units=fx["units"],
+        facilities=fx["facilities"], population=fx["population"], gaps=gaps,
+        isochrones=isochrones, extra_sheets=extra, geojson_max_bytes=iso_bytes // 4,
+    )  # fmt: skip
+    assert "isochrones.geojson" not in out and not (tmp_path / "out/isochrones.geojson").exists()
+    layer = gpd.read_file(out["coverage.gpkg"], layer="isochrones")
+    assert len(layer) == len(isochrones)
+    skipped = json.loads(out["summary.json"].read_text("utf-8"))["skipped"]
+    [note] = [s for s in skipped if s["indicator"] == "isochrones.geojson"]
+    assert "coverage.gpkg" in note["reason"] and "'isochrones'" in note["reason"]
+    # the default keeps the copies of ordinary layers
+    assert "isochrones.geojson" in _write(tmp_path / "default")

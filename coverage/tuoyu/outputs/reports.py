@@ -1176,6 +1176,16 @@ def committee_workbook_parts(
     }
 
 
+GEOJSON_COPY_MAX_BYTES: Final = 20_000_000
+"""Largest GeoJSON copy of a ``coverage.gpkg`` layer that :func:`write_reports` writes."""
+
+
+def _geojson_size_estimate(layer: gpd.GeoDataFrame) -> int:
+    """Bytes of a layer as GeoJSON, roughly: 21 per coordinate pair, 300 per feature."""
+    coords = int(shapely.get_num_coordinates(np.asarray(layer.geometry.values)).sum())
+    return 21 * coords + 300 * len(layer)
+
+
 def write_reports(
     out_dir: str | Path,
     *,
@@ -1190,6 +1200,7 @@ def write_reports(
     isochrones: gpd.GeoDataFrame | None = None,
     extra_sheets: Mapping[str, pd.DataFrame] | None = None,
     profile: Profile | None = None,
+    geojson_max_bytes: int = GEOJSON_COPY_MAX_BYTES,
 ) -> dict[str, Path]:
     """Write every report file into ``out_dir``; return ``{file kind: path}``.
 
@@ -1216,10 +1227,32 @@ def write_reports(
     profile
         The target profile; with ``units`` it adds the one-page ``report.pdf``
         (:func:`tuoyu.outputs.pdf_report.write_district_report`).
+    geojson_max_bytes
+        ``gaps.geojson`` / ``isochrones.geojson`` are copies of ``coverage.gpkg`` layers:
+        a copy estimated above this size is not written (a big city's isochrones would
+        be ~80 MB of text); ``summary.json`` says so and names the gpkg layer.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     attribution = summary.get("attribution")
+    big = {
+        name: size
+        for name, layer in (("gaps", gaps), ("isochrones", isochrones))
+        if layer is not None and (size := _geojson_size_estimate(layer)) > geojson_max_bytes
+    }
+    if big:
+        notes = [
+            {
+                "indicator": f"{name}.geojson",
+                "reason": (
+                    f"not written: about {size / 1e6:.0f} MB as GeoJSON (copies are written up "
+                    f"to {geojson_max_bytes / 1e6:.0f} MB); the layer is in coverage.gpkg, "
+                    f"layer '{name}' / 图层已写入 coverage.gpkg（{name}），不再另存 GeoJSON 副本"
+                ),
+            }
+            for name, size in big.items()
+        ]
+        summary = {**summary, "skipped": [*(summary.get("skipped") or []), *notes]}
     pdf = units is not None and profile is not None
     if pdf:
         # matplotlib loads only when a report is written; without a Chinese font the PDF is
@@ -1248,11 +1281,11 @@ def write_reports(
         "summary.json": write_summary_json(summary, out / "summary.json"),
     }
     approx = [summary["approximate_note"]] if summary.get("approximate_note") else []
-    if gaps is not None:
+    if gaps is not None and "gaps" not in big:
         written["gaps.geojson"] = write_geojson(
             gaps, out / "gaps.geojson", attribution=attribution, name="gaps", notes=approx
         )
-    if isochrones is not None:
+    if isochrones is not None and "isochrones" not in big:
         written["isochrones.geojson"] = write_geojson(
             isochrones, out / "isochrones.geojson", attribution=attribution,
             name="isochrones", notes=approx,
