@@ -136,6 +136,69 @@ def alternating_rounds(
     return out
 
 
+class NotRun(Exception):
+    """A tool that cannot run in this case (not installed, too large): reported, not timed."""
+
+
+def not_run(reason: str) -> Callable[[], None]:
+    """A stand-in tool for :func:`alternating_rounds` that reports ``reason`` untimed.
+
+    Examples
+    --------
+    >>> alternating_rounds({"peer": not_run("not installed")}, rounds=5)["peer"]["error"]
+    'NotRun: not installed'
+    """
+
+    def tool() -> None:
+        raise NotRun(reason)
+
+    return tool
+
+
+def missing_module(name: str) -> str | None:
+    """``None`` when ``name`` imports, else why not (to report the peer as not run)."""
+    try:
+        __import__(name)
+    except Exception as exc:  # ImportError, or a broken install
+        return f"{name} not importable here ({type(exc).__name__}: {exc})"
+    return None
+
+
+def ratios_against(
+    timings: dict[str, dict[str, Any]], ours: str, peers: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Peer median / our median, CPU and wall, from :func:`alternating_rounds` output.
+
+    A peer without timings (it failed or was not run) gets its reason, never a ratio;
+    ratios > 1 mean we are faster.
+
+    Examples
+    --------
+    >>> t = {"ours": {"cpu_s_median": 1.0, "wall_s_median": 2.0},
+    ...      "peer": {"cpu_s_median": 3.0, "wall_s_median": 4.0},
+    ...      "gone": {"error": "NotRun: not installed", "rounds_done": 0}}
+    >>> ratios_against(t, "ours")
+    {'peer': {'cpu': 3.0, 'wall': 2.0}, 'gone': {'not_measured': 'NotRun: not installed'}}
+    """
+    base = timings[ours]
+    names = [n for n in timings if n not in (ours, "_load")] if peers is None else list(peers)
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        item = timings[name]
+        if "error" in item or "error" in base:
+            out[name] = {"not_measured": item.get("error") or base.get("error")}
+            continue
+        out[name] = {
+            "cpu": round(item["cpu_s_median"] / base["cpu_s_median"], 2)
+            if base["cpu_s_median"] > 0
+            else None,
+            "wall": round(item["wall_s_median"] / base["wall_s_median"], 2)
+            if base["wall_s_median"] > 0
+            else None,
+        }
+    return out
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
