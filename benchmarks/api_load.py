@@ -196,6 +196,11 @@ def register_facilities(
             response = http.post(f"{base}/areas/{AREA}/facilities", json=body, headers=auth)
             if response.status_code == 201:
                 stored += 1
+            elif response.status_code in (429, 503):
+                # the per-token write limit (or a full write queue): wait as told and
+                # try again; this is not a failed attempt
+                attempts -= 1
+                time.sleep(min(5.0, float(response.headers.get("Retry-After", "1"))))
     return stored
 
 
