@@ -59,9 +59,8 @@ def test_map_side_folders_are_listed_with_their_pages(
     """Regression: only ``<map>.isochrones/`` was listed; ``<map>.layers/`` (big gap
     layers, the walk lookup) was written beside the page but missing from the run's files."""
     from tuoyu.config.study_area import load_area
-    from tuoyu.workflow.core import AreaModel
-
     from tuoyu.outputs.maps import save_map as real
+    from tuoyu.workflow.core import AreaModel
 
     def saving(fmap: object, path: Path) -> Path:
         saved: Path = real(fmap, path)  # type: ignore[arg-type]
