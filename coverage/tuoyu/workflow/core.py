@@ -533,6 +533,38 @@ class _View:
 # --- the model ----------------------------------------------------------------------------
 
 
+def with_snapping_notes(
+    layers: AreaLayers, population: SnappedPoints, progress: Progress
+) -> AreaLayers:
+    """Print how the population snapped and add the warnings a run records about it.
+
+    One wording for every run (whole or tiled), so their summaries are equal.
+    """
+    off = int(population.off_network.sum())
+    moved = population.n_moved_from_island
+    progress.info(
+        f"  snapped {len(population):,} population points ({off} off-network, "
+        f"{moved} moved off network islands of < {population.min_component_nodes} nodes)"
+    )
+    if moved:
+        layers = layers.with_notes(
+            warnings=(
+                f"{moved} population points were nearer to a small disconnected "
+                f"piece of the network (< {population.min_component_nodes} nodes) "
+                "and were joined to the main network instead / "
+                f"{moved} 个人口点改为吸附到主路网",
+            )
+        )
+    if off:
+        layers = layers.with_notes(
+            warnings=(
+                f"{off} population points farther than {layers.area.walk.max_snap_m:.0f} m "
+                "from any walkable edge: counted as not covered (off-network)",
+            )
+        )
+    return layers
+
+
 class AreaModel:
     """The live model of one study area (see the module docstring).
 
@@ -639,29 +671,7 @@ class AreaModel:
                         min_component_nodes=walk.min_component_nodes,
                     )
             if pop_snap is not None:
-                off = int(pop_snap.off_network.sum())
-                moved = pop_snap.n_moved_from_island
-                progress.info(
-                    f"  snapped {len(pop_snap):,} population points ({off} off-network, "
-                    f"{moved} moved off network islands of < {pop_snap.min_component_nodes} "
-                    "nodes)"
-                )
-                if moved:
-                    layers = layers.with_notes(
-                        warnings=(
-                            f"{moved} population points were nearer to a small disconnected "
-                            f"piece of the network (< {pop_snap.min_component_nodes} nodes) "
-                            "and were joined to the main network instead / "
-                            f"{moved} 个人口点改为吸附到主路网",
-                        )
-                    )
-                if off:
-                    layers = layers.with_notes(
-                        warnings=(
-                            f"{off} population points farther than {walk.max_snap_m:.0f} m "
-                            "from any walkable edge: counted as not covered (off-network)",
-                        )
-                    )
+                layers = with_snapping_notes(layers, pop_snap, progress)
         polygon = study_area_polygon(layers)
         if polygon is not None:
             shapely.prepare(polygon)

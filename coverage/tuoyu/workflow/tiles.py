@@ -90,6 +90,7 @@ from tuoyu.workflow.core import (
     _file_facilities,
     _reach_mode,
     _View,
+    with_snapping_notes,
 )
 from tuoyu.workflow.facility_records import check_record, is_puhui, records_from
 from tuoyu.workflow.layers import AreaLayers, study_area_polygon
@@ -1016,30 +1017,8 @@ def build_tiled_model(
             progress=progress,
         )
     pop_snap = reach.population
-    off = int(pop_snap.off_network.sum())
-    moved = pop_snap.n_moved_from_island
     # The same lines and warnings as AreaModel.from_layers (the summaries must be equal).
-    progress.info(
-        f"  snapped {len(pop_snap):,} population points ({off} off-network, "
-        f"{moved} moved off network islands of < {pop_snap.min_component_nodes} "
-        "nodes)"
-    )
-    if moved:
-        layers = layers.with_notes(
-            warnings=(
-                f"{moved} population points were nearer to a small disconnected "
-                f"piece of the network (< {pop_snap.min_component_nodes} nodes) "
-                "and were joined to the main network instead / "
-                f"{moved} 个人口点改为吸附到主路网",
-            )
-        )
-    if off:
-        layers = layers.with_notes(
-            warnings=(
-                f"{off} population points farther than {walk.max_snap_m:.0f} m "
-                "from any walkable edge: counted as not covered (off-network)",
-            )
-        )
+    layers = with_snapping_notes(layers, pop_snap, progress)
     ctx = dataclasses.replace(ctx, layers=layers, population_snapped=pop_snap)
     view = _TiledView(
         version=0,
