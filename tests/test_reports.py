@@ -241,3 +241,16 @@ def test_big_geojson_copies_are_left_to_the_gpkg(tmp_path: Path) -> None:
     assert "coverage.gpkg" in note["reason"] and "'isochrones'" in note["reason"]
     # the default keeps the copies of ordinary layers
     assert "isochrones.geojson" in _write(tmp_path / "default")
+
+
+def test_committee_notes_name_every_isochrone_method() -> None:
+    """Regression: the 说明 sheet called the default walk-field isochrones "其他算法"."""
+    from tuoyu.outputs.reports import committee_notes
+
+    for method, expected in (
+        ("walk_field", "步行时间场"),
+        ("exact", "沿路网精确"),
+        ("grid", "网格追踪"),
+    ):
+        lines = committee_notes({"parameters": {"isochrone_method": method}})
+        assert any(expected in line for line in lines), (method, lines)
