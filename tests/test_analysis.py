@@ -39,6 +39,7 @@ from tuoyu.errors import (
     OffNetworkError,
 )
 from tuoyu.indicators.targets import load_profile
+from tuoyu.isochrones.walk_field import DEFAULT_FIELD_CELL_M, margin_m
 from tuoyu.network.graph import build_graph
 from tuoyu.network.snap import snap_points
 from tuoyu.network.walk_network import WalkNetwork
@@ -275,14 +276,17 @@ def test_walk_field_isochrone_on_the_road(road_layers: AreaLayers) -> None:
     feature = analysis.facility_isochrone("F1", 5)
     assert feature.method == "walk_field" and feature.geometry_wgs84.geom_type == "Polygon"
     # Inside |along| + |across| ≤ 333.3 and |across| ≤ 25 (area 666.7 × 50 − 2 · 25²),
-    # short of it by the conservative margin only (a band of ≤ 15 m of walking).
+    # short of it by the conservative margin only (a band of 2·rho ≈ 25 m of walking
+    # on the default 5 m lattice).
+    band_m = 2 * margin_m(DEFAULT_FIELD_CELL_M)
     full = 666.67 * 50 - 2 * 625
-    assert 0.9 * full < feature.area_m2 < full
+    shrunk = 4 * (333.3 - band_m) * 25 - 2 * 625  # the same region for 333.3 − band_m
+    assert 0.85 * shrunk < feature.area_m2 < full
     lons = [c[0] for c in feature.geometry_wgs84.exterior.coords]
     west, _ = _lonlat(500 - 333.3, 0)
     east, _ = _lonlat(500 + 333.3, 0)
-    inner_west, _ = _lonlat(500 - 333.3 + 16, 0)
-    inner_east, _ = _lonlat(500 + 333.3 - 16, 0)
+    inner_west, _ = _lonlat(500 - 333.3 + band_m + 1, 0)
+    inner_east, _ = _lonlat(500 + 333.3 - band_m - 1, 0)
     assert west < min(lons) < inner_west and inner_east < max(lons) < east
     # A point 20 m off the road walks 20 m more: inside near the facility, not near the tip.
     assert feature.geometry_wgs84.contains(shapely.Point(*_lonlat(500 + 200, 20)))
