@@ -142,9 +142,13 @@ def run_city(toml: str, out_root: str, cache_dir: str) -> dict[str, Any]:
         )
     endpoint = _isochrone_endpoint(model)
     counted = [r for r in stages.rows if r["counted"]]
+    attrs = {} if isochrones is None else dict(isochrones.attrs)
     return {
         "isochrone_endpoint": endpoint,
         "isochrone_method": area.walk.isochrone_method,
+        "isochrone_accuracy": {
+            k: attrs[k] for k in ("cell_m", "margin_m", "simplified_m", "buffer_m") if k in attrs
+        },
         "n_nodes": layers.network.n_nodes if layers.network is not None else 0,
         "n_segments": layers.network.n_edges if layers.network is not None else 0,
         "n_facilities": len(model.facility_ids()),
@@ -277,11 +281,44 @@ def peer_reach(
     }
 
 
+TARGETS = {"total_cpu_s": 30.0, "peak_rss_mb": 2048.0, "output_mb": 100.0, "map_page_mb": 20.0}
+"""The issue's targets on the 2-core machine: CPU-s, peak RSS, all outputs, each map page."""
+
+
+def targets_check(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target with the measured value and whether it is met."""
+    sizes = run["output_bytes"]
+    pages = [v for k, v in sizes.items() if k.startswith("maps/") and k.endswith(".html")]
+    measured = {
+        "total_cpu_s": run["total_cpu_s"],
+        "peak_rss_mb": run["peak_rss_mb"],
+        "output_mb": round(sum(sizes.values()) / 1e6, 1),
+        "map_page_mb": round(max(pages, default=0) / 1e6, 1),
+    }
+    return {
+        k: {"target": TARGETS[k], "measured": measured[k], "met": measured[k] <= TARGETS[k]}
+        for k in TARGETS
+    }
+
+
+def _accuracy(run: dict[str, Any]) -> str:
+    acc = run.get("isochrone_accuracy") or {}
+    if "margin_m" in acc:
+        return (
+            f" ({acc['cell_m']:g} m lattice, drawn frontier within {2 * acc['margin_m']:.0f} m "
+            "of walking inside the exact one, every drawn point found by the search)"
+        )
+    if "cell_m" in acc:
+        return f" ({acc['cell_m']:g} m lattice)"
+    return ""
+
+
 def _table(result: dict[str, Any]) -> str:
     run = result["run"]
     lines = [
         f"{run['n_nodes']:,} nodes, {run['n_segments']:,} segments, "
-        f"{run['n_facilities']:,} facilities; isochrones: {run['isochrone_method']}",
+        f"{run['n_facilities']:,} facilities; isochrones: {run['isochrone_method']}"
+        + _accuracy(run),
         f"{'stage':<28}{'CPU s':>9}{'wall s':>9}{'peak RSS MB':>13}",
     ]
     for row in run["stages"]:
@@ -300,6 +337,10 @@ def _table(result: dict[str, Any]) -> str:
     lines.append("output files:")
     for name, size in run["output_bytes"].items():
         lines.append(f"  {name:<30}{size / 1e6:>10.2f} MB")
+    lines.append("targets:")
+    for name, t in targets_check(run).items():
+        verdict = "met" if t["met"] else "NOT met"
+        lines.append(f"  {name:<14} {t['measured']:>9} ≤ {t['target']:<8g} {verdict}")
     peers = result.get("peers")
     if peers:
         lines.append(f"peers, {peers['stage']} ({peers['timings']['_load']['rounds']} rounds):")
@@ -384,6 +425,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "write_inputs_s": round(write_s, 2),
         "run": run,
+        "targets": targets_check(run),
         "peers": peers,
         "load_before": load_before,
         "machine": machine_description(
