@@ -118,7 +118,7 @@ def median_spacing_m(points: gpd.GeoSeries) -> float:
     return float(np.median(dist[:, 1]))
 
 
-_Groups = tuple[npt.NDArray[np.int64], list[shapely.Geometry], npt.NDArray[np.int64]]
+_Groups = tuple[npt.NDArray[np.int64], npt.NDArray[np.object_], npt.NDArray[np.int64]]
 """(area label per point, cell polygons, area label per cell)."""
 
 
@@ -136,9 +136,33 @@ def _grid_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], half_m:
         (np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(n, n)
     ).tocsr()
     _, labels = connected_components(graph, directed=False)
-    cells = list(shapely.box(x - half_m, y - half_m, x + half_m, y + half_m))
+    cells = np.asarray(shapely.box(x - half_m, y - half_m, x + half_m, y + half_m), dtype=object)
     labels = labels.astype(np.int64)
     return labels, cells, labels
+
+
+def _discs(xy: npt.NDArray[np.float64], radius_m: float) -> npt.NDArray[np.object_]:
+    """One disc polygon of ``radius_m`` per row of ``xy``, as ``shapely.buffer`` draws it.
+
+    GEOS draws a point's buffer as centre + offset, the offsets depending only on the
+    radius and :data:`_DISC_QUAD_SEGS`: the offsets of one buffered origin are added to
+    every centre (one array sum and one ``shapely.from_ragged_array`` call instead of a
+    buffer per point; the same coordinates bit for bit, checked in
+    ``tests/test_reports_speed_gaps.py``).
+    """
+    template = shapely.get_coordinates(
+        shapely.buffer(shapely.Point(0.0, 0.0), radius_m, quad_segs=_DISC_QUAD_SEGS)
+    )
+    n_vertices = template.shape[0]
+    coords = (xy[:, np.newaxis, :] + template[np.newaxis, :, :]).reshape(-1, 2)
+    ring_offsets = np.arange(0, xy.shape[0] * n_vertices + 1, n_vertices)
+    polygon_offsets = np.arange(xy.shape[0] + 1)
+    return np.asarray(
+        shapely.from_ragged_array(
+            shapely.GeometryType.POLYGON, coords, (ring_offsets, polygon_offsets)
+        ),
+        dtype=object,
+    )
 
 
 def _zone_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], merge_m: float) -> _Groups:
@@ -155,10 +179,7 @@ def _zone_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], merge_m
         (np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(n, n)
     ).tocsr()
     _, labels = connected_components(graph, directed=False)
-    discs = np.asarray(
-        shapely.buffer(shapely.points(xy), 0.5 * merge_m, quad_segs=_DISC_QUAD_SEGS), dtype=object
-    )
-    return labels.astype(np.int64), list(discs), labels.astype(np.int64)
+    return labels.astype(np.int64), _discs(xy, 0.5 * merge_m), labels.astype(np.int64)
 
 
 def _h3_groups(points: gpd.GeoSeries, resolution: int) -> _Groups:
@@ -187,7 +208,7 @@ def _h3_groups(points: gpd.GeoSeries, resolution: int) -> _Groups:
         crs=4326,
     ).to_crs(points.crs)
     labels = np.array([cell_label[index[c]] for c in cells], dtype=np.int64)
-    return labels, list(hexagons.values), cell_label.astype(np.int64)
+    return labels, np.asarray(hexagons.values, dtype=object), cell_label.astype(np.int64)
 
 
 def uncovered_areas(
@@ -304,13 +325,8 @@ def uncovered_areas(
     else:
         raise InputValidationError(f"unknown gap method '{method}' (zones, grid or h3)")
 
-    n_groups = int(owner.max()) + 1
-    members: list[list[shapely.Geometry]] = [[] for _ in range(n_groups)]
-    for geom, group in zip(cells, cell_group, strict=True):
-        members[group].append(geom)
-    parts = np.array([shapely.union_all(m) for m in members], dtype=object)
-
-    n_parts = n_groups
+    n_parts = int(owner.max()) + 1
+    parts = _dissolve(cells, cell_group, n_parts)
     p_pop = pop[uncovered]
     p_u3 = under3[uncovered]
     p_codes = codes[uncovered]
@@ -318,15 +334,8 @@ def uncovered_areas(
     u3_known = np.bincount(owner, weights=np.nan_to_num(p_u3), minlength=n_parts)
     u3_bad = np.bincount(owner, weights=np.isnan(p_u3).astype(float), minlength=n_parts) > 0
     n_points = np.bincount(owner, minlength=n_parts)
-    code_people: list[dict[str, float]] = [{} for _ in range(n_parts)]
-    for code, group, people_here in zip(p_codes, owner, np.nan_to_num(p_pop), strict=True):
-        if not pd.isna(code):
-            share = code_people[group]
-            share[str(code)] = share.get(str(code), 0.0) + float(people_here)
-    ordered = [_by_people(share) for share in code_people]
-    code_lists = [",".join(codes) for codes in ordered]
     names = {} if unit_names is None else {str(k): str(v) for k, v in unit_names.items()}
-    name_lists = [",".join(names[c] for c in codes if c in names) for codes in ordered]
+    code_lists, name_lists = _unit_lists(owner, p_codes, np.nan_to_num(p_pop), n_parts, names)
     centroids = shapely.centroid(parts)
     cx, cy = shapely.get_x(centroids), shapely.get_y(centroids)
     rank = np.lexsort((cy, cx, -people))  # most people first; ties by position
@@ -357,9 +366,104 @@ def uncovered_areas(
     return frame
 
 
-def _by_people(people_of: Mapping[str, float]) -> list[str]:
-    """Codes with the most people first (ties by code)."""
-    return sorted(people_of, key=lambda code: (-people_of[code], code))
+def _dissolve(
+    cells: npt.NDArray[np.object_], cell_group: npt.NDArray[np.int64], n_groups: int
+) -> npt.NDArray[np.object_]:
+    """The union of each group's cells, group by group (``shapely.union_all`` per group).
+
+    Groups of equal size are unioned in one call (``union_all`` along the rows of a
+    groups × cells array), so there are as many calls as distinct group sizes, not one per
+    group. Cells keep their order within a group: each row is the GEOS collection the
+    one-group call would build, so the polygons are the same bit for bit.
+
+    Parameters
+    ----------
+    cells
+        Cell polygons.
+    cell_group
+        Group (0 … ``n_groups - 1``) of each cell.
+    n_groups
+        Number of groups; a group without cells gets an empty geometry collection.
+
+    Returns
+    -------
+    numpy.ndarray
+        One geometry per group, in group order.
+    """
+    order = np.argsort(cell_group, kind="stable")
+    sizes = np.bincount(cell_group, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    parts = np.empty(n_groups, dtype=object)
+    for size in np.unique(sizes):
+        groups = np.flatnonzero(sizes == size)
+        rows = cells[order[starts[groups, np.newaxis] + np.arange(size)]].reshape(
+            len(groups), int(size)
+        )
+        parts[groups] = shapely.union_all(rows, axis=1)
+    return parts
+
+
+def _unit_lists(
+    owner: npt.NDArray[np.int64],
+    codes: npt.NDArray[np.object_],
+    people: npt.NDArray[np.float64],
+    n_groups: int,
+    names: Mapping[str, str],
+) -> tuple[list[str], list[str]]:
+    """Per group, its points' unit codes (and names), most people first, comma-joined.
+
+    People are summed per (group, code) in point order (``numpy.bincount``, the same
+    additions as a running sum); ties go to the smaller code; points without a code are
+    left out; codes without a name are left out of the names.
+
+    Parameters
+    ----------
+    owner
+        Group of each point.
+    codes
+        Unit code of each point (missing = none).
+    people
+        People of each point (no NaN).
+    n_groups
+        Number of groups.
+    names
+        ``{code: name}``.
+
+    Returns
+    -------
+    tuple of list of str
+        Codes and names per group (``""`` for a group without coded points).
+    """
+    known = ~pd.isna(codes)
+    code_lists = [""] * n_groups
+    name_lists = [""] * n_groups
+    if not known.any():
+        return code_lists, name_lists
+    # codes are compared as text: factorise the values, then their texts (1 and "1" are one)
+    raw_index, raw_codes = pd.factorize(codes[known])
+    text_index, unique_codes = pd.factorize(
+        np.array([str(c) for c in raw_codes], dtype=object), sort=True
+    )
+    code_index = text_index[raw_index]
+    group = owner[known]
+    pair, pair_index = np.unique(
+        group * len(unique_codes) + code_index.astype(np.int64), return_inverse=True
+    )
+    pair_people = np.bincount(pair_index.ravel(), weights=people[known], minlength=len(pair))
+    pair_group, pair_code = np.divmod(pair, len(unique_codes))
+    # codes are sorted, so their index orders the ties as the code text does
+    order = np.lexsort((pair_code, -pair_people, pair_group))
+    ordered_codes = np.asarray(unique_codes, dtype=object)[pair_code[order]]
+    ordered_groups = pair_group[order]
+    bounds = np.flatnonzero(np.diff(ordered_groups)) + 1
+    for first, last in zip(
+        np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]]), strict=True
+    ):
+        members = ordered_codes[first:last].tolist()
+        g = int(ordered_groups[first])
+        code_lists[g] = ",".join(members)
+        name_lists[g] = ",".join(names[c] for c in members if c in names)
+    return code_lists, name_lists
 
 
 def failing_units(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:

@@ -38,6 +38,7 @@ import os
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
+from copy import copy
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -360,6 +361,28 @@ def _style_cell(cell: Any, column: str) -> None:
         cell.number_format = fmt
 
 
+def _style_key(value: Any, number_format: str | None) -> tuple[Any, ...]:
+    """What :func:`_style_cell` looks at in a cell of a column with ``number_format``.
+
+    Two cells with the same key get the same border, fill, font, alignment and number
+    format, so :func:`_write_frame` styles the first one and copies its style indices
+    (openpyxl's ``StyleArray``) to the others: registering a style object hashes it, which
+    cost more than writing the workbook.
+
+    Examples
+    --------
+    >>> _style_key("达标", None), _style_key("x" * 31, None), _style_key(3, "#,##0")
+    (('status', '达标'), ('text', True), ('number', '#,##0'))
+    """
+    if isinstance(value, str):
+        if value in _FILLS:
+            return ("status", value)
+        return ("text", len(value) > 30)
+    if number_format and isinstance(value, (int, float)):
+        return ("number", number_format)
+    return ("plain",)
+
+
 def _text_width(text: str) -> int:
     """Display width: a CJK character counts two."""
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
@@ -413,12 +436,23 @@ def _write_frame(
         ws.append([neutralise_text(_cell(c, v)) for c, v in zip(columns, row, strict=True)])
     if total is not None:
         ws.append([neutralise_text(total.get(c)) for c in columns])
+    last_row = ws.max_row  # once: openpyxl computes it over every cell on each call
+    styles: dict[tuple[Any, ...], Any] = {}
     for idx, column in enumerate(columns, start=1):
+        number_format = _number_format(column)
         for (cell,) in ws.iter_rows(min_row=2, min_col=idx, max_col=idx):
+            is_total = total is not None and cell.row == last_row
+            key = (_style_key(cell.value, number_format), is_total)
+            known = styles.get(key)
+            if known is not None:
+                # the same style indices as styling the cell anew (see _style_key)
+                cell._style = copy(known)
+                continue
             _style_cell(cell, column)
-            if total is not None and cell.row == ws.max_row:
+            if is_total:
                 cell.font = Font(bold=True, color=cell.font.color)
                 cell.border = _TOTAL_BORDER
+            styles[key] = copy(cell._style)
         longest = max(
             [_text_width(str(c.value)) for (c,) in ws.iter_rows(min_row=2, min_col=idx,
                                                                  max_col=idx) if c.value],
@@ -696,18 +730,33 @@ def _plain_frame(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             continue
         series = out[column]
         if isinstance(series.dtype, pd.BooleanDtype) or series.dtype == object:
-            out[column] = pd.Series(
-                [_plain_value(v) for v in series], index=out.index, dtype=object
-            )
+            out[column] = pd.Series(_plain_values(series), index=out.index, dtype=object)
         elif isinstance(series.dtype, pd.Int64Dtype) or isinstance(series.dtype, pd.Float64Dtype):
             out[column] = series.astype("float64")
         elif pd.api.types.is_datetime64_any_dtype(series.dtype):
             out[column] = series.dt.strftime("%Y-%m-%d").astype(object)
         elif isinstance(series.dtype, pd.StringDtype):
+            # text or missing: the text as it is, missing as None (what _plain_value gives)
             out[column] = pd.Series(
-                [_plain_value(v) for v in series], index=out.index, dtype=object
+                series.to_numpy(dtype=object, na_value=None), index=out.index, dtype=object
             )
     return out
+
+
+def _plain_values(series: pd.Series) -> list[Any]:
+    """:func:`_plain_value` of each value; a column holding only text is kept as it is.
+
+    Examples
+    --------
+    >>> _plain_values(pd.Series(["a", "b"], dtype=object))
+    ['a', 'b']
+    >>> _plain_values(pd.Series(["a", None, np.nan, np.int64(3)], dtype=object))
+    ['a', None, None, 3]
+    """
+    values = series.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return list(values)  # every value is a str, which _plain_value returns unchanged
+    return [_plain_value(v) for v in values]
 
 
 GEOJSON_DECIMALS: Final = 6
