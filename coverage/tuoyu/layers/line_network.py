@@ -28,9 +28,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -42,6 +43,7 @@ from pyogrio.errors import DataLayerError, DataSourceError, FieldError, Geometry
 from pyproj import CRS, Transformer
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.spatial import cKDTree
 
 from tuoyu.config.data_registry import RegisteredFile, file_sha256, load_registry
 from tuoyu.config.settings import Settings
@@ -210,6 +212,142 @@ class LineNetworkReport:
 # --------------------------------------------------------------------------- reading
 
 
+_CHUNK_FEATURES = 1 << 16
+"""Features read (GeoParquet) and turned into coordinates at a time: a layer of millions
+of segments is never held as millions of shapely objects (about 250 bytes each)."""
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Consecutive features of a layer from feature ``start`` on.
+
+    Either ``geoms`` (shapely geometries, any type, missing ones ``None``) or, for
+    features that are all plain 2D LineStrings, their coordinates ``xy`` (line after
+    line) and ``n_points`` per feature.
+    """
+
+    start: int
+    geoms: npt.NDArray[np.object_] | None = None
+    xy: FloatArray | None = None
+    n_points: IntArray | None = None
+
+
+def _wkb_linestrings(wkb: Any) -> tuple[FloatArray, IntArray] | None:
+    """Coordinates of a pyarrow array of WKB when every value is a plain 2D LineString.
+
+    Returns ``(xy, n_points)``: the ``(k, 2)`` coordinates, line after line, and the
+    number of points of each value; ``None`` when any value is null or anything other
+    than a little-endian ISO WKB LineString of two or more XY points (Z/M/SRID flags,
+    other types, empty or one-point lines, a length that does not match): such chunks
+    are decoded by shapely.
+
+    Road layers are millions of two- or few-point lines; decoding them with shapely
+    makes a GEOS geometry of each (about 0.6 µs and 250 bytes apiece) only to read the
+    coordinates back. This reads the 16-byte XY pairs straight out of the WKB buffer
+    with a few vectorised numpy operations: the same float64 values, bit for bit.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> lines = [shapely.LineString([(0, 0), (1, 2)]), shapely.LineString([(3, 4), (5, 6), (7, 8)])]
+    >>> xy, n = _wkb_linestrings(pa.array(shapely.to_wkb(lines, byte_order=1)))
+    >>> xy.tolist(), n.tolist()
+    ([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]], [2, 3])
+    >>> _wkb_linestrings(pa.array([shapely.to_wkb(shapely.Point(0, 0))])) is None
+    True
+    """
+    import pyarrow as pa
+
+    n = len(wkb)
+    if n == 0 or wkb.null_count or wkb.type not in (pa.binary(), pa.large_binary()):
+        return None
+    _, offset_buffer, data_buffer = wkb.buffers()
+    if data_buffer is None:
+        return None
+    offset_type = np.int64 if wkb.type == pa.large_binary() else np.int32
+    offsets = np.frombuffer(offset_buffer, dtype=offset_type)[wkb.offset : wkb.offset + n + 1]
+    offsets = offsets.astype(np.int64)
+    size = np.diff(offsets)
+    if (size < 9).any():
+        return None
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    header = (offsets[:-1] - offsets[0])[:, None] + np.arange(9)
+    head = data[header]  # byte order (1 byte), geometry type (4), number of points (4)
+    if (head[:, 0] != 1).any():
+        return None
+    kind = head[:, 1:5].copy().view("<u4").reshape(-1)
+    n_points = head[:, 5:9].copy().view("<u4").reshape(-1).astype(np.int64)
+    if (kind != 2).any() or (n_points < 2).any() or (size != 9 + 16 * n_points).any():
+        return None
+    body = np.ones(data.size, dtype=bool)
+    body[header.reshape(-1)] = False
+    xy = data[body].view("<f8").astype(np.float64, copy=False).reshape(-1, 2)
+    return xy, n_points
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A road line layer as read: its attribute table and its geometries.
+
+    A GeoParquet file's WKB geometries stay in the file (``parquet``, a
+    ``pyarrow.parquet.ParquetFile``, column ``wkb_column``) and are read and decoded
+    chunk by chunk; other formats come as shapely geometries (``geometries``).
+    """
+
+    path: Path
+    attributes: pd.DataFrame  # the non-geometry fields, one row per feature
+    n_features: int
+    crs: CRS | None
+    parquet: Any = None
+    wkb_column: str = ""
+    geometries: npt.NDArray[np.object_] | None = None
+
+    def chunks(self) -> Iterator[_Chunk]:
+        """The features in consecutive runs, as coordinates or shapely geometries."""
+        if self.geometries is not None:
+            for start in range(0, self.n_features, _CHUNK_FEATURES):
+                yield _Chunk(start, geoms=self.geometries[start : start + _CHUNK_FEATURES])
+            return
+        batches = self.parquet.iter_batches(
+            batch_size=_CHUNK_FEATURES, columns=[self.wkb_column], use_threads=False
+        )
+        start = 0
+        while True:
+            try:
+                batch = next(batches, None)
+            except (OSError, ValueError) as exc:
+                raise InputValidationError(
+                    f"cannot read GeoParquet: {exc}", path=self.path
+                ) from exc
+            if batch is None:
+                return
+            wkb = batch.column(0)
+            decoded = _wkb_linestrings(wkb)
+            if decoded is not None:
+                yield _Chunk(start, xy=decoded[0], n_points=decoded[1])
+            else:
+                # As geopandas reads GeoParquet: the WKB bytes (None when null) to shapely.
+                geoms = np.asarray(shapely.from_wkb(np.array(wkb)), dtype=object)
+                yield _Chunk(start, geoms=geoms)
+            start += len(wkb)
+
+    def close(self) -> None:
+        """Close the GeoParquet file (nothing to do for other formats)."""
+        if self.parquet is not None:
+            self.parquet.close()
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Vertices and consecutive vertex pairs of every line feature of a layer."""
+
+    has_geometry: npt.NDArray[np.bool_]  # per feature: not missing, not empty
+    xy: FloatArray  # (k, 2) input coordinates, line after line, part after part
+    pair: IntArray  # index into ``xy`` of the first vertex of each consecutive pair
+    pair_row: IntArray  # 0-based feature index of each pair
+    non_finite_rows: IntArray  # features with a non-finite coordinate, ascending
+
+
 @dataclass(frozen=True)
 class _Segments:
     """Distinct undirected segments between exact input vertices."""
@@ -223,7 +361,7 @@ class _Segments:
     duplicates: int
 
 
-def _read_layer(path: Path) -> gpd.GeoDataFrame:
+def _read_layer(path: Path) -> _Layer:
     if not path.exists():
         raise DataNotFoundError(f"road line layer not found: {path}")
     if path.suffix.lower() in _PARQUET_SUFFIXES and "Parquet" not in pyogrio.list_drivers():
@@ -245,13 +383,30 @@ def _read_layer(path: Path) -> gpd.GeoDataFrame:
         raise InputValidationError("the layer has no geometry column", path=path)
     if len(frame) == 0:
         raise EmptyInputError("the road line layer has no features", path=path)
-    return frame
+    return _frame_layer(path, frame)
 
 
-def _read_parquet(path: Path) -> gpd.GeoDataFrame:
-    """GeoParquet through geopandas/pyarrow when pyogrio's GDAL lacks the Parquet driver."""
+def _frame_layer(path: Path, frame: gpd.GeoDataFrame) -> _Layer:
+    name = frame.geometry.name
+    return _Layer(
+        path=path,
+        attributes=pd.DataFrame(frame.drop(columns=[name])),
+        n_features=len(frame),
+        crs=None if frame.crs is None else CRS.from_user_input(frame.crs),
+        geometries=np.asarray(frame.geometry.array, dtype=object),
+    )
+
+
+def _read_parquet(path: Path) -> _Layer:
+    """GeoParquet through pyarrow when pyogrio's GDAL lacks the Parquet driver.
+
+    A file with one WKB geometry column (what geopandas and GDAL write) gives its
+    attribute table now and its geometries later, read and decoded chunk by chunk
+    (:meth:`_Layer.chunks`); any other layout (native GeoArrow encodings, several
+    geometry columns, a bbox covering column) goes through :func:`geopandas.read_parquet`.
+    """
     try:
-        import pyarrow  # noqa: F401  (only probing that it is installed)
+        import pyarrow.parquet as pq
     except ImportError as exc:
         raise InputValidationError(
             "reading GeoParquet needs pyarrow (pip install pyarrow) or a GDAL with the "
@@ -259,12 +414,81 @@ def _read_parquet(path: Path) -> gpd.GeoDataFrame:
             path=path,
         ) from exc
     try:
-        frame = gpd.read_parquet(path)
+        # Streamed (1 MiB reads, no pre-buffering): arrow then holds about one chunk.
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        column = _wkb_column(parquet.schema_arrow.metadata)
+        names = parquet.schema_arrow.names
     except (OSError, ValueError) as exc:
         raise InputValidationError(f"cannot read GeoParquet: {exc}", path=path) from exc
-    if len(frame) == 0:
+    if column is None or column[0] not in names:
+        parquet.close()
+        try:
+            frame = gpd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise InputValidationError(f"cannot read GeoParquet: {exc}", path=path) from exc
+        if len(frame) == 0:
+            raise EmptyInputError("the road line layer has no features", path=path)
+        return _frame_layer(path, frame)
+    try:
+        # The table without its geometry, as geopandas makes it (pandas metadata kept).
+        fields = [c for c in names if c != column[0]]
+        table = parquet.read(columns=fields, use_threads=False, use_pandas_metadata=True)
+        attributes = table.to_pandas()
+    except (OSError, ValueError) as exc:
+        parquet.close()
+        raise InputValidationError(f"cannot read GeoParquet: {exc}", path=path) from exc
+    n_features = int(parquet.metadata.num_rows)
+    if n_features == 0:
+        parquet.close()
         raise EmptyInputError("the road line layer has no features", path=path)
-    return frame
+    return _Layer(
+        path=path,
+        attributes=attributes,
+        n_features=n_features,
+        crs=column[1],
+        parquet=parquet,
+        wkb_column=column[0],
+    )
+
+
+def _wkb_column(metadata: Mapping[bytes, bytes] | None) -> tuple[str, CRS | None] | None:
+    """Name and CRS of the only geometry column of a GeoParquet file when it is WKB.
+
+    ``None`` for any other layout (left to geopandas). A column without ``crs`` is
+    OGC:CRS84 (GeoParquet specification), one with ``"crs": null`` has none.
+
+    Examples
+    --------
+    >>> geo = {"primary_column": "geometry", "columns": {"geometry": {"encoding": "WKB"}}}
+    >>> name, crs = _wkb_column({b"geo": json.dumps(geo).encode()})
+    >>> name, crs.to_string()
+    ('geometry', 'OGC:CRS84')
+    >>> geo["columns"]["geometry"]["encoding"] = "linestring"
+    >>> _wkb_column({b"geo": json.dumps(geo).encode()}) is None
+    True
+    """
+    try:
+        geo = json.loads((metadata or {})[b"geo"])
+        name = geo["primary_column"]
+        columns = geo["columns"]
+        spec = columns[name]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if (
+        not isinstance(name, str)
+        or len(columns) != 1
+        or not isinstance(spec, dict)
+        or spec.get("encoding") != "WKB"
+        or "covering" in spec
+    ):
+        return None
+    raw = spec.get("crs", "OGC:CRS84")
+    if raw is None:
+        return name, None
+    try:
+        return name, CRS.from_user_input(raw)
+    except CRSError:
+        return None  # left to geopandas, which knows how to repair some PROJJSON
 
 
 def line_names(frame: pd.DataFrame) -> tuple[dict[str, str], str | None]:
@@ -291,38 +515,119 @@ def line_names(frame: pd.DataFrame) -> tuple[dict[str, str], str | None]:
     return names, field
 
 
-def _check_geometry(path: Path, geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
-    """Mask of features with a usable line geometry; raise on any other type."""
-    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    type_id = shapely.get_type_id(geoms)
-    bad = np.flatnonzero(~missing & ~np.isin(type_id, _LINE_TYPES))
-    if bad.size:
-        i = int(bad[0])
+def _scan_lines(path: Path, layer: _Layer) -> _Lines:
+    """Coordinates and consecutive vertex pairs of all line features, chunk by chunk.
+
+    Raises on the first feature that is neither missing nor a line (after counting all
+    such features, for the message).
+    """
+    has_geometry = np.zeros(layer.n_features, dtype=bool)
+    xy_parts: list[FloatArray] = []
+    pair_parts: list[IntArray] = []
+    row_parts: list[IntArray] = []
+    non_finite: list[IntArray] = []
+    n_xy = 0
+    n_bad, first_bad, first_bad_type = 0, -1, ""
+    for chunk in layer.chunks():
+        if chunk.xy is not None and chunk.n_points is not None:
+            has_geometry[chunk.start : chunk.start + chunk.n_points.size] = True
+            if n_bad:
+                continue
+            xy, pair, row_of_xy = _decoded_pairs(chunk.start, chunk.xy, chunk.n_points)
+        else:
+            geoms = chunk.geoms if chunk.geoms is not None else np.zeros(0, dtype=object)
+            missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+            type_id = shapely.get_type_id(geoms)
+            bad = ~missing & ~np.isin(type_id, _LINE_TYPES)
+            if bad.any():
+                if n_bad == 0:
+                    i = int(np.flatnonzero(bad)[0])
+                    first_bad, first_bad_type = chunk.start + i, str(geoms[i].geom_type)
+                n_bad += int(bad.sum())
+            has_geometry[chunk.start : chunk.start + geoms.size] = ~missing
+            if n_bad:
+                continue  # the layer is refused: only count the remaining bad features
+            local = np.flatnonzero(~missing)
+            xy, pair, row_of_xy = _geometry_pairs(
+                geoms[local], local + chunk.start, bool(np.isin(type_id[local], (1, 2)).all())
+            )
+            del geoms
+        pair_parts.append(pair + n_xy)
+        row_parts.append(row_of_xy[pair])
+        finite = np.isfinite(xy).all(axis=1)
+        if not finite.all():
+            non_finite.append(np.unique(row_of_xy[~finite]))
+        xy_parts.append(xy)
+        n_xy += xy.shape[0]
+    if n_bad:
         raise InputValidationError(
-            f"geometry is a {geoms[i].geom_type}, not a "
-            f"LineString or MultiLineString ({bad.size} such features; first shown)",
+            f"geometry is a {first_bad_type}, not a "
+            f"LineString or MultiLineString ({n_bad} such features; first shown)",
             path=path,
-            row=i + 1,
+            row=first_bad + 1,
             field="geometry",
         )
-    return ~missing
+    return _Lines(
+        has_geometry=has_geometry,
+        xy=np.concatenate(xy_parts) if xy_parts else np.zeros((0, 2)),
+        pair=_concat_int(pair_parts),
+        pair_row=_concat_int(row_parts),
+        non_finite_rows=_concat_int(non_finite),
+    )
+
+
+def _decoded_pairs(
+    start: int, xy: FloatArray, n_points: IntArray
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """``(xy, pair, row of each vertex)`` of plain LineStrings decoded from WKB.
+
+    Each feature is one part; its consecutive pairs start at every vertex but its last.
+    """
+    starts_pair = np.ones(xy.shape[0], dtype=bool)
+    starts_pair[np.cumsum(n_points) - 1] = False
+    rows = np.arange(start, start + n_points.size, dtype=np.int64)
+    return xy, np.flatnonzero(starts_pair), np.repeat(rows, n_points)
+
+
+def _geometry_pairs(
+    lines: npt.NDArray[np.object_], rows: IntArray, single_part: bool
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """``(xy, pair, row of each vertex)`` of shapely lines (not missing, not empty).
+
+    ``pair`` indexes the first vertex of each consecutive vertex pair of a part.
+    """
+    if single_part:
+        # LineStrings and LinearRings are one part each: get_parts would only copy them.
+        xy, part = shapely.get_coordinates(lines, return_index=True)
+        row_of_part = rows
+    else:
+        parts, part_of = shapely.get_parts(lines, return_index=True)
+        xy, part = shapely.get_coordinates(parts, return_index=True)
+        row_of_part = rows[part_of]
+    pair = np.flatnonzero(part[:-1] == part[1:])
+    return xy, pair.astype(np.int64), row_of_part[part].astype(np.int64)
+
+
+def _concat_int(parts: list[IntArray]) -> IntArray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def _excluded(
-    path: Path, frame: gpd.GeoDataFrame, exclude: Mapping[str, Sequence[object]]
+    layer: _Layer, exclude: Mapping[str, Sequence[object]]
 ) -> tuple[npt.NDArray[np.bool_], tuple[tuple[str, int], ...]]:
     """Mask of features whose attribute is in an exclude list, and counts per field."""
-    drop = np.zeros(len(frame), dtype=bool)
+    path, attributes = layer.path, layer.attributes
+    drop = np.zeros(layer.n_features, dtype=bool)
     counts: list[tuple[str, int]] = []
     for field, values in sorted(exclude.items()):
-        if field not in frame.columns or field == frame.geometry.name:
-            known = ", ".join(str(c) for c in frame.columns if c != frame.geometry.name)
+        if field not in attributes.columns:
+            known = ", ".join(str(c) for c in attributes.columns)
             raise InputValidationError(
                 f"exclude names a field the layer does not have (fields: {known or 'none'})",
                 path=path,
                 field=field,
             )
-        column = frame[field]
+        column = attributes[field]
         wanted = list(values)
         # Raw comparison (3 == 3.0) and text comparison ("3" given for an int field).
         hit = column.isin(wanted).to_numpy(dtype=bool) | column.astype(str).isin(
@@ -334,40 +639,48 @@ def _excluded(
     return drop, tuple(counts)
 
 
-def _segments(path: Path, geoms: npt.NDArray[np.object_], rows: IntArray) -> _Segments:
-    """Segments of the lines ``geoms[rows]``, vertices identified by exact coordinates."""
-    parts, part_of = shapely.get_parts(geoms[rows], return_index=True)
-    coords, part_index = shapely.get_coordinates(parts, return_index=True)
-    row_of_part = rows[part_of]
-    finite = np.isfinite(coords).all(axis=1)
-    if not finite.all():
-        i = int(row_of_part[part_index[np.flatnonzero(~finite)[0]]])
-        raise InputValidationError(
-            "line has a non-finite coordinate", path=path, row=i + 1, field="geometry"
-        )
-    # + 0.0 turns -0.0 into 0.0 so equal coordinates compare equal byte for byte.
-    unique_xy, inverse = np.unique(coords + 0.0, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1).astype(np.int64)
-    first = np.flatnonzero(part_index[:-1] == part_index[1:])
-    u = inverse[first]
-    v = inverse[first + 1]
-    row = row_of_part[part_index[first]].astype(np.int64)
+def _segments(lines: _Lines, dropped: npt.NDArray[np.bool_]) -> _Segments:
+    """Segments of the lines not ``dropped``, vertices identified by exact coordinates.
+
+    Vertices are numbered in ascending (x, y) order of their input coordinates, each
+    undirected pair is kept once (its first occurrence in file order, with that
+    feature's row). Equal coordinates are found by hashing (pandas), and only the
+    distinct vertices are sorted. ``lines.xy`` is normalised in place (-0.0 to 0.0).
+    """
+    keep = ~dropped[lines.pair_row]
+    pair = lines.pair[keep]
+    row = lines.pair_row[keep]
+    # + 0.0 turns -0.0 into 0.0 so equal coordinates are equal bit for bit. The (x, y)
+    # float64 pairs are hashed as one complex128 each (the same 16 bytes, no copy).
+    # A NaN can only be in a dropped line (a kept one is refused): its code is -1 and
+    # no kept pair looks it up.
+    xy = np.ascontiguousarray(lines.xy)
+    np.add(xy, 0.0, out=xy)  # in place: the scan's coordinates are not used again
+    codes, distinct = pd.factorize(xy.view(np.complex128).reshape(-1))
+    n_distinct = distinct.size
+    u = codes[pair].astype(np.int64)
+    v = codes[pair + 1].astype(np.int64)
+    del codes, xy
     zero = u == v
     u, v, row = u[~zero], v[~zero], row[~zero]
-    lo = np.minimum(u, v)
-    hi = np.maximum(u, v)
+    key = np.minimum(u, v) * np.int64(n_distinct) + np.maximum(u, v)
     # Each undirected pair once; the first in file order keeps its row.
-    _, first_of_pair = np.unique(lo * np.int64(unique_xy.shape[0]) + hi, return_index=True)
-    first_of_pair.sort()
+    first_of_pair = np.flatnonzero(~pd.Series(key, copy=False).duplicated(keep="first"))
     u, v, row = u[first_of_pair], v[first_of_pair], row[first_of_pair]
-    used, remap = np.unique(np.concatenate([u, v]), return_inverse=True)
-    m = u.size
+    used = np.zeros(n_distinct, dtype=bool)
+    used[u] = True
+    used[v] = True
+    used_code = np.flatnonzero(used)
+    used_xy = np.column_stack([distinct.real[used_code], distinct.imag[used_code]])
+    order = np.lexsort((used_xy[:, 1], used_xy[:, 0]))  # ascending x, then y
+    node_of_code = np.full(n_distinct, -1, dtype=np.int64)
+    node_of_code[used_code[order]] = np.arange(order.size, dtype=np.int64)
     return _Segments(
-        vertex_xy=unique_xy[used],
-        u=remap[:m].astype(np.int64),
-        v=remap[m:].astype(np.int64),
+        vertex_xy=np.ascontiguousarray(used_xy[order]),
+        u=node_of_code[u],
+        v=node_of_code[v],
         row=row,
-        segments_read=int(first.size),
+        segments_read=int(pair.size),
         zero_length=int(zero.sum()),
         duplicates=int(zero.size - zero.sum() - first_of_pair.size),
     )
@@ -418,17 +731,13 @@ def _near_misses(net: WalkNetwork, radius_m: float, search_m: float) -> _NearMis
     if ends.size == 0:
         return empty
     xy = net.node_xy()
-    segments = net.edge_segments()
-    lines: npt.NDArray[np.object_] = np.asarray(shapely.linestrings(segments), dtype=object)
-    tree = shapely.STRtree(lines)
-    query, edge = tree.query(shapely.points(xy[ends]), predicate="dwithin", distance=search_m)
-    node = ends[query]
+    node, edge = _ends_near_segments(net, ends, search_m)
     not_incident = (net.edge_u[edge] != node) & (net.edge_v[edge] != node)
     node, edge = node[not_incident], edge[not_incident]
     if node.size == 0:
         return empty
-    a = segments[edge, 0]
-    b = segments[edge, 1]
+    a = xy[net.edge_u[edge]]
+    b = xy[net.edge_v[edge]]
     ab = b - a
     span2 = (ab * ab).sum(axis=1)
     t = np.clip(((xy[node] - a) * ab).sum(axis=1) / np.where(span2 > 0, span2, 1.0), 0.0, 1.0)
@@ -460,6 +769,63 @@ def _near_misses(net: WalkNetwork, radius_m: float, search_m: float) -> _NearMis
     first = np.ones(node.size, dtype=bool)
     first[1:] = node[1:] != node[:-1]
     return _NearMiss(node[first], edge[first], gap_m[first], t[first])
+
+
+def _ends_near_segments(
+    net: WalkNetwork, ends: IntArray, distance_m: float
+) -> tuple[IntArray, IntArray]:
+    """``(node, edge)`` pairs: the segments within ``distance_m`` of each node of ``ends``.
+
+    The same pairs as ``shapely.STRtree(segments).query(points, predicate="dwithin",
+    distance=distance_m)`` (an envelope test, then GEOS's prepared distance test), without
+    making a shapely line of every segment. A point within ``d`` of a segment lies within
+    ``reach = d`` + half the segment's length of its midpoint (a float margin added), so
+    candidates come from the few dangling ends: those within ``reach`` in x (a binary
+    search), then within ``reach`` (a KD-tree of the ends). The STRtree's two tests then
+    decide each candidate pair exactly as the query would. Pairs come sorted by node, edge.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    x, y = net.node_x_m, net.node_y_m
+    ax, ay, bx, by = x[net.edge_u], y[net.edge_u], x[net.edge_v], y[net.edge_v]
+    mid_x, mid_y = 0.5 * (ax + bx), 0.5 * (ay + by)
+    reach = (distance_m + 0.5 * np.hypot(bx - ax, by - ay)) * (1.0 + 1e-9) + 1e-6
+    end_x = np.sort(x[ends])
+    in_x = np.searchsorted(end_x, mid_x + reach, side="right") > np.searchsorted(
+        end_x, mid_x - reach, side="left"
+    )
+    candidate = np.flatnonzero(in_x)
+    tree = cKDTree(np.column_stack([x[ends], y[ends]]))
+    mid = np.column_stack([mid_x[candidate], mid_y[candidate]])
+    bound = 2.0 * float(reach.max()) + 1.0
+    nearest, _ = tree.query(mid, k=1, distance_upper_bound=bound)
+    close = nearest <= reach[candidate]
+    candidate, mid = candidate[close], mid[close]
+    found = tree.query_ball_point(mid, reach[candidate])
+    sizes = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
+    if not sizes.sum():
+        return empty, empty
+    edge = np.repeat(candidate, sizes).astype(np.int64)
+    node = ends[np.concatenate([np.asarray(f, dtype=np.int64) for f in found])]
+    order = np.lexsort((edge, node))
+    node, edge = node[order], edge[order]
+    # The STRtree's envelope test: the point's envelope grown by the distance against
+    # the segment's envelope (GEOS Envelope::intersects), with the same float operations.
+    px, py = x[node], y[node]
+    ex0, ey0, ex1, ey1 = ax[edge], ay[edge], bx[edge], by[edge]
+    inside = ~(
+        (np.minimum(ex0, ex1) > px + distance_m)
+        | (np.maximum(ex0, ex1) < px - distance_m)
+        | (np.minimum(ey0, ey1) > py + distance_m)
+        | (np.maximum(ey0, ey1) < py - distance_m)
+    )
+    node, edge = node[inside], edge[inside]
+    points = shapely.points(x[node], y[node])
+    shapely.prepare(points)  # the query geometry is prepared in the STRtree query too
+    lines = shapely.linestrings(
+        np.stack([np.column_stack([ax[edge], ay[edge]]), np.column_stack([bx[edge], by[edge]])], 1)
+    )
+    near = np.asarray(shapely.dwithin(points, lines, distance_m), dtype=bool)
+    return node[near], edge[near]
 
 
 def _join(net: WalkNetwork, near: _NearMiss, tolerance_m: float) -> tuple[WalkNetwork, int, float]:
@@ -740,24 +1106,37 @@ def _build(
     radius_m: float,
     target_crs: CRS | None,
 ) -> WalkNetwork:
-    frame = _read_layer(path)
-    names, name_field = line_names(frame)
-    geoms = np.asarray(frame.geometry.array, dtype=object)
-    has_geometry = _check_geometry(path, geoms)
-    dropped, by_field = _excluded(path, frame, exclude)
-    rows = np.flatnonzero(has_geometry & ~dropped).astype(np.int64)
-    if rows.size == 0:
+    layer = _read_layer(path)
+    names, name_field = line_names(layer.attributes)
+    try:
+        lines = _scan_lines(path, layer)
+    finally:
+        layer.close()
+    dropped, by_field = _excluded(layer, exclude)
+    n_features, file_crs = layer.n_features, layer.crs
+    del layer  # the attribute table and the WKB are no longer needed
+    has_geometry = lines.has_geometry
+    if not (has_geometry & ~dropped).any():
         raise EmptyInputError(
             f"no lines left: {int(dropped.sum())} excluded, "
             f"{int((~has_geometry & ~dropped).sum())} without geometry",
             path=path,
         )
-    seg = _segments(path, geoms, rows)
+    bad_rows = lines.non_finite_rows[~dropped[lines.non_finite_rows]]
+    if bad_rows.size:
+        raise InputValidationError(
+            "line has a non-finite coordinate",
+            path=path,
+            row=int(bad_rows[0]) + 1,
+            field="geometry",
+        )
+    seg = _segments(lines, dropped)
+    del lines
     if seg.u.size == 0:
         raise EmptyInputError(
             "no segments: the lines have no two distinct consecutive vertices", path=path
         )
-    lon, lat = _to_lonlat(path, seg.vertex_xy, crs, frame.crs)
+    lon, lat = _to_lonlat(path, seg.vertex_xy, crs, file_crs)
     if target_crs is None:
         target_crs = utm_crs_for(
             float((lon.min() + lon.max()) / 2.0), float((lat.min() + lat.max()) / 2.0)
@@ -784,7 +1163,7 @@ def _build(
         net, joined, connector_m = _join(net, near, tolerance_m)
     components, share, small = _components(net)
     report = LineNetworkReport(
-        lines_read=len(frame),
+        lines_read=n_features,
         lines_without_geometry=int((~has_geometry & ~dropped).sum()),
         lines_excluded=int(dropped.sum()),
         excluded_by_field=by_field,

@@ -31,6 +31,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from pyproj import CRS
@@ -148,6 +149,29 @@ def _parse_number(raw: object) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _numeric_weights(column: pd.Series) -> npt.NDArray[np.float64] | None:
+    """A numeric weight column as float64, read as :func:`_parse_number` reads each cell.
+
+    Empty cells are NaN. ``None`` when a cell needs the cell-by-cell parse (text) or is
+    refused there with its row named (infinite, negative, a boolean): 200,000 weight
+    points are one array operation instead of 200,000 calls.
+
+    Examples
+    --------
+    >>> _numeric_weights(pd.Series([1, 2.5, None])).tolist()
+    [1.0, 2.5, nan]
+    >>> _numeric_weights(pd.Series([1.0, -2.0])) is None, _numeric_weights(pd.Series(["3"])) is None
+    (True, True)
+    """
+    dtype = column.dtype
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
+        return None
+    values: npt.NDArray[np.float64] = column.to_numpy(dtype=np.float64, copy=True)
+    if np.isinf(values).any() or (values < 0).any():
+        return None
+    return values
+
+
 def _as_outline(outline: BaseGeometry | gpd.GeoDataFrame | gpd.GeoSeries, crs: Any) -> BaseGeometry:
     if isinstance(outline, gpd.GeoDataFrame | gpd.GeoSeries):
         if outline.crs is not None and CRS.from_user_input(outline.crs) != CRS.from_user_input(crs):
@@ -254,22 +278,24 @@ def load_weight_points(
             field=weight_field,
         )
     rejects: list[Reject] = []
-    weights = np.full(len(raw), np.nan)
-    for i, value in enumerate(raw[weight_field].tolist()):
-        parsed = _parse_number(value)
-        if parsed is None:
-            raise InputValidationError(
-                f"weight {value!r} is not a number", path=path, row=i + 1, field=weight_field
-            )
-        if parsed < 0:
-            raise InputValidationError(
-                f"weight {value!r} is negative", path=path, row=i + 1, field=weight_field
-            )
-        if math.isnan(parsed):
-            rejects.append(
-                Reject(str(path), i + 1, weight_field, "", "empty weight (unknown); point left out")
-            )
-        weights[i] = parsed
+    weights = _numeric_weights(raw[weight_field])
+    if weights is None:  # text, or a value to refuse: parse cell by cell
+        weights = np.full(len(raw), np.nan)
+        for i, value in enumerate(raw[weight_field].tolist()):
+            parsed = _parse_number(value)
+            if parsed is None:
+                raise InputValidationError(
+                    f"weight {value!r} is not a number", path=path, row=i + 1, field=weight_field
+                )
+            if parsed < 0:
+                raise InputValidationError(
+                    f"weight {value!r} is negative", path=path, row=i + 1, field=weight_field
+                )
+            weights[i] = parsed
+    for i in np.flatnonzero(np.isnan(weights)).tolist():
+        rejects.append(
+            Reject(str(path), i + 1, weight_field, "", "empty weight (unknown); point left out")
+        )
     geoms = raw.geometry
     missing = geoms.isna().to_numpy() | geoms.is_empty.to_numpy()
     types = geoms.geom_type.to_numpy()

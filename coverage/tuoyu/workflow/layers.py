@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
 from tuoyu.config.data_registry import resolve_data_file
@@ -296,10 +296,10 @@ def _load_registry(layers: AreaLayers, path: Path, progress: Progress) -> Facili
         section = FacilitiesSection()
     reference = None
     if layers.network is not None:
-        nodes = gpd.GeoSeries.from_xy(
-            layers.network.node_x_m, layers.network.node_y_m, crs=layers.network.crs
-        ).to_crs(WGS84)
-        reference = np.column_stack([nodes.x.to_numpy(), nodes.y.to_numpy()])
+        # The transform GeoSeries.to_crs applies, on the arrays: no million point objects.
+        to_wgs84 = Transformer.from_crs(layers.network.crs, WGS84, always_xy=True)
+        lon, lat = to_wgs84.transform(layers.network.node_x_m, layers.network.node_y_m)
+        reference = np.column_stack([np.asarray(lon, np.float64), np.asarray(lat, np.float64)])
     value_map: dict[str, Mapping[object, object]] = {
         name: {key: value for key, value in mapping.items()}  # widen the key type
         for name, mapping in section.value_map.items()
