@@ -7,7 +7,6 @@ missing or damaged reads as ``None`` and is rebuilt.
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from collections.abc import Mapping
@@ -43,20 +42,22 @@ def read_network_cache(target: Path, source: str) -> WalkNetwork | None:
     if not target.is_file():
         return None
     try:
-        with np.load(io.BytesIO(target.read_bytes()), allow_pickle=False) as data:
+        # Read member by member from the file (an entry is replaced atomically, so an open
+        # handle sees one whole version), not through a copy of all its bytes.
+        with np.load(target, allow_pickle=False) as data:
             arrays = {name: np.asarray(data[name]) for name in ARRAYS}
             crs = CRS.from_wkt(str(data["crs_wkt"]))
             metadata = json.loads(str(data["metadata_json"]))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None  # a damaged entry is rebuilt and overwritten
     return WalkNetwork(
-        node_id=arrays["node_id"].astype(np.int64),
-        node_x_m=arrays["node_x_m"].astype(np.float64),
-        node_y_m=arrays["node_y_m"].astype(np.float64),
-        edge_u=arrays["edge_u"].astype(np.int64),
-        edge_v=arrays["edge_v"].astype(np.int64),
-        edge_length_m=arrays["edge_length_m"].astype(np.float64),
-        edge_way_id=arrays["edge_way_id"].astype(np.int64),
+        node_id=arrays["node_id"].astype(np.int64, copy=False),
+        node_x_m=arrays["node_x_m"].astype(np.float64, copy=False),
+        node_y_m=arrays["node_y_m"].astype(np.float64, copy=False),
+        edge_u=arrays["edge_u"].astype(np.int64, copy=False),
+        edge_v=arrays["edge_v"].astype(np.int64, copy=False),
+        edge_length_m=arrays["edge_length_m"].astype(np.float64, copy=False),
+        edge_way_id=arrays["edge_way_id"].astype(np.int64, copy=False),
         crs=crs,
         source=source,
         metadata=metadata,
