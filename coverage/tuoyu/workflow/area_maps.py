@@ -16,7 +16,7 @@ from tuoyu.errors import NotFoundError
 from tuoyu.indicators.targets import Profile
 from tuoyu.layers.units import has_geometry
 from tuoyu.outputs.maps import build_dashboard_map, build_facility_map, build_gap_map
-from tuoyu.outputs.maps.facility_map import walk_lookup_from_reaches
+from tuoyu.outputs.maps.facility_map import walk_lookup_arrays
 from tuoyu.types import LocalReach
 from tuoyu.workflow.facility_records import facilities_frame
 from tuoyu.workflow.layers import AreaLayers
@@ -88,7 +88,7 @@ def build_area_map(
             facilities = facilities_frame([], layers.metric_crs)
         lookup = None
         if nearest_url is None and facility_reaches is not None and layers.network is not None:
-            lookup = walk_lookup_from_reaches(
+            lookup = walk_lookup_arrays(
                 layers.network,
                 facility_reaches,
                 facilities["id"].astype(str).tolist(),

@@ -30,7 +30,7 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, Final, cast
@@ -43,6 +43,7 @@ import pandas as pd
 import shapely
 from branca.element import Element, Figure, MacroElement
 from folium.template import Template
+from pyproj import CRS, Transformer
 
 from tuoyu.crs.china import convert
 from tuoyu.crs.projection import estimate_metric_crs
@@ -313,12 +314,19 @@ def display_geometries(
         # edge-buffer isochrones; a rare self-touching ring only matters for display.
         simple = shapely.simplify(np.asarray(metric.values), simplify_m, preserve_topology=False)
         geoms = gpd.GeoSeries(simple, crs=metric.crs)
-    wgs = np.asarray(geoms.to_crs(4326).values)
-    if decimals == COORD_DECIMALS:
-        return shapely.transform(wgs, _round)
-    return shapely.transform(
-        wgs, lambda c: np.asarray(np.round(c, int(decimals)), dtype=np.float64)
-    )
+    digits = int(decimals)
+
+    def rounded(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        if digits == COORD_DECIMALS:
+            return _round(coords)
+        return np.asarray(np.round(coords, digits), dtype=np.float64)
+
+    arr = np.asarray(geoms.values, dtype=object)
+    if bool(shapely.has_z(arr).any()):  # as geopandas transforms them, z and all
+        return shapely.transform(np.asarray(geoms.to_crs(4326).values), rounded)
+    # transformed and rounded in one pass (the numbers of to_crs(4326), then rounded)
+    to_wgs84 = to_wgs84_fn(geoms.crs)
+    return shapely.transform(arr, lambda c: rounded(to_wgs84(c)))
 
 
 def gcj02_geometries(wgs_geoms: Any) -> Any:
@@ -367,6 +375,144 @@ def dual_geojson(
     return geojson_geometries(wgs), geojson_geometries(gcj02_geometries(wgs))
 
 
+# --- integer text, vectorised ------------------------------------------------------------
+
+ENCODE_BLOCK_COORDS: Final = 1 << 19
+"""Coordinates encoded at a time by :func:`encode_geometries` (bounds its temporary
+arrays to a few tens of MB at any layer size)."""
+
+
+_POWERS_OF_TEN: Final = np.array([10**k for k in range(1, 20)], dtype=np.uint64)
+"""10 … 10¹⁹: an integer's digits are one more than the number of these it reaches."""
+
+
+RENDER_BATCH: Final = 1 << 18
+"""Integers :func:`render_ints` writes at a time (its temporary arrays stay small)."""
+
+
+def token_starts(
+    ends: npt.NDArray[np.int64], tokens: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Where tokens start in :func:`render_ints` text, from where every token ends."""
+    return np.where(tokens > 0, ends[np.maximum(tokens - 1, 0)], 0)
+
+
+def render_ints(
+    values: npt.NDArray[np.int64],
+    prefix: npt.NDArray[np.integer[Any]],
+    suffix: npt.NDArray[np.integer[Any]],
+    literals: Sequence[str],
+) -> tuple[str, npt.NDArray[np.int64]]:
+    """ASCII text of integer tokens, each between a literal prefix and suffix.
+
+    Token ``i`` is written as ``literals[prefix[i]]``, ``values[i]`` in decimal (as
+    ``str(int)`` writes it) and ``literals[suffix[i]]``, one after the other. The text
+    is built with array operations, :data:`RENDER_BATCH` tokens at a time, not with a
+    Python loop over the tokens.
+
+    Parameters
+    ----------
+    values
+        The integers.
+    prefix, suffix
+        Index into ``literals`` of each token's prefix and suffix.
+    literals
+        ASCII strings; ``literals[0]`` must be ``""`` and ``literals[1]`` one character
+        (the common separator: it is written in one pass, the others token by kind).
+
+    Returns
+    -------
+    tuple
+        The text, and where each token (with its prefix and suffix) ends in it (token
+        ``i`` starts where token ``i - 1`` ends, the first at 0).
+
+    Examples
+    --------
+    >>> text, ends = render_ints(
+    ...     np.array([12, -3, 0]), np.array([2, 1, 0]), np.array([0, 0, 3]), ["", "-", "[", "],"]
+    ... )
+    >>> text, text[ends[0] : ends[1]]
+    ('[12--30],', '--3')
+    """
+    v = np.asarray(values, dtype=np.int64).ravel()
+    pre_all = np.asarray(prefix).ravel()
+    suf_all = np.asarray(suffix).ravel()
+    lit = [s.encode("ascii") for s in literals]
+    if lit[0] != b"" or len(lit) < 2 or len(lit[1]) != 1:
+        raise ValueError("literals[0] must be empty and literals[1] one character")
+    lit_len = np.array([len(b) for b in lit], dtype=np.int64)
+    pieces: list[str] = []
+    all_ends = np.empty(v.shape[0], dtype=np.int64)
+    offset = 0
+    for start in range(0, v.shape[0], RENDER_BATCH):
+        stop = min(start + RENDER_BATCH, v.shape[0])
+        text, ends = _render_batch(
+            v[start:stop], pre_all[start:stop], suf_all[start:stop], lit, lit_len
+        )
+        pieces.append(text.decode("ascii"))
+        all_ends[start:stop] = ends + offset
+        offset += len(text)
+    return "".join(pieces), all_ends
+
+
+def _render_batch(
+    v: npt.NDArray[np.int64],
+    pre: npt.NDArray[np.integer[Any]],
+    suf: npt.NDArray[np.integer[Any]],
+    lit: list[bytes],
+    lit_len: npt.NDArray[np.int64],
+) -> tuple[bytes, npt.NDArray[np.int64]]:
+    """One batch of :func:`render_ints`: its bytes and each token's end in them."""
+    neg = v < 0
+    magnitude = np.abs(v).astype(np.uint64)  # |int64 min| wraps to itself: right as uint64
+    pre_len = lit_len[pre]
+    suf_len = lit_len[suf]
+    width = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right")
+    width += 1 + neg
+    width += pre_len
+    width += suf_len
+    ends = np.cumsum(width)
+    starts = ends - width
+    del width
+    out = np.empty(int(ends[-1]), dtype=np.uint8)
+    out[starts[pre == 1]] = lit[1][0]  # the common separator, in one pass
+    for ids, rare, at_all, is_suffix in (
+        (pre, np.flatnonzero(pre > 1), starts, False),
+        (suf, np.flatnonzero(suf), ends, True),
+    ):
+        kinds = ids[rare]
+        for k in np.unique(kinds).tolist():
+            chars = np.frombuffer(lit[k], dtype=np.uint8)
+            at = at_all[rare[kinds == k]] - (len(chars) if is_suffix else 0)
+            out[at[:, None] + np.arange(len(chars))] = chars
+    out[starts[neg] + pre_len[neg]] = ord("-")
+    at = ends - suf_len - 1  # each number's last digit, then leftwards while digits remain
+    rest = magnitude
+    ten = np.uint64(10)
+    while at.size:
+        rest, digit = np.divmod(rest, ten)
+        out[at] = digit.astype(np.uint8) + np.uint8(ord("0"))
+        more = rest > 0
+        at, rest = at[more] - 1, rest[more]
+    return out.tobytes(), ends
+
+
+def join_ints(values: Any) -> str:
+    """``",".join(map(str, values))`` for integers, vectorised.
+
+    Examples
+    --------
+    >>> join_ints(np.array([3, -14, 0]))
+    '3,-14,0'
+    >>> join_ints([])
+    ''
+    """
+    v = np.asarray(values, dtype=np.int64).ravel()
+    prefix = np.ones(v.shape[0], dtype=np.int8)
+    prefix[:1] = 0
+    return render_ints(v, prefix, np.zeros(v.shape[0], dtype=np.int8), ("", ","))[0]
+
+
 # --- compact chunked layers -------------------------------------------------------------
 
 _MULTI_TYPES: Final = (4, 5, 6, 7)  # MultiPoint, MultiLineString, MultiPolygon, collection
@@ -381,6 +527,222 @@ def _explode(geoms: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.
     return parts, np.asarray(index, dtype=np.int64)
 
 
+CoordsFn = Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]
+"""Maps an ``(n, 2)`` array of coordinates to another (e.g. metres → WGS84 degrees)."""
+
+_POLYGON_LITERALS: Final = ("", ",", ",[", ",[[", "[[[", "]", "]]", "]]]")
+"""Around the numbers of polygon text (:func:`render_ints`): before one, nothing, ``,``
+(the next number of a ring), ``,[`` (the next ring), ``,[[`` (the next polygon) or
+``[[[`` (a row's first number); after one, nothing or, as a ring, polygon and row end,
+``]``, ``]]``, ``]]]``."""
+
+
+def _polygons_plain(arr: npt.NDArray[Any], scale: float) -> list[str | None]:
+    """Compact polygon text of each geometry with one string operation per ring.
+
+    What :func:`encode_geometries` writes, for the rare rows its vectorised form does not
+    take (a polygon part without rings, a ring of fewer than two coordinates).
+    """
+    out: list[str | None] = [None] * arr.size
+    usable = np.flatnonzero(~(shapely.is_missing(arr) | shapely.is_empty(arr)))
+    parts, part_row = _explode(arr[usable])
+    polygonal = shapely.get_type_id(parts) == 3
+    parts, part_row = parts[polygonal], usable[part_row[polygonal]]
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    ints = np.rint(coords * scale).astype(np.int64)
+    counts = np.bincount(coord_ring, minlength=len(rings))
+    part_rings: list[list[str]] = [[] for _ in range(len(parts))]
+    start = 0
+    for r, p in enumerate(ring_part.tolist()):
+        ring = ints[start : start + counts[r]]
+        start += counts[r]
+        steps = ring.copy()
+        steps[1:] -= ring[:-1]
+        flat = steps[:-1].ravel().tolist()  # the closing vertex repeats the first
+        part_rings[p].append("[" + ",".join(map(str, flat)) + "]")
+    row_parts: dict[int, list[str]] = {}
+    for p, row in enumerate(part_row.tolist()):
+        row_parts.setdefault(row, []).append("[" + ",".join(part_rings[p]) + "]")
+    for row, texts in row_parts.items():
+        out[row] = "[" + ",".join(texts) + "]"
+    return out
+
+
+def _nan_box(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``[west, south, east, north]`` of ``(n, 2)`` coordinates, ignoring NaN (NaN if none)."""
+    if coords.shape[0] == 0:
+        return np.full(4, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: NaN, as geopandas
+        low = np.nanmin(coords, axis=0)
+        high = np.nanmax(coords, axis=0)
+    return np.array([low[0], low[1], high[0], high[1]], dtype=np.float64)
+
+
+def _merge_box(
+    box: npt.NDArray[np.float64] | None, more: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    if box is None:
+        return more
+    return np.concatenate([np.fmin(box[:2], more[:2]), np.fmax(box[2:], more[2:])])
+
+
+def _encode_polygon_block(
+    arr: npt.NDArray[Any],
+    scale: float,
+    raw_fn: CoordsFn | None,
+    round_fn: CoordsFn | None,
+    out: list[str | None],
+    offset: int,
+) -> npt.NDArray[np.float64] | None:
+    """Polygon text of one block of rows into ``out[offset:]``.
+
+    The coordinates written are ``round_fn(raw_fn(c))`` (each optional) in units of
+    ``1/scale``; returns the box of ``raw_fn(c)`` over every coordinate of the block
+    when ``raw_fn`` is given.
+    """
+    usable = np.flatnonzero(~(shapely.is_missing(arr) | shapely.is_empty(arr)))
+    parts, part_row = _explode(arr[usable])
+    part_row = usable[part_row]
+    polygonal = shapely.get_type_id(parts) == 3
+    box: npt.NDArray[np.float64] | None = None
+    raw: npt.NDArray[np.float64] | None = None
+    if raw_fn is not None:
+        raw = raw_fn(shapely.get_coordinates(arr[usable]))
+        box = _nan_box(raw)
+    parts, part_row = parts[polygonal], part_row[polygonal]
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    ring_part = np.asarray(ring_part, dtype=np.int64)
+    counts = np.asarray(shapely.get_num_coordinates(rings), dtype=np.int64)
+    if raw is not None and bool(polygonal.all()):
+        coords = raw  # the rows' coordinates are their rings', in the same order
+    else:
+        coords = shapely.get_coordinates(rings)
+        if raw_fn is not None:
+            coords = raw_fn(coords)
+    del raw, rings
+    if round_fn is not None:
+        coords = round_fn(coords)
+    ints = np.rint(coords * scale).astype(np.int64)
+    del coords
+    ring_row = part_row[ring_part]
+    odd = np.zeros(arr.size, dtype=bool)
+    odd[part_row[np.bincount(ring_part, minlength=len(parts)) == 0]] = True
+    odd[ring_row[counts < 2]] = True
+    if odd.any():
+        keep_ring = ~odd[ring_row]
+        ints = ints[np.repeat(keep_ring, counts)]
+        counts, ring_part, ring_row = counts[keep_ring], ring_part[keep_ring], ring_row[keep_ring]
+        plain = arr[odd]
+        if raw_fn is not None or round_fn is not None:
+
+            def both(c: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+                c = raw_fn(c) if raw_fn is not None else c
+                return round_fn(c) if round_fn is not None else c
+
+            plain = shapely.transform(plain, both)
+        for row, text in zip(
+            np.flatnonzero(odd).tolist(), _polygons_plain(plain, scale), strict=True
+        ):
+            out[offset + row] = text
+    n_rings = counts.shape[0]
+    if n_rings == 0:
+        return box
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    steps = ints.copy()
+    steps[1:] -= ints[:-1]
+    steps[starts] = ints[starts]
+    del ints
+    keep = np.ones(steps.shape[0], dtype=bool)
+    keep[ends - 1] = False  # the closing vertex repeats the first
+    flat = steps[keep].ravel()
+    del steps, keep
+    # two numbers per vertex written; each ring opens (and a polygon, a row) on its first
+    tok_end = np.cumsum(2 * (counts - 1))
+    tok_start = tok_end - 2 * (counts - 1)
+    new_part = np.ones(n_rings, dtype=bool)
+    new_part[1:] = ring_part[1:] != ring_part[:-1]
+    new_row = np.ones(n_rings, dtype=bool)
+    new_row[1:] = ring_row[1:] != ring_row[:-1]
+    end_part = np.ones(n_rings, dtype=bool)
+    end_part[:-1] = new_part[1:]
+    end_row = np.ones(n_rings, dtype=bool)
+    end_row[:-1] = new_row[1:]
+    prefix = np.ones(flat.shape[0], dtype=np.int8)
+    prefix[tok_start] = np.where(new_row, 4, 2 + new_part)
+    suffix = np.zeros(flat.shape[0], dtype=np.int8)
+    suffix[tok_end - 1] = 5 + end_part.astype(np.int64) + end_row
+    text, char_end = render_ints(flat, prefix, suffix, _POLYGON_LITERALS)
+    first = token_starts(char_end, tok_start[new_row]).tolist()
+    last = char_end[tok_end[end_row] - 1].tolist()
+    for row, a, b in zip(ring_row[new_row].tolist(), first, last, strict=True):
+        out[offset + row] = text[a:b]
+    return box
+
+
+def _row_blocks(arr: npt.NDArray[Any], max_coords: int) -> list[slice]:
+    """Consecutive rows in blocks of at most ``max_coords`` coordinates (≥ 1 row each)."""
+    n_coords = np.cumsum(shapely.get_num_coordinates(arr))
+    blocks: list[slice] = []
+    start = 0
+    while start < arr.size:
+        base = int(n_coords[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(n_coords, base + max_coords, "right")), start + 1)
+        blocks.append(slice(start, stop))
+        start = stop
+    return blocks
+
+
+def _encode(
+    geoms: Any,
+    kind: str,
+    decimals: int,
+    raw_fn: CoordsFn | None = None,
+    round_fn: CoordsFn | None = None,
+) -> tuple[list[str | None], npt.NDArray[np.float64] | None]:
+    """:func:`encode_geometries` of the geometries with their coordinates mapped.
+
+    The text is of ``round_fn(raw_fn(c))``; the box (``[west, south, east, north]``,
+    NaN when there are no coordinates) of ``raw_fn(c)`` when ``raw_fn`` is given.
+    """
+    arr = np.asarray(geoms, dtype=object).ravel()
+    out: list[str | None] = [None] * arr.size
+    box: npt.NDArray[np.float64] | None = None
+    if arr.size == 0:
+        return out, (np.full(4, np.nan) if raw_fn is not None else None)
+    scale = 10.0**decimals
+    if kind == "point":
+        usable = ~(shapely.is_missing(arr) | shapely.is_empty(arr))
+        pts = arr[usable]
+        if pts.size and not (shapely.get_type_id(pts) == 0).all():
+            raise InputValidationError("a point layer holds non-point geometries")
+        coords = shapely.get_coordinates(pts)
+        if raw_fn is not None:
+            coords = raw_fn(coords)
+            box = _nan_box(coords)
+        if round_fn is not None:
+            coords = round_fn(coords)
+        xy = np.rint(coords * scale).astype(np.int64).ravel()
+        n = xy.shape[0] // 2
+        prefix = np.tile(np.array([2, 1], dtype=np.int8), n)  # "[x" ",y"
+        suffix = np.tile(np.array([0, 3], dtype=np.int8), n)  # "]"
+        text, ends = render_ints(xy, prefix, suffix, ("", ",", "[", "]"))
+        first = token_starts(ends, np.arange(0, 2 * n, 2)).tolist()
+        last = ends[1::2].tolist()
+        for row, a, b in zip(np.flatnonzero(usable).tolist(), first, last, strict=True):
+            out[row] = text[a:b]
+        return out, box
+    if kind != "polygon":
+        raise InputValidationError(f"kind must be 'polygon' or 'point', got {kind!r}")
+    for block in _row_blocks(arr, ENCODE_BLOCK_COORDS):
+        more = _encode_polygon_block(arr[block], scale, raw_fn, round_fn, out, block.start)
+        if more is not None:
+            box = _merge_box(box, more)
+    return out, box
+
+
 def encode_geometries(
     geoms: Any, kind: str = "polygon", decimals: int = LAYER_COORD_DECIMALS
 ) -> list[str | None]:
@@ -390,7 +752,9 @@ def encode_geometries(
     of integers ``x0, y0, dx1, dy1, …`` in units of 10^-``decimals`` degrees (the first
     vertex absolute, then the step from the previous one; the closing vertex left out).
     Non-polygonal parts are dropped. ``kind="point"``: ``[x, y]`` in the same units.
-    ``tuoyu_maps.js`` (``decodeGeometry``) turns them back into GeoJSON.
+    ``tuoyu_maps.js`` (``decodeGeometry``) turns them back into GeoJSON. The text is
+    built with array operations (:func:`render_ints`), :data:`ENCODE_BLOCK_COORDS`
+    coordinates at a time.
 
     Examples
     --------
@@ -400,67 +764,96 @@ def encode_geometries(
     >>> encode_geometries([shapely.Point(116.397, 39.909), None], kind="point")
     ['[11639700,3990900]', None]
     """
-    arr = np.asarray(geoms, dtype=object).ravel()
-    out: list[str | None] = [None] * arr.size
-    if arr.size == 0:
-        return out
-    scale = 10.0**decimals
-    usable = ~(shapely.is_missing(arr) | shapely.is_empty(arr))
-    if kind == "point":
-        pts = arr[usable]
-        if pts.size and not (shapely.get_type_id(pts) == 0).all():
-            raise InputValidationError("a point layer holds non-point geometries")
-        xy = np.rint(shapely.get_coordinates(pts) * scale).astype(np.int64)
-        for row, (x, y) in zip(np.flatnonzero(usable).tolist(), xy.tolist(), strict=True):
-            out[row] = f"[{x},{y}]"
-        return out
-    if kind != "polygon":
-        raise InputValidationError(f"kind must be 'polygon' or 'point', got {kind!r}")
-    parts, part_row = _explode(arr[usable])
-    rows_of_usable = np.flatnonzero(usable)
-    polygonal = shapely.get_type_id(parts) == 3
-    parts, part_row = parts[polygonal], rows_of_usable[part_row[polygonal]]
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
-    ints = np.rint(coords * scale).astype(np.int64)
-    counts = np.bincount(coord_ring, minlength=len(rings))
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    steps = ints.copy()
-    steps[1:] -= ints[:-1]
-    steps[starts] = ints[starts]
-    keep = np.ones(len(steps), dtype=bool)
-    keep[ends - 1] = False  # the closing vertex repeats the first
-    flat = steps[keep].ravel().tolist()
-    bounds = np.concatenate([[0], np.cumsum(2 * (counts - 1))]).tolist()
-    part_rings: list[list[str]] = [[] for _ in range(len(parts))]
-    for r, p in enumerate(ring_part.tolist()):
-        part_rings[p].append("[" + ",".join(map(str, flat[bounds[r] : bounds[r + 1]])) + "]")
-    row_parts: dict[int, list[str]] = {}
-    for p, row in enumerate(part_row.tolist()):
-        row_parts.setdefault(row, []).append("[" + ",".join(part_rings[p]) + "]")
-    for row, texts in row_parts.items():
-        out[row] = "[" + ",".join(texts) + "]"
-    return out
+    return _encode(geoms, kind, decimals)[0]
+
+
+def encode_layer(
+    layer: gpd.GeoDataFrame,
+    simplify_m: float = DEFAULT_SIMPLIFY_M,
+    decimals: int = COORD_DECIMALS,
+    kind: str = "polygon",
+) -> tuple[list[str | None], npt.NDArray[np.float64]]:
+    """A layer's compact text for display, and its WGS84 box.
+
+    The text is ``encode_geometries(display_geometries(layer, simplify_m, decimals),
+    kind, decimals)``; the box is :func:`wgs84_box` of the layer as given. Without
+    simplification both come from one pass over the coordinates, transformed to WGS84
+    once, and no transformed geometry is built.
+
+    Parameters
+    ----------
+    layer
+        Any layer with a CRS.
+    simplify_m
+        Display simplification (:func:`display_geometries`).
+    decimals
+        Decimals of the WGS84 coordinates and of the text.
+    kind
+        ``"polygon"`` or ``"point"`` (:func:`encode_geometries`).
+
+    Returns
+    -------
+    tuple
+        The text of each row (``None`` when nothing is drawn) and
+        ``[west, south, east, north]`` (NaN when the layer has no coordinates).
+    """
+    require_crs(layer, "layer")
+    if simplify_m < 0:
+        raise InputValidationError("simplify_m must be ≥ 0", field="simplify_m")
+    arr = np.asarray(layer.geometry.values, dtype=object)
+    if simplify_m > 0 or (arr.size and bool(shapely.has_z(arr).any())):
+        texts = encode_geometries(display_geometries(layer, simplify_m, decimals), kind, decimals)
+        return texts, wgs84_box(layer)
+    digits = int(decimals)
+
+    def rounded(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return _round(coords) if digits == COORD_DECIMALS else np.round(coords, digits)
+
+    texts, box = _encode(arr, kind, digits, to_wgs84_fn(layer.crs), rounded)
+    return texts, box if box is not None else np.full(4, np.nan)
 
 
 def _spatial_groups(
     x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], size: int
 ) -> list[npt.NDArray[np.int64]]:
-    """Row groups of at most ``size`` by recursive median splits along the longer side."""
+    """Row groups of at most ``size`` by recursive median splits along the longer side.
+
+    A split puts the lower half of the rows along that side before the upper half,
+    rows of equal value in the order of a stable sort (of the parent's order, so the
+    sides its ancestors were split along, then the row number, break ties). The halves
+    are found by selection; a group is sorted only where equal values straddle its
+    split.
+    """
     groups: list[npt.NDArray[np.int64]] = []
-    stack = [np.arange(x.shape[0], dtype=np.int64)]
+    # rows, and whether an ancestor split along x / along y
+    stack: list[tuple[npt.NDArray[np.int64], bool, bool]] = [
+        (np.arange(x.shape[0], dtype=np.int64), False, False)
+    ]
     coslat = math.cos(math.radians(float(np.mean(y)))) if y.size else 1.0
     while stack:
-        idx = stack.pop()
+        idx, x_split, y_split = stack.pop()
         if idx.shape[0] <= size:
             groups.append(np.sort(idx))
             continue
         xs, ys = x[idx], y[idx]
         wide = (xs.max() - xs.min()) * coslat >= ys.max() - ys.min()
-        order = idx[np.argsort(xs if wide else ys, kind="stable")]
-        half = order.shape[0] // 2
-        stack += [order[half:], order[:half]]
+        key, other, other_split = (xs, ys, y_split) if wide else (ys, xs, x_split)
+        half = idx.shape[0] // 2
+        part = np.argpartition(key, half)
+        pivot = key[part[half]]
+        if key[part[:half]].max() < pivot:
+            order = idx[part]
+        elif np.isfinite(key).all():
+            # equal values across the split: they go in the stable sort's order (the
+            # earlier splits' order: along the other side if split so, then by row)
+            below, tied = key < pivot, key == pivot
+            ties = np.flatnonzero(tied)
+            ties = ties[np.lexsort((idx[ties], other[ties]) if other_split else (idx[ties],))]
+            order = np.concatenate([idx[below], idx[ties], idx[~below & ~tied]])
+        else:  # NaN: the stable sort itself
+            order = idx[np.lexsort((idx, other, key) if other_split else (idx, key))]
+        stack += [(order[half:], x_split or wide, y_split or not wide)]
+        stack += [(order[:half], x_split or wide, y_split or not wide)]
     return groups
 
 
@@ -472,6 +865,20 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _values_json(rows: list[list[Any]]) -> str:
+    """Compact JSON of tooltip value rows; NaN, infinities and missing values as ``null``.
+
+    Rows of plain JSON values (the usual case) are written as they are; only when that
+    fails (a NaN, a numpy or pandas value) is every value cleaned first.
+    """
+    options: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
+    try:
+        return json.dumps(rows, allow_nan=False, **options)
+    except (TypeError, ValueError):
+        clean = [[_json_value(v) for v in row] for row in rows]
+        return json.dumps(clean, allow_nan=False, **options)
 
 
 def chunked_layer(
@@ -564,12 +971,7 @@ def chunked_layer(
                 round(float(b[:, 3].max()) + step, decimals),
             ]
         )
-        vals = json.dumps(
-            [[_json_value(v) for v in rows[i]] for i in members.tolist()],
-            ensure_ascii=False,
-            separators=(",", ":"),
-            allow_nan=False,
-        )
+        vals = _values_json([rows[i] for i in members.tolist()])
         chunk_texts.append(
             '{"i":'
             + json.dumps(members.tolist(), separators=(",", ":"))
@@ -656,23 +1058,66 @@ def dual_latlng(gdf: gpd.GeoDataFrame) -> tuple[list[list[float]], list[list[flo
     )
 
 
-def wgs84_bounds(*layers: gpd.GeoDataFrame | None) -> list[list[float]] | None:
-    """``[[south, west], [north, east]]`` of the non-empty layers, or ``None``."""
-    boxes = []
-    for layer in layers:
-        if layer is None or len(layer) == 0:
-            continue
-        require_crs(layer, "layer")
-        b = layer.to_crs(4326).total_bounds
-        if np.isfinite(b).all():
-            boxes.append(b)
-    if not boxes:
+@cache
+def _wgs84_transformer(crs: Any) -> Transformer | None:
+    """The transformer geopandas' ``to_crs(4326)`` uses; ``None`` when ``crs`` is WGS84."""
+    target = CRS.from_user_input(4326)
+    if CRS.from_user_input(crs).is_exact_same(target):
         return None
-    arr = np.vstack(boxes)
+    return Transformer.from_crs(crs, target, always_xy=True)
+
+
+def to_wgs84_fn(crs: Any) -> CoordsFn:
+    """Coordinates in ``crs`` → WGS84 lon/lat, as ``GeoSeries.to_crs(4326)`` computes them."""
+    transformer = _wgs84_transformer(crs)
+    if transformer is None:
+        return lambda coords: coords
+
+    def to_wgs84(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        lon, lat = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([lon, lat])
+
+    return to_wgs84
+
+
+def wgs84_box(layer: gpd.GeoDataFrame) -> npt.NDArray[np.float64]:
+    """``[west, south, east, north]`` of a layer in WGS84 (NaN when it has no coordinates).
+
+    What ``layer.to_crs(4326).total_bounds`` gives, from the coordinates alone (in
+    blocks of :data:`ENCODE_BLOCK_COORDS`), without building the transformed geometries.
+    """
+    require_crs(layer, "layer")
+    arr = np.asarray(layer.geometry.values, dtype=object)
+    if arr.size and bool(shapely.has_z(arr).any()):
+        return np.asarray(layer.to_crs(4326).total_bounds, dtype=np.float64)
+    to_wgs84 = to_wgs84_fn(layer.crs)
+    box = np.full(4, np.nan)
+    for block in _row_blocks(arr, ENCODE_BLOCK_COORDS):
+        box = _merge_box(box, _nan_box(to_wgs84(shapely.get_coordinates(arr[block]))))
+    return box
+
+
+def bounds_from_boxes(boxes: Sequence[npt.NDArray[np.float64] | None]) -> list[list[float]] | None:
+    """``[[south, west], [north, east]]`` around the finite boxes (:func:`wgs84_box`), or ``None``."""
+    finite = [b for b in boxes if b is not None and np.isfinite(b).all()]
+    if not finite:
+        return None
+    arr = np.vstack(finite)
     return [
         [round(float(arr[:, 1].min()), COORD_DECIMALS), round(float(arr[:, 0].min()), 6)],
         [round(float(arr[:, 3].max()), COORD_DECIMALS), round(float(arr[:, 2].max()), 6)],
     ]
+
+
+def wgs84_bounds(*layers: gpd.GeoDataFrame | None) -> list[list[float]] | None:
+    """``[[south, west], [north, east]]`` of the non-empty layers, or ``None``.
+
+    Each layer's box is taken over its coordinates transformed to WGS84
+    (:func:`wgs84_box`), without transforming its geometries.
+    """
+    return bounds_from_boxes(
+        [wgs84_box(layer) for layer in layers if layer is not None and len(layer) > 0]
+    )
 
 
 # --- the page -----------------------------------------------------------------------------

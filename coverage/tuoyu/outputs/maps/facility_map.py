@@ -28,7 +28,8 @@ the page stays small at any network size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import folium
@@ -50,22 +51,24 @@ from tuoyu.outputs.maps.common import (
     DataChunks,
     _spatial_groups,
     base_config,
+    bounds_from_boxes,
     check_language,
-    display_geometries,
     display_tolerance,
-    encode_geometries,
+    encode_layer,
     esc,
     finish_map,
     fmt_bool,
     fmt_number,
     is_missing,
     new_map,
+    render_ints,
     require_columns,
     require_crs,
     table_html,
     title_control,
+    token_starts,
     ui,
-    wgs84_bounds,
+    wgs84_box,
     wgs84_latlng,
 )
 from tuoyu.types import LocalReach
@@ -103,6 +106,9 @@ WALK_CHUNK_NODES: Final = 2_000
 """Network nodes per chunk of the "walk from here" lookup: spatial groups (a few km
 across in a city, ≈ 30 kB each), so a point asked reads one to four of them."""
 
+WALK_RENDER_VALUES: Final = 1 << 19
+"""Numbers of the walk lookup's chunks written at a time (bounds the memory they take)."""
+
 WALK_INLINE_MAX_BYTES: Final = INLINE_LAYER_MAX_BYTES
 """A walk lookup whose chunks total at most this many bytes (1 MB, about 60,000 nodes)
 stays inside a saved page; a bigger one is written beside it
@@ -124,14 +130,14 @@ def _kind_label(kind: object, language: Language) -> str:
     return esc(kind)
 
 
-def _assumed(row: pd.Series) -> set[str]:
+def _assumed(row: Mapping[str, Any] | pd.Series) -> set[str]:
     raw = row.get("assumed_fields")
     if is_missing(raw):
         return set()
     return {p.strip() for p in str(raw).split(",") if p.strip()}
 
 
-def _ages(row: pd.Series, language: Language) -> str:
+def _ages(row: Mapping[str, Any] | pd.Series, language: Language) -> str:
     """Ages served from the classes with slots (e.g. 6–36 月龄); unknown when none is known."""
     lo: list[int] = []
     hi: list[int] = []
@@ -159,14 +165,24 @@ def _modes(value: object, language: Language) -> str:
     return esc(", ".join(f"{SERVICE_MODES.get(p, p)} ({p})" for p in parts))
 
 
-def facility_popup(row: pd.Series, language: Language = "zh") -> str:
+def facility_rows(facilities: pd.DataFrame) -> list[dict[str, Any]]:
+    """The facility records as dicts, for :func:`facility_popup` (faster than ``iterrows``).
+
+    Values are the Python objects ``iterrows`` gives for a table of mixed types
+    (``int``, ``float``, ``str``, ``bool``, ``None``; pandas' own missing values).
+    """
+    return cast(list[dict[str, Any]], facilities.to_dict("records"))
+
+
+def facility_popup(row: Mapping[str, Any] | pd.Series, language: Language = "zh") -> str:
     """Popup HTML of one facility (name, kind, 普惠, 托位 by class, ages, modes, address).
 
     Parameters
     ----------
     row
-        A facility record with the fields of :data:`tuoyu.layers.schema.FACILITY_FIELDS`
-        (missing fields read as unknown).
+        A facility record (a table row, or a dict from :func:`facility_rows`) with the
+        fields of :data:`tuoyu.layers.schema.FACILITY_FIELDS` (missing fields read as
+        unknown).
     language
         ``"zh"`` or ``"en"``.
 
@@ -212,6 +228,119 @@ def facility_popup(row: pd.Series, language: Language = "zh") -> str:
 # --- the walk lookup -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class WalkLookup:
+    """The "walk from here" lookup as arrays, without a Python list per node.
+
+    What :func:`walk_lookup_from_reaches` tabulates (:meth:`to_frame`), in the form
+    :func:`build_facility_map` reads fastest: a city's lookup (10⁶ nodes) takes a few tens
+    of MB instead of hundreds.
+
+    Attributes
+    ----------
+    lon, lat
+        WGS84 of each network node (float64, shape ``(n,)``).
+    facility_ids
+        The facilities the pairs name.
+    pair_node, pair_facility, pair_tenths
+        One entry per node and facility reaching it within the walk limit: the node's
+        row, the facility's index in ``facility_ids`` and the walking time in tenths of a
+        minute (``round(walk_min, 1) * 10``, exactly); ordered by node, then walking time,
+        then facility.
+    """
+
+    lon: npt.NDArray[np.float64]
+    lat: npt.NDArray[np.float64]
+    facility_ids: tuple[object, ...]
+    pair_node: npt.NDArray[np.int64]
+    pair_facility: npt.NDArray[np.int64]
+    pair_tenths: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        """Number of network nodes."""
+        return int(self.lon.shape[0])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The lookup as a table (:data:`WALK_LOOKUP_COLUMNS`), one row per node."""
+        lists: list[list[tuple[object, float]]] = [[] for _ in range(len(self))]
+        ids = self.facility_ids
+        for n, f, t in zip(
+            self.pair_node.tolist(),
+            self.pair_facility.tolist(),
+            self.pair_tenths.tolist(),
+            strict=True,
+        ):
+            lists[n].append((ids[f], t / 10))
+        return pd.DataFrame({"lon": self.lon, "lat": self.lat, "facilities": lists})
+
+
+def tenths_of(walk_min: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """``round(round(t, 1) * 10)`` of each value, as Python computes it, vectorised.
+
+    Python rounds the exact binary value, half to even; ``rint(t * 10)`` agrees except
+    where ``t * 10`` lies within rounding error of a half, and those few are done by
+    Python itself.
+
+    Examples
+    --------
+    >>> tenths_of(np.array([0.15, 0.25, 0.35, 1.04999, 14.96])).tolist()
+    [1, 2, 3, 10, 150]
+    >>> [round(round(t, 1) * 10) for t in (0.15, 0.25, 0.35, 1.04999, 14.96)]
+    [1, 2, 3, 10, 150]
+    """
+    values = np.asarray(walk_min, dtype=np.float64)
+    scaled = values * 10.0
+    tenths = np.rint(scaled)
+    half_way = np.abs(scaled - np.floor(scaled) - 0.5) <= 8.0 * np.spacing(
+        np.maximum(np.abs(scaled), 1.0)
+    )
+    for i in np.flatnonzero(half_way).tolist():
+        tenths[i] = round(round(float(values[i]), 1) * 10)
+    return tenths.astype(np.int64)
+
+
+def walk_lookup_arrays(
+    network: WalkNetwork,
+    reaches: Sequence[LocalReach],
+    facility_ids: Sequence[object],
+    speed_kmh: float,
+    minutes: float = 15.0,
+) -> WalkLookup:
+    """The "walk from here" lookup from the facilities' node reaches, as arrays.
+
+    Parameters, checks and meaning as :func:`walk_lookup_from_reaches` (which is this
+    lookup as a table).
+    """
+    if len(reaches) != len(facility_ids):
+        raise InputValidationError(
+            f"{len(reaches)} reaches but {len(facility_ids)} facility ids", field="facility_ids"
+        )
+    if not speed_kmh > 0 or not minutes > 0:
+        raise InputValidationError("speed_kmh and minutes must be > 0")
+    m_per_min = speed_kmh * 1000.0 / 60.0
+    sizes = np.array([np.asarray(r.node).shape[0] for r in reaches], dtype=np.int64)
+    if len(reaches):
+        node = np.concatenate([np.asarray(r.node, dtype=np.int64) for r in reaches])
+        dist_m = np.concatenate([np.asarray(r.dist_m, dtype=np.float64) for r in reaches])
+    else:
+        node, dist_m = np.empty(0, dtype=np.int64), np.empty(0)
+    walk_min = dist_m / m_per_min
+    fac_idx = np.repeat(np.arange(len(reaches), dtype=np.int64), sizes)
+    keep = walk_min <= minutes
+    node, walk_min, fac_idx = node[keep], walk_min[keep], fac_idx[keep]
+    order = np.lexsort((fac_idx, walk_min, node))
+    to_wgs = Transformer.from_crs(network.crs, 4326, always_xy=True)
+    lon, lat = to_wgs.transform(network.node_x_m, network.node_y_m)
+    return WalkLookup(
+        lon=np.asarray(lon, dtype=np.float64),
+        lat=np.asarray(lat, dtype=np.float64),
+        facility_ids=tuple(facility_ids),
+        pair_node=node[order],
+        pair_facility=fac_idx[order],
+        pair_tenths=tenths_of(walk_min[order]),
+    )
+
+
 def walk_lookup_from_reaches(
     network: WalkNetwork,
     reaches: Sequence[LocalReach],
@@ -223,7 +352,8 @@ def walk_lookup_from_reaches(
 
     Walking is undirected, so the distance from a facility to a node is the distance
     from the node to the facility; each node gets the facilities that reach it within
-    ``minutes``, nearest first.
+    ``minutes``, nearest first. :func:`walk_lookup_arrays` gives the same as arrays,
+    which :func:`build_facility_map` reads much faster.
 
     Parameters
     ----------
@@ -245,40 +375,19 @@ def walk_lookup_from_reaches(
         :data:`WALK_LOOKUP_COLUMNS`, one row per network node (nodes no facility
         reaches get an empty list, so a click there does not borrow a farther node).
     """
-    if len(reaches) != len(facility_ids):
-        raise InputValidationError(
-            f"{len(reaches)} reaches but {len(facility_ids)} facility ids", field="facility_ids"
-        )
-    if not speed_kmh > 0 or not minutes > 0:
-        raise InputValidationError("speed_kmh and minutes must be > 0")
-    m_per_min = speed_kmh * 1000.0 / 60.0
-    nodes = [np.asarray(r.node, dtype=np.int64) for r in reaches]
-    dists = [np.asarray(r.dist_m, dtype=np.float64) for r in reaches]
-    fac = [np.full(n.shape[0], i, dtype=np.int64) for i, n in enumerate(nodes)]
-    node = np.concatenate(nodes) if nodes else np.empty(0, dtype=np.int64)
-    walk_min = np.concatenate(dists) / m_per_min if dists else np.empty(0)
-    fac_idx = np.concatenate(fac) if fac else np.empty(0, dtype=np.int64)
-    keep = walk_min <= minutes
-    node, walk_min, fac_idx = node[keep], walk_min[keep], fac_idx[keep]
-    order = np.lexsort((fac_idx, walk_min, node))
-    node, walk_min, fac_idx = node[order], walk_min[order], fac_idx[order]
-    lists: list[list[tuple[object, float]]] = [[] for _ in range(network.n_nodes)]
-    ids = list(facility_ids)
-    for n, f, t in zip(node.tolist(), fac_idx.tolist(), walk_min.tolist(), strict=True):
-        lists[n].append((ids[f], round(t, 1)))
-    to_wgs = Transformer.from_crs(network.crs, 4326, always_xy=True)
-    lon, lat = to_wgs.transform(network.node_x_m, network.node_y_m)
-    return pd.DataFrame({"lon": lon, "lat": lat, "facilities": lists})
+    return walk_lookup_arrays(network, reaches, facility_ids, speed_kmh, minutes).to_frame()
 
 
 def _walk_pairs(
-    lookup: pd.DataFrame, index_of: dict[str, int], minutes: float
+    lookup: pd.DataFrame | WalkLookup, index_of: dict[str, int], minutes: float
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Row, facility index and tenths of a minute of every lookup entry within ``minutes``.
 
     Tenths are exact: ``tenths / 10`` in the page is the double ``round(walk_min, 1)``
     (both the nearest double to the same one-decimal number).
     """
+    if isinstance(lookup, WalkLookup):
+        return _walk_pairs_of_arrays(lookup, index_of, minutes)
     rows: list[int] = []
     facs: list[int] = []
     tenths: list[int] = []
@@ -305,7 +414,43 @@ def _walk_pairs(
     )
 
 
-def _walk_chunk_text(
+def _walk_pairs_of_arrays(
+    lookup: WalkLookup, index_of: dict[str, int], minutes: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """:func:`_walk_pairs` of a :class:`WalkLookup`, vectorised (same checks, same pairs)."""
+    on_map = np.array(
+        [index_of.get(str(f), -1) for f in lookup.facility_ids] or [-1], dtype=np.int64
+    )
+    facs = on_map[lookup.pair_facility]
+    unknown = np.flatnonzero(facs < 0)
+    if unknown.size:
+        first = int(unknown[0])  # pairs run in row order, as the table's lists do
+        fid = lookup.facility_ids[int(lookup.pair_facility[first])]
+        raise InputValidationError(
+            f"walk lookup names facility '{fid}', which is not on the map",
+            row=int(lookup.pair_node[first]) + 1,
+            field="facilities",
+        )
+    within = lookup.pair_tenths / 10 <= minutes  # the double round(walk_min, 1), as Python
+    return lookup.pair_node[within], facs[within], lookup.pair_tenths[within]
+
+
+_WALK_LITERALS: Final = (
+    "",
+    ",",
+    '{"i":[',
+    '],"x":[',
+    '],"y":[',
+    '],"n":[',
+    '],"f":[',
+    '],"t":[',
+    "]}",
+    '],"f":[],"t":[]}',
+)
+"""Around the numbers of walk chunks (:func:`render_ints`): the lists' openings, the end."""
+
+
+def _walk_chunk_lists(
     members: npt.NDArray[np.int64],
     lon_e6: npt.NDArray[np.int64],
     lat_e6: npt.NDArray[np.int64],
@@ -313,8 +458,8 @@ def _walk_chunk_text(
     pair_start: npt.NDArray[np.int64],
     pair_fac: npt.NDArray[np.int64],
     pair_tenths: npt.NDArray[np.int64],
-) -> str:
-    """One chunk of the walk lookup as compact JSON (see :func:`_walk_config`)."""
+) -> list[npt.NDArray[np.int64]]:
+    """The lists ``i, x, y, n, f, t`` of one chunk of the walk lookup (see :func:`_walk_config`)."""
     counts = pair_start[members + 1] - pair_start[members]
     firsts = np.cumsum(counts) - counts  # where each node's pairs start in the chunk
     take = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
@@ -325,20 +470,52 @@ def _walk_chunk_text(
     steps[1:] -= fac[:-1]
     firsts = firsts[counts > 0]
     steps[firsts] = fac[firsts]  # each node's first facility absolute, then steps
+    return [
+        np.diff(members, prepend=0),
+        np.diff(lon_e6[members], prepend=box[0]),
+        np.diff(lat_e6[members], prepend=box[1]),
+        counts,
+        steps,
+        pair_tenths[take],
+    ]
 
-    def ints(values: npt.NDArray[np.int64]) -> str:
-        return "[" + ",".join(map(str, values.tolist())) + "]"
 
-    return (
-        f'{{"i":{ints(np.diff(members, prepend=0))}'
-        f',"x":{ints(np.diff(lon_e6[members], prepend=box[0]))}'
-        f',"y":{ints(np.diff(lat_e6[members], prepend=box[1]))}'
-        f',"n":{ints(counts)},"f":{ints(steps)},"t":{ints(pair_tenths[take])}}}'
+def _walk_chunk_texts(chunks: Sequence[Sequence[npt.NDArray[np.int64]]]) -> list[str]:
+    """Compact JSON ``{"i":[…],"x":[…],…,"t":[…]}`` of each chunk, rendered together.
+
+    Every chunk has nodes (``i``, ``x``, ``y``, ``n`` are not empty); ``f`` and ``t``
+    (as long as each other) may be empty.
+    """
+    values: list[npt.NDArray[np.int64]] = []
+    prefixes: list[npt.NDArray[np.int8]] = []
+    suffixes: list[npt.NDArray[np.int8]] = []
+    sizes: list[int] = []
+    for lists in chunks:
+        no_pairs = lists[4].shape[0] == 0
+        sizes.append(sum(int(items.shape[0]) for items in lists))
+        for k, items in enumerate(lists):
+            if items.shape[0] == 0:
+                continue
+            prefix = np.ones(items.shape[0], dtype=np.int8)
+            prefix[0] = 2 + k
+            suffix = np.zeros(items.shape[0], dtype=np.int8)
+            if k == 5:
+                suffix[-1] = 8
+            elif k == 3 and no_pairs:
+                suffix[-1] = 9
+            values.append(items)
+            prefixes.append(prefix)
+            suffixes.append(suffix)
+    text, ends = render_ints(
+        np.concatenate(values), np.concatenate(prefixes), np.concatenate(suffixes), _WALK_LITERALS
     )
+    last = np.cumsum(sizes) - 1
+    first = token_starts(ends, last - np.array(sizes) + 1)
+    return [text[a:b] for a, b in zip(first.tolist(), ends[last].tolist(), strict=True)]
 
 
 def _walk_config(
-    lookup: pd.DataFrame | None,
+    lookup: pd.DataFrame | WalkLookup | None,
     index_of: dict[str, int],
     *,
     mode: str,
@@ -375,9 +552,12 @@ def _walk_config(
         raise InputValidationError(
             f"walk_chunk_nodes must be ≥ 1, got {chunk_nodes}", field="walk_chunk_nodes"
         )
-    require_columns(lookup, WALK_LOOKUP_COLUMNS, "walk lookup")
-    lon = lookup["lon"].to_numpy(dtype=float)
-    lat = lookup["lat"].to_numpy(dtype=float)
+    if isinstance(lookup, WalkLookup):
+        lon, lat = lookup.lon, lookup.lat
+    else:
+        require_columns(lookup, WALK_LOOKUP_COLUMNS, "walk lookup")
+        lon = lookup["lon"].to_numpy(dtype=float)
+        lat = lookup["lat"].to_numpy(dtype=float)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         raise InputValidationError("walk lookup has non-finite lon/lat", field="lon")
     # WGS84 micro-degrees only: a point clicked or typed on Amap is converted to WGS84
@@ -388,6 +568,8 @@ def _walk_config(
     order = np.lexsort((facs, rows))
     rows, facs, tenths = rows[order], facs[order], tenths[order]
     pair_start = np.searchsorted(rows, np.arange(len(lookup) + 1))
+    lists: list[list[npt.NDArray[np.int64]]] = []  # chunks not yet written
+    n_values = 0
     texts: list[str] = []
     bboxes: list[list[int]] = []
     for group in _spatial_groups(lon, lat, int(chunk_nodes)):
@@ -396,7 +578,13 @@ def _walk_config(
         gx, gy = lon_e6[group], lat_e6[group]
         box = [int(gx.min()), int(gy.min()), int(gx.max()), int(gy.max())]
         bboxes.append(box)
-        texts.append(_walk_chunk_text(group, lon_e6, lat_e6, box, pair_start, facs, tenths))
+        lists.append(_walk_chunk_lists(group, lon_e6, lat_e6, box, pair_start, facs, tenths))
+        n_values += sum(int(items.shape[0]) for items in lists[-1])
+        if n_values >= WALK_RENDER_VALUES:
+            texts += _walk_chunk_texts(lists)
+            lists, n_values = [], 0
+    if lists:
+        texts += _walk_chunk_texts(lists)
     size = sum(len(t) for t in texts)  # ASCII
     cfg["nodes"] = len(lookup)
     cfg["bboxes"] = bboxes
@@ -411,20 +599,22 @@ def _walk_config(
 
 def _isochrone_chunks(
     isochrones: gpd.GeoDataFrame, index_of: dict[str, int], simplify_m: float, chunk_size: int
-) -> list[str]:
-    """JSON text of each chunk: ``{"<facility index>": [[minutes, geometry], ...]}``.
+) -> tuple[list[str], npt.NDArray[np.float64]]:
+    """JSON text of each chunk: ``{"<facility index>": [[minutes, geometry], ...]}``; the box.
 
     Geometry in WGS84, simplified by ``simplify_m`` metres for display (no more than the
     layer allows, :func:`display_tolerance`), rounded to 6 decimals and written in the
-    compact integer form of :func:`encode_geometries` at that precision (steps of
+    compact integer form of
+    :func:`~tuoyu.outputs.maps.common.encode_geometries` at that precision (steps of
     10⁻⁶°, ``ISO_SCALE``): about a third of the GeoJSON text, decoded by the page
-    (``decodeGeometry``); ``null`` for an empty polygon.
+    (``decodeGeometry``); ``null`` for an empty polygon. The box is the isochrones'
+    WGS84 ``[west, south, east, north]`` (:func:`~tuoyu.outputs.maps.common.wgs84_box`),
+    from the same transformed coordinates.
     """
-    geoms = display_geometries(isochrones, display_tolerance(isochrones, simplify_m))
-    texts = [
-        "null" if t is None else t
-        for t in encode_geometries(geoms, "polygon", decimals=ISO_DECIMALS)
-    ]
+    encoded, box = encode_layer(
+        isochrones, display_tolerance(isochrones, simplify_m), ISO_DECIMALS, "polygon"
+    )
+    texts = ["null" if t is None else t for t in encoded]
     index = np.array([index_of[str(f)] for f in isochrones["facility_id"]], dtype=np.int64)
     minutes = [f"{float(m):g}" for m in isochrones["minutes"]]
     order = np.lexsort((np.arange(index.shape[0]), index))
@@ -433,10 +623,11 @@ def _isochrone_chunks(
     for row in order.tolist():
         i = int(index[row])
         parts[i // chunk_size].setdefault(i, []).append(f"[{minutes[row]},{texts[row]}]")
-    return [
+    chunks = [
         "{" + ",".join(f'"{i}":[{",".join(rings)}]' for i, rings in part.items()) + "}"
         for part in parts
     ]
+    return chunks, box
 
 
 def _isochrone_config(
@@ -447,8 +638,11 @@ def _isochrone_config(
     isochrone_url: str | None,
     isochrone_minutes: Sequence[float],
     chunk_size: int,
-) -> tuple[dict[str, Any] | None, dict[str, str], DataChunks | None]:
-    """Where the page reads isochrones (``isoSource``), their colours, and the chunks."""
+) -> tuple[
+    dict[str, Any] | None, dict[str, str], DataChunks | None, npt.NDArray[np.float64] | None
+]:
+    """Where the page reads isochrones (``isoSource``), their colours, the chunks, and
+    the isochrones' WGS84 box when the chunks were made (else ``None``)."""
     if isochrone_url is not None:
         minutes = sorted({float(m) for m in isochrone_minutes})
         source: dict[str, Any] = {
@@ -456,9 +650,9 @@ def _isochrone_config(
             "url": isochrone_url,
             "minutes": [float(f"{m:g}") for m in minutes],
         }
-        return source, _iso_colors(minutes), None
+        return source, _iso_colors(minutes), None, None
     if isochrones is None or len(isochrones) == 0:
-        return None, {}, None
+        return None, {}, None, None
     require_crs(isochrones, "isochrones")
     require_columns(isochrones, ("facility_id", "minutes"), "isochrones")
     iso = isochrones[~(isochrones.geometry.isna() | isochrones.geometry.is_empty)]
@@ -469,15 +663,16 @@ def _isochrone_config(
             field="facility_id",
         )
     if len(iso) == 0:
-        return None, {}, None
-    chunks = DataChunks(_isochrone_chunks(iso, index_of, simplify_m, chunk_size))
+        return None, {}, None, None
+    texts, box = _isochrone_chunks(iso, index_of, simplify_m, chunk_size)
+    chunks = DataChunks(texts)
     source = {
         "mode": "chunks",
         "chunkSize": int(chunk_size),
         "chunks": len(chunks.chunks),
         "scale": 10**ISO_DECIMALS,
     }
-    return source, _iso_colors(sorted({float(m) for m in iso["minutes"]})), chunks
+    return source, _iso_colors(sorted({float(m) for m in iso["minutes"]})), chunks, box
 
 
 def _iso_colors(minutes: Sequence[float]) -> dict[str, str]:
@@ -493,7 +688,7 @@ def _iso_colors(minutes: Sequence[float]) -> dict[str, str]:
 def build_facility_map(
     facilities: gpd.GeoDataFrame,
     isochrones: gpd.GeoDataFrame | None = None,
-    walk_lookup: pd.DataFrame | None = None,
+    walk_lookup: pd.DataFrame | WalkLookup | None = None,
     *,
     language: str = "zh",
     tianditu_key: str | None = None,
@@ -606,7 +801,21 @@ def build_facility_map(
         raise InputValidationError("facility without geometry", row=row, field="geometry")
     index_of = {fid: i for i, fid in enumerate(ids)}
 
-    bounds = wgs84_bounds(facilities, isochrones)
+    iso_source, iso_colors, iso_chunks, iso_box = _isochrone_config(
+        isochrones,
+        index_of,
+        simplify_m,
+        isochrone_url=isochrone_url,
+        isochrone_minutes=isochrone_minutes,
+        chunk_size=int(chunk_size),
+    )
+    # the isochrones' box comes with their chunks (one transformation of their vertices)
+    boxes = [wgs84_box(facilities) if len(facilities) else None]
+    if iso_box is not None:
+        boxes.append(iso_box)
+    elif isochrones is not None and len(isochrones):
+        boxes.append(wgs84_box(isochrones))
+    bounds = bounds_from_boxes(boxes)
     cluster = len(facilities) > cluster_over
     title = ui("facility_map", lang)
     m = new_map(bounds, cluster=cluster, title=f"{area_name} {title}" if area_name else title)
@@ -638,7 +847,7 @@ def build_facility_map(
             if not is_missing(row_name) and str(row_name)
             else f"{ui('unnamed', lang)} {fid}"
         )
-    popups = [facility_popup(row, lang) for _, row in facilities.iterrows()]
+    popups = [facility_popup(row, lang) for row in facility_rows(facilities)]
     counts = pd.Series(kinds, dtype=object).value_counts()
     legend = [
         {
@@ -652,14 +861,6 @@ def build_facility_map(
         for kind, color in KIND_COLORS.items()
         if counts.get(kind, 0) > 0
     ]
-    iso_source, iso_colors, iso_chunks = _isochrone_config(
-        isochrones,
-        index_of,
-        simplify_m,
-        isochrone_url=isochrone_url,
-        isochrone_minutes=isochrone_minutes,
-        chunk_size=int(chunk_size),
-    )
     walk_mode = "api" if nearest_url else ("lookup" if walk_lookup is not None else "none")
 
     config = base_config(

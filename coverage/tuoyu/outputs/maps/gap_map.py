@@ -20,6 +20,7 @@ only up to :data:`~tuoyu.outputs.maps.common.GCJ02_EMBED_MAX_COORDS` coordinates
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any, Final, Literal, cast
 
 import folium
@@ -55,10 +56,11 @@ from tuoyu.outputs.maps.common import (
     require_crs,
     table_html,
     title_control,
+    to_wgs84_fn,
     ui,
     wgs84_bounds,
 )
-from tuoyu.outputs.maps.facility_map import facility_popup
+from tuoyu.outputs.maps.facility_map import facility_popup, facility_rows
 
 PEOPLE_RAMP: Final[tuple[str, ...]] = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 """Colours of uncovered people, few → many (ColorBrewer YlOrRd)."""
@@ -83,6 +85,10 @@ def _people_column(frame: pd.DataFrame) -> str:
 
 
 def _num(values: pd.Series) -> np.ndarray:
+    """Values as floats, NaN when missing (numeric columns without a Python loop)."""
+    dtype = values.dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        return np.asarray(values.to_numpy(dtype=float, na_value=np.nan), dtype=float)
     return np.array([np.nan if is_missing(v) else float(v) for v in values], dtype=float)
 
 
@@ -117,13 +123,28 @@ def _ramp_classes(people: np.ndarray, breaks: np.ndarray) -> np.ndarray:
 
 def _rounded(values: np.ndarray, digits: int) -> list[float | int | None]:
     """Values at the precision the tooltip shows (``None`` when unknown)."""
-    out: list[float | int | None] = []
-    for v in np.round(values.astype(float), digits).tolist():
-        if not np.isfinite(v):
-            out.append(None)
-        else:
-            out.append(int(v) if digits == 0 else v)
-    return out
+    rounded = np.round(values.astype(float), digits)
+    finite = np.isfinite(rounded)
+    out = np.full(rounded.shape, None, dtype=object)
+    out[finite] = rounded[finite].astype(np.int64) if digits == 0 else rounded[finite]
+    return cast(list[float | int | None], out.tolist())
+
+
+def _group_sums(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sum of each run ``values[starts[g] : starts[g] + counts[g]]``, as ``ndarray.sum``.
+
+    Bit for bit what pandas' ``Series.sum`` gives for the run (NaN when a value is):
+    numpy adds fewer than 8 values one after the other (done here for all such runs at
+    once) and longer runs pairwise (done by ``ndarray.sum`` itself, run by run).
+    """
+    sums = np.zeros(starts.shape[0], dtype=float)
+    short = counts < 8
+    for j in range(7):
+        runs = np.flatnonzero(short & (counts > j))
+        sums[runs] += values[starts[runs] + j]
+    for g in np.flatnonzero(~short).tolist():
+        sums[g] = values[starts[g] : starts[g] + counts[g]].sum()
+    return sums
 
 
 def hexagon_people(points: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoDataFrame:
@@ -145,31 +166,40 @@ def hexagon_people(points: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoData
     }
     if len(points) == 0:
         return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries([], crs=4326), crs=4326)
-    wgs = points.geometry.to_crs(4326)
-    cells = [
-        h3.latlng_to_cell(lat, lon, resolution)
-        for lon, lat in zip(wgs.x.to_numpy(), wgs.y.to_numpy(), strict=True)
-    ]
-    frame = pd.DataFrame(
-        {
-            "cell": cells,
-            "population": _num(points[people_col]),
-            "population_under3": (
-                _num(points["population_under3"])
-                if "population_under3" in points
-                else np.full(len(points), np.nan)
-            ),
-        }
+    geoms = np.asarray(points.geometry.values, dtype=object)
+    if bool((shapely.get_type_id(geoms) == 0).all() and not shapely.is_empty(geoms).any()):
+        # the numbers of to_crs(4326), without building the points
+        lon, lat = to_wgs84_fn(points.crs)(shapely.get_coordinates(geoms)).T
+    else:
+        wgs = points.geometry.to_crs(4326)
+        lon, lat = wgs.x.to_numpy(), wgs.y.to_numpy()
+    cells = np.array(
+        [
+            h3.latlng_to_cell(la, lo, resolution)
+            for lo, la in zip(lon.tolist(), lat.tolist(), strict=True)
+        ],
+        dtype=object,
     )
-    grouped = frame.groupby("cell", sort=True).agg(
-        population=("population", lambda s: s.sum(min_count=len(s))),
-        population_under3=("population_under3", lambda s: s.sum(min_count=len(s))),
-        points=("population", "size"),
+    people = _num(points[people_col])
+    under3 = (
+        _num(points["population_under3"])
+        if "population_under3" in points
+        else np.full(len(points), np.nan)
+    )
+    # cells in sorted order, each one's points in their order (as a sorted groupby)
+    unique, inverse = np.unique(cells, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=unique.shape[0])
+    starts = np.cumsum(counts) - counts
+    grouped = pd.DataFrame(
+        {
+            "population": _group_sums(people[order], starts, counts),
+            "population_under3": _group_sums(under3[order], starts, counts),
+            "points": counts.astype(np.int64),
+        },
+        index=pd.Index(unique, name="cell"),
     )
     grouped = grouped.sort_values(["population", "points"], ascending=False, na_position="last")
-    polys = [
-        shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in grouped.index
-    ]
     return gpd.GeoDataFrame(
         {
             "cell": grouped.index.to_numpy(),
@@ -177,9 +207,23 @@ def hexagon_people(points: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoData
             "population_under3": grouped["population_under3"].to_numpy(dtype=float),
             "points": grouped["points"].to_numpy(dtype=np.int64),
         },
-        geometry=gpd.GeoSeries(polys, crs=4326),
+        geometry=gpd.GeoSeries(_hexagons(grouped.index.tolist()), crs=4326),
         crs=4326,
     )
+
+
+def _hexagons(cells: list[str]) -> np.ndarray:
+    """WGS84 polygons of H3 cells (lon/lat, the ring closed), built in one call."""
+    boundaries = [h3.cell_to_boundary(c) for c in cells]
+    sizes = np.array([len(b) for b in boundaries], dtype=np.int64)
+    flat = np.fromiter(
+        chain.from_iterable(chain.from_iterable(boundaries)),
+        dtype=float,
+        count=2 * int(sizes.sum()),
+    )
+    lonlat = flat.reshape(-1, 2)[:, ::-1]  # h3 gives (lat, lng)
+    rings = shapely.linearrings(lonlat, indices=np.repeat(np.arange(len(cells)), sizes))
+    return np.asarray(shapely.polygons(rings), dtype=object)
 
 
 def _people_columns(language: Language) -> list[dict[str, Any]]:
@@ -233,11 +277,10 @@ def _zone_rank_label(lang: Language) -> str:
 def _zone_rows(gaps: pd.DataFrame) -> list[dict[str, Any]]:
     """The ``unit_names`` / ``unit_codes`` of each zone (without ``iterrows``)."""
     columns = [c for c in ("unit_names", "unit_codes") if c in gaps]
-    return (
-        cast(list[dict[str, Any]], gaps[columns].to_dict("records"))
-        if columns
-        else [{} for _ in range(len(gaps))]
-    )
+    if not columns:
+        return [{} for _ in range(len(gaps))]
+    values = [gaps[c].tolist() for c in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _zone_units(row: Mapping[str, Any], unit_names: dict[str, str]) -> str:
@@ -703,7 +746,7 @@ def build_gap_map(
                 "gcj02": gcj_ll,
                 "icons": ['<span class="tuoyu-dot"></span>'] * len(facilities),
                 "iconSize": [10, 10],
-                "popups": [facility_popup(row, lang) for _, row in facilities.iterrows()],
+                "popups": [facility_popup(row, lang) for row in facility_rows(facilities)],
             }
         )
         counts["facilities"] = len(facilities)
