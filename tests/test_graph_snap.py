@@ -87,9 +87,10 @@ def test_empty_network_builds() -> None:
 
 def test_spatial_indexes_are_lazy() -> None:
     g = build_graph(network(GRID_XY, GRID_EDGES))
-    assert "edge_tree" not in vars(g) and "node_tree" not in vars(g)
+    assert "edge_grid" not in vars(g) and "node_tree" not in vars(g)
     snap_points(g, [X0 + 10], [Y0 + 10])
-    assert "edge_tree" in vars(g)
+    assert "edge_grid" in vars(g)
+    assert "edge_tree" not in vars(g)  # snapping builds no GEOS geometries
 
 
 # ----------------------------------------------------------------------------- snap

@@ -67,14 +67,6 @@ def test_threshold_is_capped_at_the_largest_piece() -> None:
     assert g.main_edges(3).all()
 
 
-def test_eligible_tree_is_cached_and_shared_when_nothing_is_dropped() -> None:
-    g = grid_with_island()
-    tree, index = g.main_edge_tree(40)
-    assert g.main_edge_tree(40)[0] is tree
-    assert index.tolist() == list(range(2, 14))
-    assert g.main_edge_tree(3)[0] is g.edge_tree
-
-
 # -------------------------------------------------------------------------- snapping
 
 

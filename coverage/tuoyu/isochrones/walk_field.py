@@ -94,9 +94,6 @@ def margin_m(cell_m: float) -> float:
     return float(cell_m) * (float(np.sqrt(2.0)) + SIMPLIFY_PER_CELL) + _RHO_PAD_M
 
 
-_BUCKET_M: Final = 50.0
-"""Side of the square buckets of the edge index (metres)."""
-
 _MIN_SOURCES_PER_THREAD: Final = 8
 """Fewer sources than this per thread are not worth a thread."""
 
@@ -120,6 +117,8 @@ class WalkFieldIndex:
         Per edge, 1 where points may snap to it.
     builder
         The network's node → incident-edge index.
+    b_ptr, b_edges, b_origin, b_shape, b_size
+        The graph's edge buckets (:attr:`~tuoyu.network.graph.WalkGraph.edge_grid`).
     """
 
     graph: WalkGraph
@@ -130,6 +129,7 @@ class WalkFieldIndex:
     b_edges: IntArray
     b_origin: tuple[float, float]
     b_shape: tuple[int, int]
+    b_size: float
 
     @classmethod
     def build(
@@ -144,40 +144,17 @@ class WalkFieldIndex:
             eligible = np.ones(net.n_edges, dtype=np.uint8)
         if builder is None or builder.network is not net:
             builder = IsochroneBuilder(net)
-        xy = net.node_xy()
-        u = np.asarray(net.edge_u, dtype=np.int64)
-        v = np.asarray(net.edge_v, dtype=np.int64)
-        if net.n_nodes:
-            ox, oy = float(xy[:, 0].min()), float(xy[:, 1].min())
-            nx = int((xy[:, 0].max() - ox) // _BUCKET_M) + 1
-            ny = int((xy[:, 1].max() - oy) // _BUCKET_M) + 1
-        else:
-            ox = oy = 0.0
-            nx = ny = 1
-        lo = np.minimum(xy[u], xy[v])
-        hi = np.maximum(xy[u], xy[v])
-        bi0 = ((lo[:, 0] - ox) // _BUCKET_M).astype(np.int64)
-        bj0 = ((lo[:, 1] - oy) // _BUCKET_M).astype(np.int64)
-        bi1 = ((hi[:, 0] - ox) // _BUCKET_M).astype(np.int64)
-        bj1 = ((hi[:, 1] - oy) // _BUCKET_M).astype(np.int64)
-        wi = bi1 - bi0 + 1
-        wj = bj1 - bj0 + 1
-        counts = wi * wj
-        edge = np.repeat(np.arange(u.shape[0], dtype=np.int64), counts)
-        k = np.arange(edge.shape[0], dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-        bucket = (bj0[edge] + k // wi[edge]) * nx + bi0[edge] + k % wi[edge]
-        order = np.argsort(bucket, kind="stable")
-        b_ptr = np.zeros(nx * ny + 1, dtype=np.int64)
-        np.cumsum(np.bincount(bucket, minlength=nx * ny), out=b_ptr[1:])
+        grid = graph.edge_grid  # shared with snapping
         return cls(
             graph=graph,
             min_component_nodes=applied,
             eligible=eligible,
             builder=builder,
-            b_ptr=b_ptr,
-            b_edges=edge[order],
-            b_origin=(ox, oy),
-            b_shape=(nx, ny),
+            b_ptr=grid.ptr,
+            b_edges=grid.edges,
+            b_origin=grid.origin,
+            b_shape=grid.shape,
+            b_size=grid.size_m,
         )
 
 
@@ -297,7 +274,7 @@ def walk_field_polygons(
                     index.b_edges,
                     index.b_origin[0],
                     index.b_origin[1],
-                    _BUCKET_M,
+                    index.b_size,
                     index.b_shape[0],
                     index.b_shape[1],
                     float(buffer_m),

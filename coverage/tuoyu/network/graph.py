@@ -5,8 +5,9 @@
 The CSR build is a few vectorised numpy passes (about 1 s for 10⁶ nodes, 15 ms for
 Yuzhong), so it is kept in process only: the parsed network itself is what the loader
 caches on disk.
-The spatial indexes (an STRtree of the edge segments for snapping, a KD-tree of the
-nodes for local searches) and the connected components are built lazily on first use.
+The spatial indexes (a bucket grid of the edges for snapping and isochrones, a KD-tree of
+the nodes for local searches, an STRtree of the edge segments for the few callers that
+need GEOS geometries) and the connected components are built lazily on first use.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from tuoyu.errors import InputValidationError
+from tuoyu.network.edge_grid import EdgeGrid
 from tuoyu.network.walk_network import WalkNetwork
 
 
@@ -51,9 +53,6 @@ class WalkGraph:
         self.network = network
         self.csr = csr
         self.max_stretch = max_stretch
-        # STRtrees over the edges of the pieces that are large enough, keyed by the
-        # effective node threshold (see ``main_edge_tree``).
-        self._main_trees: dict[int, tuple[shapely.STRtree, npt.NDArray[np.int64]]] = {}
 
     @property
     def n_nodes(self) -> int:
@@ -67,6 +66,11 @@ class WalkGraph:
             shapely.linestrings(self.network.edge_segments()), dtype=object
         )
         return lines
+
+    @cached_property
+    def edge_grid(self) -> EdgeGrid:
+        """Square buckets of the edges (snapping, walk-field isochrones; built on first use)."""
+        return EdgeGrid.build(self.network)
 
     @cached_property
     def edge_tree(self) -> shapely.STRtree:
@@ -130,27 +134,6 @@ class WalkGraph:
         threshold = self.effective_min_component_nodes(min_component_nodes)
         mask: npt.NDArray[np.bool_] = self.edge_component_n_nodes >= threshold
         return mask
-
-    def main_edge_tree(
-        self, min_component_nodes: int
-    ) -> tuple[shapely.STRtree, npt.NDArray[np.int64]]:
-        """STRtree over the edges of :meth:`main_edges`, and their edge indices.
-
-        Tree index ``j`` is edge ``index[j]``; ``index`` is increasing, so the lowest
-        tree index among ties is also the lowest edge index. Built on first use per
-        threshold and kept; when every edge qualifies it is :attr:`edge_tree` itself.
-        """
-        threshold = self.effective_min_component_nodes(min_component_nodes)
-        cached = self._main_trees.get(threshold)
-        if cached is None:
-            mask = self.main_edges(threshold)
-            index = np.flatnonzero(mask).astype(np.int64)
-            if index.shape[0] == mask.shape[0]:
-                cached = (self.edge_tree, index)
-            else:
-                cached = (shapely.STRtree(self.edge_lines[index]), index)
-            self._main_trees[threshold] = cached
-        return cached
 
     def __repr__(self) -> str:
         return (

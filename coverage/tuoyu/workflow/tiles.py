@@ -73,6 +73,7 @@ from tuoyu.crs.projection import WGS84
 from tuoyu.errors import ConflictError, InputValidationError
 from tuoyu.indicators.targets import Profile, load_profile
 from tuoyu.isochrones.grid import area_isochrones
+from tuoyu.network.edge_grid import nearest_edges
 from tuoyu.network.graph import WalkGraph, _max_stretch, build_graph
 from tuoyu.network.snap import DEFAULT_MAX_SNAP_M, snap_points
 from tuoyu.network.walk_network import WalkNetwork
@@ -541,10 +542,9 @@ class _Snaps:
         pts = idx[near]
         main_m = np.full(pts.shape[0], np.inf)
         if graph is not None and graph.network.n_edges:
-            (p_idx, _), dist = graph.edge_tree.query_nearest(
-                shapely.points(self.x[pts], self.y[pts]), return_distance=True, all_matches=False
+            _, main_m = nearest_edges(
+                graph.edge_grid, graph.network, self.x[pts], self.y[pts], np.inf
             )
-            main_m[np.asarray(p_idx, dtype=np.int64)] = dist
         self.moved[pts] = island_m[pts] < main_m
 
     def result(self) -> SnappedPoints:
