@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import shapely
 from numba import njit
-from tuoyu.network._nearest_kernel import geos_point_segment_m
+from tuoyu.network._kernels import geos_point_segment_m
 from tuoyu.network.edge_grid import BUCKET_M, EdgeGrid, nearest_edges
 from tuoyu.network.graph import WalkGraph, build_graph
 from tuoyu.synthetic import synthetic_city
@@ -98,3 +98,33 @@ def test_allowed_edges_only() -> None:
     points = np.asarray(shapely.points(net.node_x_m, net.node_y_m), dtype=object)
     want = shapely.distance(points[:, None], lines[None, :])
     assert np.array_equal(dist, want.min(axis=1))
+
+
+def test_grid_lists_each_edge_in_every_bucket_its_box_meets() -> None:
+    """The counting sort gives the buckets of a plain repeat-and-stable-sort."""
+    net = synthetic_city(5000, seed=2)
+    grid = EdgeGrid.build(net, size_m=40.0)
+    xy = net.node_xy()
+    lo = np.minimum(xy[net.edge_u], xy[net.edge_v])
+    hi = np.maximum(xy[net.edge_u], xy[net.edge_v])
+    (ox, oy), nx = grid.origin, grid.shape[0]
+    entries = [
+        ((j * nx + i), e)
+        for e in range(net.n_edges)
+        for j in range(int((lo[e, 1] - oy) // 40.0), int((hi[e, 1] - oy) // 40.0) + 1)
+        for i in range(int((lo[e, 0] - ox) // 40.0), int((hi[e, 0] - ox) // 40.0) + 1)
+    ]
+    entries.sort()  # by bucket, then edge
+    assert grid.edges.tolist() == [e for _, e in entries]
+    counts = np.bincount([b for b, _ in entries], minlength=grid.ptr.shape[0] - 1)
+    assert np.array_equal(np.diff(grid.ptr), counts)
+
+
+def test_incident_edges_starting_then_ending_in_edge_order() -> None:
+    from tuoyu.network._kernels import incidence
+
+    u = np.array([2, 0, 1, 2, 1], dtype=np.int64)
+    v = np.array([0, 1, 2, 2, 0], dtype=np.int64)
+    ptr, edges = incidence(u, v, 3)
+    lists = [edges[ptr[k] : ptr[k + 1]].tolist() for k in range(3)]
+    assert lists == [[1, 0, 4], [2, 4, 1], [0, 3, 2, 3]]

@@ -144,16 +144,24 @@ class IsochroneBuilder:
         m = u.shape[0]
         if m and (min(int(u.min()), int(v.min())) < 0 or max(int(u.max()), int(v.max())) >= n):
             raise InputValidationError("an edge refers to a node index outside the network")
-        ends = np.concatenate([u, v])
-        edge_of_end = np.concatenate([np.arange(m, dtype=np.int64)] * 2)
-        order = np.argsort(ends, kind="stable")
-        self._inc_edges: IntArray = edge_of_end[order]
-        self._inc_ptr: IntArray = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(ends, minlength=n), out=self._inc_ptr[1:])
-        xy = network.node_xy()
-        self._p0: FloatArray = xy[u]
-        self._p1: FloatArray = xy[v]
+        from tuoyu.network._kernels import incidence
+
+        self._inc_ptr: IntArray
+        self._inc_edges: IntArray
+        self._inc_ptr, self._inc_edges = incidence(u, v, n)
         self._length_m: FloatArray = np.asarray(network.edge_length_m, dtype=np.float64)
+
+    @cached_property
+    def _p0(self) -> FloatArray:
+        """Start coordinates of each edge, shape (m, 2) (built on first use)."""
+        p0: FloatArray = self.network.node_xy()[np.asarray(self.network.edge_u, dtype=np.int64)]
+        return p0
+
+    @cached_property
+    def _p1(self) -> FloatArray:
+        """End coordinates of each edge, shape (m, 2) (built on first use)."""
+        p1: FloatArray = self.network.node_xy()[np.asarray(self.network.edge_v, dtype=np.int64)]
+        return p1
 
     def incident_edges(self, nodes: IntArray) -> IntArray:
         """Indices of the edges incident to ``nodes`` (an edge may appear twice)."""

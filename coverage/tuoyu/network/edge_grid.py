@@ -9,7 +9,7 @@ Why not shapely's STRtree, which does nearest-neighbour search: it needs a GEOS
 LineString per edge, and on a 10⁶-node city (1.95 M segments) building those lines and
 the tree took 1.5 CPU-s and 510 MB that stayed allocated, where this grid takes under
 half a second and about 90 MB, and the compiled search
-(:mod:`tuoyu.network._nearest_kernel`) answers 200,000 points in a fraction of a second.
+(:mod:`tuoyu.network._kernels`) answers 200,000 points in a fraction of a second.
 Its distance is GEOS's point–segment distance, operation for operation, so the nearest
 edge and its ties are the ones the STRtree gave (tested against it).
 """
@@ -80,14 +80,10 @@ class EdgeGrid:
         bj0 = ((lo[:, 1] - oy) // size_m).astype(np.int64)
         wi = ((hi[:, 0] - ox) // size_m).astype(np.int64) - bi0 + 1
         wj = ((hi[:, 1] - oy) // size_m).astype(np.int64) - bj0 + 1
-        counts = wi * wj
-        edge = np.repeat(np.arange(u.shape[0], dtype=np.int64), counts)
-        k = np.arange(edge.shape[0], dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-        bucket = (bj0[edge] + k // wi[edge]) * nx + bi0[edge] + k % wi[edge]
-        order = np.argsort(bucket, kind="stable")
-        ptr = np.zeros(nx * ny + 1, dtype=np.int64)
-        np.cumsum(np.bincount(bucket, minlength=nx * ny), out=ptr[1:])
-        return cls(ptr, edge[order], (ox, oy), float(size_m), (nx, ny))
+        from tuoyu.network._kernels import fill_buckets
+
+        ptr, edges = fill_buckets(bi0, bj0, wi, wj, nx, nx * ny)
+        return cls(ptr, edges, (ox, oy), float(size_m), (nx, ny))
 
 
 def nearest_edges(
@@ -113,7 +109,7 @@ def nearest_edges(
     >>> float(d[0]), int(net.edge_u[e[0]]) == 0 or int(net.edge_v[e[0]]) == 0
     (0.0, True)
     """
-    from tuoyu.network._nearest_kernel import nearest_edges_kernel
+    from tuoyu.network._kernels import nearest_edges_kernel
 
     m = net.n_edges
     ok = np.ones(m, dtype=np.uint8) if allowed is None else allowed.astype(np.uint8)

@@ -1,4 +1,6 @@
-"""Compiled nearest-edge search over :class:`tuoyu.network.edge_grid.EdgeGrid`.
+"""Compiled kernels of the network's indexes: the edge grid
+(:class:`tuoyu.network.edge_grid.EdgeGrid`: filling it, nearest-edge search) and the
+node → incident-edge lists.
 
 Written by hand, compiled with numba: see :mod:`tuoyu.network.edge_grid` for why not an
 STRtree. Each point searches square rings of buckets outward from its own and stops
@@ -121,3 +123,59 @@ def nearest_edges_kernel(
         best_edge[p] = b_e
         best_dist[p] = b_d
     return best_edge, best_dist
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+def fill_buckets(
+    bi0: IntArray, bj0: IntArray, wi: IntArray, wj: IntArray, nx: int, n_buckets: int
+) -> tuple[IntArray, IntArray]:  # pragma: no cover
+    """CSR of the edges per bucket: edge ``e`` covers ``wi[e] × wj[e]`` buckets from
+    ``(bi0[e], bj0[e])``; each bucket lists its edges in increasing order.
+
+    A counting sort in two passes (the vectorised version built five arrays as long as
+    all the entries, 6.4 M on a 10⁶-node city, and sorted them: 1.4 s against 0.1 s).
+    """
+    m = bi0.shape[0]
+    ptr = np.zeros(n_buckets + 1, dtype=np.int64)
+    for e in range(m):
+        for dj in range(wj[e]):
+            row = (bj0[e] + dj) * nx + bi0[e]
+            for di in range(wi[e]):
+                ptr[row + di + 1] += 1
+    for b in range(n_buckets):
+        ptr[b + 1] += ptr[b]
+    fill = ptr[:-1].copy()
+    edges = np.empty(ptr[n_buckets], dtype=np.int64)
+    for e in range(m):
+        for dj in range(wj[e]):
+            row = (bj0[e] + dj) * nx + bi0[e]
+            for di in range(wi[e]):
+                b = row + di
+                edges[fill[b]] = e
+                fill[b] += 1
+    return ptr, edges
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+def incidence(u: IntArray, v: IntArray, n: int) -> tuple[IntArray, IntArray]:  # pragma: no cover
+    """CSR of the edges at each node: node ``k`` lists ``edges[ptr[k]:ptr[k + 1]]``, first
+    the edges starting there, then those ending there, each in increasing order (the
+    order of a stable sort of ``u`` then ``v``; an edge from a node to itself is listed
+    twice). A counting sort: 0.05 s where the stable argsort took 0.3 s on 1.95 M edges.
+    """
+    m = u.shape[0]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    for e in range(m):
+        ptr[u[e] + 1] += 1
+        ptr[v[e] + 1] += 1
+    for k in range(n):
+        ptr[k + 1] += ptr[k]
+    fill = ptr[:-1].copy()
+    edges = np.empty(2 * m, dtype=np.int64)
+    for e in range(m):
+        edges[fill[u[e]]] = e
+        fill[u[e]] += 1
+    for e in range(m):
+        edges[fill[v[e]]] = e
+        fill[v[e]] += 1
+    return ptr, edges
