@@ -34,11 +34,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
-from tuoyu.crs.china import ChinaDatum, parse_crs_name
-from tuoyu.crs.projection import estimate_metric_crs, gdf_to_wgs84
+from tuoyu.crs.china import ChinaDatum, convert, parse_crs_name
+from tuoyu.crs.projection import WGS84, estimate_metric_crs, gdf_to_wgs84
 from tuoyu.errors import CRSError, EmptyInputError, InputValidationError
 from tuoyu.layers.rejects import Reject
 from tuoyu.layers.schema import POPULATION, POPULATION_UNDER3, UNIT_CODE
@@ -317,18 +317,57 @@ def load_weight_points(
             field=weight_field,
         )
     notes = _crs_hint_notes(path, crs, declared)
-    frame = gpd.GeoDataFrame(
-        {"point_id": np.flatnonzero(keep) + 1, "weight": weights[keep]},
-        geometry=np.asarray(geoms.values)[keep],
-        crs=raw.crs if raw.crs is not None else "EPSG:4326",
-    )
-    wgs = gdf_to_wgs84(frame, crs)
-    target = CRS.from_user_input(metric_crs) if metric_crs is not None else estimate_metric_crs(wgs)
-    out = wgs.to_crs(target).reset_index(drop=True)
+    columns = {"point_id": np.flatnonzero(keep) + 1, "weight": weights[keep]}
+    kept = np.asarray(geoms.values)[keep]
+    if shapely.has_z(kept).any():  # 3-D points: geopandas keeps and converts the heights
+        frame = gpd.GeoDataFrame(
+            columns, geometry=kept, crs=raw.crs if raw.crs is not None else "EPSG:4326"
+        )
+        wgs = gdf_to_wgs84(frame, crs)
+        target = (
+            CRS.from_user_input(metric_crs) if metric_crs is not None else estimate_metric_crs(wgs)
+        )
+        out = wgs.to_crs(target).reset_index(drop=True)
+    else:
+        out = _points_to_metric(columns, shapely.get_coordinates(kept), declared, metric_crs)
     out.attrs["rejects"] = rejects
     out.attrs["source"] = str(path)
     out.attrs["notes"] = notes
     return out
+
+
+def _points_to_metric(
+    columns: Mapping[str, npt.NDArray[Any]],
+    xy: npt.NDArray[np.float64],
+    declared: ChinaDatum | CRS,
+    metric_crs: CRS | str | None,
+) -> gpd.GeoDataFrame:
+    """2-D points given in ``declared`` as a GeoDataFrame in the metric CRS, via WGS84.
+
+    The same coordinates, bit for bit, as ``gdf_to_wgs84(frame, crs).to_crs(target)``:
+    the same GCJ-02/BD-09 conversion, the same pyproj transformers (``always_xy``, no
+    transform between exactly equal CRSs), on the coordinate arrays instead of through
+    geopandas, which rewrites every point object twice (``set_coordinates``, 0.5 CPU-s
+    for 2·10⁵ points).
+    """
+    lon, lat = xy[:, 0], xy[:, 1]
+    if isinstance(declared, str):
+        lon, lat = convert(lon, lat, declared, "wgs84")
+    elif not declared.is_exact_same(WGS84):
+        to_wgs84 = Transformer.from_crs(declared, WGS84, always_xy=True)
+        lon, lat = to_wgs84.transform(lon, lat)
+    if metric_crs is not None:
+        target = CRS.from_user_input(metric_crs)
+    else:
+        target = estimate_metric_crs(gpd.GeoDataFrame(geometry=shapely.points(lon, lat), crs=WGS84))
+    x, y = lon, lat
+    if not WGS84.is_exact_same(target):
+        x, y = Transformer.from_crs(WGS84, target, always_xy=True).transform(lon, lat)
+    return gpd.GeoDataFrame(
+        dict(columns),
+        geometry=shapely.points(np.asarray(x, np.float64), np.asarray(y, np.float64)),
+        crs=target,
+    )
 
 
 def read_unit_totals(
