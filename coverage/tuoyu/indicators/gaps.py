@@ -141,20 +141,29 @@ def _grid_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], half_m:
     return labels, cells, labels
 
 
-def _discs(xy: npt.NDArray[np.float64], radius_m: float) -> npt.NDArray[np.object_]:
-    """One disc polygon of ``radius_m`` per row of ``xy``, as ``shapely.buffer`` draws it.
+def _disc_coords(
+    xy: npt.NDArray[np.float64], radius_m: float
+) -> tuple[npt.NDArray[np.float64], int]:
+    """The ring coordinates of one disc of ``radius_m`` per row of ``xy``, as
+    ``shapely.buffer`` draws them (``(len(xy) × vertices, 2)``, disc after disc), and the
+    number of vertices of a ring.
 
     GEOS draws a point's buffer as centre + offset, the offsets depending only on the
     radius and :data:`_DISC_QUAD_SEGS`: the offsets of one buffered origin are added to
-    every centre (one array sum and one ``shapely.from_ragged_array`` call instead of a
-    buffer per point; the same coordinates bit for bit, checked in
-    ``tests/test_reports_speed_gaps.py``).
+    every centre (one array sum instead of a buffer per point; the same coordinates bit
+    for bit, checked in ``tests/test_reports_speed_gaps.py``).
     """
     template = shapely.get_coordinates(
         shapely.buffer(shapely.Point(0.0, 0.0), radius_m, quad_segs=_DISC_QUAD_SEGS)
     )
-    n_vertices = template.shape[0]
     coords = (xy[:, np.newaxis, :] + template[np.newaxis, :, :]).reshape(-1, 2)
+    return np.asarray(coords, dtype=np.float64), int(template.shape[0])
+
+
+def _discs(xy: npt.NDArray[np.float64], radius_m: float) -> npt.NDArray[np.object_]:
+    """One disc polygon of ``radius_m`` per row of ``xy``, as ``shapely.buffer`` draws it
+    (:func:`_disc_coords`, one ``shapely.from_ragged_array`` call)."""
+    coords, n_vertices = _disc_coords(xy, radius_m)
     ring_offsets = np.arange(0, xy.shape[0] * n_vertices + 1, n_vertices)
     polygon_offsets = np.arange(xy.shape[0] + 1)
     return np.asarray(
@@ -165,12 +174,23 @@ def _discs(xy: npt.NDArray[np.float64], radius_m: float) -> npt.NDArray[np.objec
     )
 
 
-def _zone_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], merge_m: float) -> _Groups:
-    """Zone label per point (points within ``merge_m`` chained), and one disc per point.
+def _zone_parts(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], merge_m: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.object_]]:
+    """Zone label per point (points within ``merge_m`` chained), and each zone's polygon.
 
-    Discs have radius ``merge_m / 2``: two points of one zone at most ``merge_m`` apart
-    have touching discs, points of two zones are farther apart, so their discs are
-    disjoint.
+    A zone's polygon is the union of discs of radius ``merge_m / 2`` around its points:
+    two points of one zone at most ``merge_m`` apart have touching discs, points of two
+    zones are farther apart, so their discs are disjoint. It is what
+    ``_dissolve(_discs(xy), labels)`` gives, bit for bit, with fewer geometry objects:
+
+    * a zone of one point (most of a big city's zones) is its disc: GEOS's union of one
+      polygon is a copy of it;
+    * the discs of a zone of several points are drawn as one multipolygon (the discs in
+      point order) and unioned: GEOS unions the polygons of a multipolygon as it unions
+      a collection of the same polygons, so no object is made per disc.
+
+    Checked against the per-zone ``union_all`` in ``tests/test_reports_speed2_gaps.py``.
     """
     xy = np.column_stack([x, y])
     pairs = cKDTree(xy).query_pairs(r=merge_m, output_type="ndarray")
@@ -178,8 +198,29 @@ def _zone_groups(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], merge_m
     graph = sp.coo_matrix(
         (np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(n, n)
     ).tocsr()
-    _, labels = connected_components(graph, directed=False)
-    return labels.astype(np.int64), _discs(xy, 0.5 * merge_m), labels.astype(np.int64)
+    n_zones, raw_labels = connected_components(graph, directed=False)
+    labels = raw_labels.astype(np.int64)
+    sizes = np.bincount(labels, minlength=n_zones)
+    order = np.argsort(labels, kind="stable")  # points of a zone in point order
+    alone = sizes[labels[order]] == 1
+    parts = np.empty(n_zones, dtype=object)
+    single = order[alone]
+    parts[labels[single]] = _discs(xy[single], 0.5 * merge_m)
+    grouped = order[~alone]
+    if grouped.size:
+        coords, n_vertices = _disc_coords(xy[grouped], 0.5 * merge_m)
+        multi = np.flatnonzero(sizes > 1)
+        discs = shapely.from_ragged_array(
+            shapely.GeometryType.MULTIPOLYGON,
+            coords,
+            (
+                np.arange(0, grouped.size * n_vertices + 1, n_vertices),
+                np.arange(grouped.size + 1),
+                np.concatenate([[0], np.cumsum(sizes[multi])]),
+            ),
+        )
+        parts[multi] = shapely.union_all(np.asarray(discs)[:, np.newaxis], axis=1)
+    return labels, parts
 
 
 def _h3_groups(points: gpd.GeoSeries, resolution: int) -> _Groups:
@@ -311,7 +352,7 @@ def uncovered_areas(
                 f"merge_distance_m must be finite and > 0, got {merge_distance_m}",
                 field="merge_distance_m",
             )
-        owner, cells, cell_group = _zone_groups(
+        owner, parts = _zone_parts(
             points.x.to_numpy(), points.y.to_numpy(), float(merge_distance_m)
         )
     elif method == "grid":
@@ -320,13 +361,14 @@ def uncovered_areas(
             raise InputValidationError(f"spacing_m must be > 0, got {spacing}")
         half = 0.5 * spacing * _GRID_OVERLAP
         owner, cells, cell_group = _grid_groups(points.x.to_numpy(), points.y.to_numpy(), half)
+        parts = _dissolve(cells, cell_group, int(owner.max()) + 1)
     elif method == "h3":
         owner, cells, cell_group = _h3_groups(points, h3_resolution)
+        parts = _dissolve(cells, cell_group, int(owner.max()) + 1)
     else:
         raise InputValidationError(f"unknown gap method '{method}' (zones, grid or h3)")
 
     n_parts = int(owner.max()) + 1
-    parts = _dissolve(cells, cell_group, n_parts)
     p_pop = pop[uncovered]
     p_u3 = under3[uncovered]
     p_codes = codes[uncovered]
@@ -347,7 +389,7 @@ def uncovered_areas(
                 np.where(u3_bad, np.nan, u3_known)[rank], dtype="Float64"
             ),
             "points": pd.array(n_points[rank], dtype="Int64"),
-            "unit_codes": pd.array([code_lists[i] for i in rank], dtype="str"),
+            "unit_codes": pd.array(np.asarray(code_lists, dtype=object)[rank], dtype="str"),
             "area_m2": shapely.area(parts)[rank],
         },
         geometry=gpd.GeoSeries(parts[rank], crs=crs),
@@ -357,7 +399,7 @@ def uncovered_areas(
         frame.insert(
             list(frame.columns).index("unit_codes") + 1,
             GAP_NAMES_COLUMN,
-            pd.array([name_lists[i] for i in rank], dtype="str"),
+            pd.array(np.asarray(name_lists, dtype=object)[rank], dtype="str"),
         )
     frame.attrs["points_walk_unknown"] = walk_unknown
     frame.attrs["method"] = method
@@ -374,7 +416,10 @@ def _dissolve(
     Groups of equal size are unioned in one call (``union_all`` along the rows of a
     groups × cells array), so there are as many calls as distinct group sizes, not one per
     group. Cells keep their order within a group: each row is the GEOS collection the
-    one-group call would build, so the polygons are the same bit for bit.
+    one-group call would build, so the polygons are the same bit for bit. A group of one
+    non-empty polygon is that polygon: GEOS's union of a single polygon is a copy of it
+    (``CascadedPolygonUnion`` unions nothing), so no call is made for it (a lone grid
+    square or hexagon; checked in ``tests/test_reports_speed2_gaps.py``).
 
     Parameters
     ----------
@@ -399,6 +444,15 @@ def _dissolve(
         rows = cells[order[starts[groups, np.newaxis] + np.arange(size)]].reshape(
             len(groups), int(size)
         )
+        if size == 1:
+            alone = rows[:, 0]
+            kept = (shapely.get_type_id(alone) == shapely.GeometryType.POLYGON) & ~shapely.is_empty(
+                alone
+            )
+            parts[groups[kept]] = alone[kept]
+            if not kept.all():
+                parts[groups[~kept]] = shapely.union_all(rows[~kept], axis=1)
+            continue
         parts[groups] = shapely.union_all(rows, axis=1)
     return parts
 
@@ -435,10 +489,8 @@ def _unit_lists(
         Codes and names per group (``""`` for a group without coded points).
     """
     known = ~pd.isna(codes)
-    code_lists = [""] * n_groups
-    name_lists = [""] * n_groups
     if not known.any():
-        return code_lists, name_lists
+        return [""] * n_groups, [""] * n_groups
     # codes are compared as text: factorise the values, then their texts (1 and "1" are one)
     raw_index, raw_codes = pd.factorize(codes[known])
     text_index, unique_codes = pd.factorize(
@@ -453,17 +505,25 @@ def _unit_lists(
     pair_group, pair_code = np.divmod(pair, len(unique_codes))
     # codes are sorted, so their index orders the ties as the code text does
     order = np.lexsort((pair_code, -pair_people, pair_group))
-    ordered_codes = np.asarray(unique_codes, dtype=object)[pair_code[order]]
+    code_texts = np.asarray(unique_codes, dtype=object)
+    ordered_codes = code_texts[pair_code[order]]
     ordered_groups = pair_group[order]
     bounds = np.flatnonzero(np.diff(ordered_groups)) + 1
-    for first, last in zip(
-        np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]]), strict=True
-    ):
+    firsts = np.concatenate([[0], bounds]).astype(np.int64)
+    lasts = np.concatenate([bounds, [len(order)]]).astype(np.int64)
+    # most groups hold one unit: their lists are its code and name, set as arrays
+    codes_out = np.full(n_groups, "", dtype=object)
+    names_out = np.full(n_groups, "", dtype=object)
+    one = lasts - firsts == 1
+    name_texts = np.array([names.get(c, "") for c in code_texts.tolist()], dtype=object)
+    codes_out[ordered_groups[firsts[one]]] = ordered_codes[firsts[one]]
+    names_out[ordered_groups[firsts[one]]] = name_texts[pair_code[order][firsts[one]]]
+    for first, last in zip(firsts[~one].tolist(), lasts[~one].tolist(), strict=True):
         members = ordered_codes[first:last].tolist()
         g = int(ordered_groups[first])
-        code_lists[g] = ",".join(members)
-        name_lists[g] = ",".join(names[c] for c in members if c in names)
-    return code_lists, name_lists
+        codes_out[g] = ",".join(members)
+        names_out[g] = ",".join(names[c] for c in members if c in names)
+    return codes_out.tolist(), names_out.tolist()
 
 
 def failing_units(table: pd.DataFrame, profile: Profile) -> pd.DataFrame:

@@ -222,10 +222,17 @@ def _population_groups(
         return np.full(len(population), -1, dtype=np.int64)
     if "unit_code" in population.columns:
         codes = population["unit_code"]
-        positions = pd.Index(units["code"].astype(str).to_numpy()).get_indexer(
-            codes.astype(str).to_numpy()
-        )
-        return np.where(codes.isna().to_numpy(), -1, positions).astype(np.int64)
+        unit_index = pd.Index(units["code"].astype(str).to_numpy())
+        values = codes.to_numpy(dtype=object)
+        missing = codes.isna().to_numpy()
+        if pd.api.types.infer_dtype(values[~missing], skipna=False) == "string":
+            # text codes are their own ``str``: look up each distinct code once
+            point_code, distinct = pd.factorize(values)
+            positions = unit_index.get_indexer(np.asarray(distinct, dtype=object))
+            found = np.where(point_code >= 0, positions[point_code], -1)
+            return np.where(missing, -1, found).astype(np.int64)
+        positions = unit_index.get_indexer(codes.astype(str).to_numpy())
+        return np.where(missing, -1, positions).astype(np.int64)
     return assign_points_to_units(units, population.geometry)
 
 

@@ -842,10 +842,47 @@ def write_geojson(
     return write_text_atomic(path, text + "\n")
 
 
+_ARROW_SAFE_DTYPES: Final = frozenset(
+    {np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.int32)}
+)
+
+
+def _arrow_writes_same(frame: gpd.GeoDataFrame) -> bool:
+    """Whether GDAL's Arrow write path gives this (plain) layer the same file bytes, faster.
+
+    Only for points (no NULL geometry) with float, integer or all-text columns: GDAL types
+    those fields alike on both paths (``REAL``, ``INTEGER``, ``TEXT``; NaN is NULL on
+    both) and the rows and spatial index come out identical, while the Arrow path skips
+    pyogrio's per-feature Python loop (200,000 population points: 0.65 → 0.50 CPU-s). A
+    text column holding anything but ``str`` is typed differently (``TEXT`` here,
+    ``BOOLEAN`` there), and polygons are slower through Arrow, so those keep the
+    feature path. Checked in ``tests/test_reports_speed2_gpkg.py``.
+    """
+    if len(frame) == 0:
+        return False
+    kinds = shapely.get_type_id(np.asarray(frame.geometry.array, dtype=object))
+    if not bool((kinds == shapely.GeometryType.POINT).all()):
+        return False
+    for column in frame.columns:
+        if column == frame.geometry.name:
+            continue
+        dtype = frame[column].dtype
+        if dtype in _ARROW_SAFE_DTYPES:
+            continue
+        if pd.api.types.is_object_dtype(dtype) and (
+            pd.api.types.infer_dtype(frame[column].to_numpy(), skipna=False) == "string"
+        ):
+            continue
+        return False
+    return True
+
+
 def write_gpkg(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame | None]) -> Path:
     """Write several layers into one GeoPackage, atomically (all or nothing).
 
     Layers that are ``None`` are left out; empty layers are written (with their columns).
+    Point layers of plain columns go through GDAL's Arrow path (:func:`_arrow_writes_same`:
+    the same bytes).
     """
     target = Path(path)
     if all(gdf is None for gdf in layers.values()):
@@ -864,7 +901,12 @@ def write_gpkg(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame | None]) 
                 if len(frame) == 0 or frame.geometry.isna().all():
                     geometry_type = "Unknown"
                 pyogrio.write_dataframe(
-                    frame, building, layer=layer, driver="GPKG", geometry_type=geometry_type
+                    frame,
+                    building,
+                    layer=layer,
+                    driver="GPKG",
+                    geometry_type=geometry_type,
+                    use_arrow=_arrow_writes_same(frame),
                 )
             if building.exists():
                 os.replace(building, tmp)
