@@ -31,6 +31,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Final, cast
@@ -384,6 +385,9 @@ arrays to a few tens of MB at any layer size)."""
 
 _POWERS_OF_TEN: Final = np.array([10**k for k in range(1, 20)], dtype=np.uint64)
 """10 … 10¹⁹: an integer's digits are one more than the number of these it reaches."""
+_UINT32_MAX: Final = 2**32 - 1
+_POWERS_OF_TEN_32: Final = np.array([10**k for k in range(1, 10)], dtype=np.uint32)
+"""10 … 10⁹, for magnitudes that fit in 32 bits (:func:`_render_batch` divides those faster)."""
 
 
 RENDER_BATCH: Final = 1 << 18
@@ -464,10 +468,17 @@ def _render_batch(
 ) -> tuple[bytes, npt.NDArray[np.int64]]:
     """One batch of :func:`render_ints`: its bytes and each token's end in them."""
     neg = v < 0
+    magnitude: npt.NDArray[np.unsignedinteger[Any]]
     magnitude = np.abs(v).astype(np.uint64)  # |int64 min| wraps to itself: right as uint64
+    powers: npt.NDArray[np.unsignedinteger[Any]] = _POWERS_OF_TEN
+    if magnitude.size and int(magnitude.max()) <= _UINT32_MAX:
+        # the usual case: numpy divides uint32 some 15× faster than uint64 (no libdivide
+        # path for 64-bit unsigned division), and the digits are the same
+        magnitude = magnitude.astype(np.uint32)
+        powers = _POWERS_OF_TEN_32
     pre_len = lit_len[pre]
     suf_len = lit_len[suf]
-    width = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right")
+    width = np.searchsorted(powers, magnitude, side="right")
     width += 1 + neg
     width += pre_len
     width += suf_len
@@ -488,7 +499,7 @@ def _render_batch(
     out[starts[neg] + pre_len[neg]] = ord("-")
     at = ends - suf_len - 1  # each number's last digit, then leftwards while digits remain
     rest = magnitude
-    ten = np.uint64(10)
+    ten = magnitude.dtype.type(10)
     while at.size:
         rest, digit = np.divmod(rest, ten)
         out[at] = digit.astype(np.uint8) + np.uint8(ord("0"))
@@ -570,14 +581,63 @@ def _polygons_plain(arr: npt.NDArray[Any], scale: float) -> list[str | None]:
 
 
 def _nan_box(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``[west, south, east, north]`` of ``(n, 2)`` coordinates, ignoring NaN (NaN if none)."""
+    """``[west, south, east, north]`` of ``(n, 2)`` coordinates, ignoring NaN (NaN if none).
+
+    ``np.nanmin`` / ``np.nanmax`` (which reduce with ``fmin`` / ``fmax``) column by
+    column: a reduction along one column is about ten times faster than along axis 0.
+    """
     if coords.shape[0] == 0:
         return np.full(4, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: NaN, as geopandas
-        low = np.nanmin(coords, axis=0)
-        high = np.nanmax(coords, axis=0)
-    return np.array([low[0], low[1], high[0], high[1]], dtype=np.float64)
+    x, y = coords[:, 0], coords[:, 1]
+    return np.array(
+        [np.fmin.reduce(x), np.fmin.reduce(y), np.fmax.reduce(x), np.fmax.reduce(y)],
+        dtype=np.float64,
+    )
+
+
+_WKB_UINT32: Final = np.dtype("<u4")
+
+
+def _ring_sizes(
+    parts: npt.NDArray[Any],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Coordinates of each ring of polygons, and the polygon each ring belongs to.
+
+    What ``get_num_coordinates(get_rings(parts, return_index=True))`` gives (rings in
+    order: each polygon's exterior, then its holes), without building a geometry per
+    ring: a polygon without holes is one ring of all its coordinates; the ring sizes of
+    the others are read from their WKB (``<nrings>``, then ``<npoints>`` before each
+    ring's ``16 × npoints`` bytes), ring ``k`` of every such polygon at once. Walk-field
+    isochrones have hundreds of thousands of small holes, for which building ring
+    geometries took longer than encoding them.
+    """
+    n_parts = parts.shape[0]
+    holes = np.asarray(shapely.get_num_interior_rings(parts), dtype=np.int64)
+    n_coords = np.asarray(shapely.get_num_coordinates(parts), dtype=np.int64)
+    n_rings = np.where(n_coords > 0, holes + 1, 0)
+    ring_part = np.repeat(np.arange(n_parts, dtype=np.int64), n_rings)
+    counts = np.repeat(n_coords, n_rings)  # right for the polygons without holes
+    holed = np.flatnonzero(holes > 0)
+    if holed.size == 0:
+        return counts, ring_part
+    wkb = shapely.to_wkb(parts[holed], byte_order=1, output_dimension=2, include_srid=False)
+    sizes = np.fromiter(map(len, wkb), dtype=np.int64, count=holed.size)
+    buf = np.frombuffer(b"".join(wkb.tolist()), dtype=np.uint8)
+    del wkb
+    four = np.arange(4, dtype=np.int64)
+    # little-endian byte order (1), type (4 bytes), number of rings (4 bytes), rings
+    pos = np.cumsum(sizes) - sizes + 9
+    first_ring = (np.cumsum(n_rings) - n_rings)[holed]
+    active = np.arange(holed.size, dtype=np.int64)
+    k = 0
+    while active.size:
+        at = pos[active]
+        n = buf[at[:, None] + four].view(_WKB_UINT32)[:, 0].astype(np.int64)
+        counts[first_ring[active] + k] = n
+        pos[active] = at + 4 + 16 * n
+        k += 1
+        active = active[n_rings[holed[active]] > k]
+    return counts, ring_part
 
 
 def _merge_box(
@@ -588,6 +648,53 @@ def _merge_box(
     return np.concatenate([np.fmin(box[:2], more[:2]), np.fmax(box[2:], more[2:])])
 
 
+def _compose(raw_fn: CoordsFn | None, round_fn: CoordsFn | None) -> CoordsFn:
+    """``round_fn(raw_fn(c))``, each optional."""
+
+    def both(c: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        c = raw_fn(c) if raw_fn is not None else c
+        return round_fn(c) if round_fn is not None else c
+
+    return both
+
+
+def _exterior_boxes(
+    coords: npt.NDArray[np.float64],
+    counts: npt.NDArray[np.int64],
+    ring_part: npt.NDArray[np.int64],
+    ring_row: npt.NDArray[np.int64],
+    row_boxes: npt.NDArray[np.float64],
+) -> None:
+    """Set ``row_boxes[r]`` to the box of row ``r``'s polygon exteriors.
+
+    ``coords`` are the rings' coordinates one after the other (``counts`` each; ring
+    ``k`` of polygon part ``ring_part[k]`` of row ``ring_row[k]``, rows ascending). This
+    is ``shapely.bounds`` of a polygonal row: GEOS takes a polygon's envelope from its
+    exterior ring.
+    """
+    n_rings = counts.shape[0]
+    if n_rings == 0:
+        return
+    exterior = np.ones(n_rings, dtype=bool)
+    exterior[1:] = ring_part[1:] != ring_part[:-1]
+    exterior &= counts > 0
+    ring_start = np.cumsum(counts) - counts
+    ext = np.flatnonzero(exterior)
+    if ext.size == 0:
+        return
+    rows = ring_row[ext]
+    first = np.ones(ext.size, dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    row_first = np.flatnonzero(first)
+    # each exterior's coordinates, one after the other, and where each row's start
+    take = np.repeat(ring_start[ext] - (np.cumsum(counts[ext]) - counts[ext]), counts[ext])
+    take += np.arange(take.shape[0], dtype=np.int64)
+    starts = (np.cumsum(counts[ext]) - counts[ext])[row_first]
+    for k, (reduce, col) in enumerate(((np.fmin, 0), (np.fmin, 1), (np.fmax, 0), (np.fmax, 1))):
+        values = coords[take, col]
+        row_boxes[rows[row_first], k] = reduce.reduceat(values, starts)
+
+
 def _encode_polygon_block(
     arr: npt.NDArray[Any],
     scale: float,
@@ -595,12 +702,14 @@ def _encode_polygon_block(
     round_fn: CoordsFn | None,
     out: list[str | None],
     offset: int,
+    row_boxes: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64] | None:
     """Polygon text of one block of rows into ``out[offset:]``.
 
     The coordinates written are ``round_fn(raw_fn(c))`` (each optional) in units of
     ``1/scale``; returns the box of ``raw_fn(c)`` over every coordinate of the block
-    when ``raw_fn`` is given.
+    when ``raw_fn`` is given. With ``row_boxes``, ``row_boxes[offset + i]`` is set to
+    ``shapely.bounds`` of row ``i`` with its coordinates so mapped.
     """
     usable = np.flatnonzero(~(shapely.is_missing(arr) | shapely.is_empty(arr)))
     parts, part_row = _explode(arr[usable])
@@ -611,37 +720,42 @@ def _encode_polygon_block(
     if raw_fn is not None:
         raw = raw_fn(shapely.get_coordinates(arr[usable]))
         box = _nan_box(raw)
+    part_row_all = part_row
     parts, part_row = parts[polygonal], part_row[polygonal]
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    ring_part = np.asarray(ring_part, dtype=np.int64)
-    counts = np.asarray(shapely.get_num_coordinates(rings), dtype=np.int64)
+    counts, ring_part = _ring_sizes(parts)
     if raw is not None and bool(polygonal.all()):
         coords = raw  # the rows' coordinates are their rings', in the same order
     else:
-        coords = shapely.get_coordinates(rings)
+        coords = shapely.get_coordinates(parts)  # the parts' rings, in order
         if raw_fn is not None:
             coords = raw_fn(coords)
-    del raw, rings
+    del raw
     if round_fn is not None:
         coords = round_fn(coords)
-    ints = np.rint(coords * scale).astype(np.int64)
-    del coords
     ring_row = part_row[ring_part]
     odd = np.zeros(arr.size, dtype=bool)
     odd[part_row[np.bincount(ring_part, minlength=len(parts)) == 0]] = True
     odd[ring_row[counts < 2]] = True
+    if row_boxes is not None:
+        _exterior_boxes(coords, counts, ring_part, ring_row, row_boxes[offset:])
+        # rows whose box is not their polygons' exteriors': as shapely gives it
+        other = odd.copy()
+        other[part_row_all[~polygonal]] = True  # a part that is not a polygon
+        rows = np.flatnonzero(other)
+        if rows.size:
+            mapped = arr[rows]
+            if raw_fn is not None or round_fn is not None:
+                mapped = shapely.transform(mapped, _compose(raw_fn, round_fn))
+            row_boxes[offset + rows] = shapely.bounds(mapped)
+    ints = np.rint(coords * scale).astype(np.int64)
+    del coords
     if odd.any():
         keep_ring = ~odd[ring_row]
         ints = ints[np.repeat(keep_ring, counts)]
         counts, ring_part, ring_row = counts[keep_ring], ring_part[keep_ring], ring_row[keep_ring]
         plain = arr[odd]
         if raw_fn is not None or round_fn is not None:
-
-            def both(c: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-                c = raw_fn(c) if raw_fn is not None else c
-                return round_fn(c) if round_fn is not None else c
-
-            plain = shapely.transform(plain, both)
+            plain = shapely.transform(plain, _compose(raw_fn, round_fn))
         for row, text in zip(
             np.flatnonzero(odd).tolist(), _polygons_plain(plain, scale), strict=True
         ):
@@ -701,11 +815,14 @@ def _encode(
     decimals: int,
     raw_fn: CoordsFn | None = None,
     round_fn: CoordsFn | None = None,
+    row_boxes: npt.NDArray[np.float64] | None = None,
 ) -> tuple[list[str | None], npt.NDArray[np.float64] | None]:
     """:func:`encode_geometries` of the geometries with their coordinates mapped.
 
     The text is of ``round_fn(raw_fn(c))``; the box (``[west, south, east, north]``,
     NaN when there are no coordinates) of ``raw_fn(c)`` when ``raw_fn`` is given.
+    ``row_boxes`` (shape ``(n, 4)``, NaN), when given, receives ``shapely.bounds`` of
+    each row with its coordinates so mapped.
     """
     arr = np.asarray(geoms, dtype=object).ravel()
     out: list[str | None] = [None] * arr.size
@@ -724,6 +841,8 @@ def _encode(
             box = _nan_box(coords)
         if round_fn is not None:
             coords = round_fn(coords)
+        if row_boxes is not None:
+            row_boxes[np.flatnonzero(usable)] = np.hstack([coords, coords])
         xy = np.rint(coords * scale).astype(np.int64).ravel()
         n = xy.shape[0] // 2
         prefix = np.tile(np.array([2, 1], dtype=np.int8), n)  # "[x" ",y"
@@ -737,7 +856,9 @@ def _encode(
     if kind != "polygon":
         raise InputValidationError(f"kind must be 'polygon' or 'point', got {kind!r}")
     for block in _row_blocks(arr, ENCODE_BLOCK_COORDS):
-        more = _encode_polygon_block(arr[block], scale, raw_fn, round_fn, out, block.start)
+        more = _encode_polygon_block(
+            arr[block], scale, raw_fn, round_fn, out, block.start, row_boxes
+        )
         if more is not None:
             box = _merge_box(box, more)
     return out, box
@@ -813,6 +934,63 @@ def encode_layer(
     return texts, box if box is not None else np.full(4, np.nan)
 
 
+@dataclass(frozen=True, eq=False)
+class EncodedGeometries:
+    """A layer's display geometry as compact text (:func:`encode_display`).
+
+    Attributes
+    ----------
+    texts
+        :func:`encode_geometries` text of each row (``None`` when nothing is drawn).
+    boxes
+        ``shapely.bounds`` of each row's display geometry (WGS84, rounded), shape
+        ``(n, 4)``; NaN for a missing or empty row.
+    """
+
+    texts: list[str | None]
+    boxes: npt.NDArray[np.float64]
+
+
+def encode_display(
+    layer: gpd.GeoDataFrame,
+    simplify_m: float = DEFAULT_SIMPLIFY_M,
+    decimals: int = LAYER_COORD_DECIMALS,
+    kind: str = "polygon",
+) -> EncodedGeometries:
+    """``encode_geometries(display_geometries(layer, simplify_m, decimals), kind, decimals)``
+    and the bounds of those display geometries, without building them.
+
+    The simplified geometries' coordinates go to WGS84 and are rounded on their way
+    into the text (:func:`encode_layer` does the same for an unsimplified layer); the
+    same numbers as through :func:`display_geometries`, for what :func:`chunked_layer`
+    needs of a layer.
+    """
+    require_crs(layer, "layer")
+    if simplify_m < 0:
+        raise InputValidationError("simplify_m must be ≥ 0", field="simplify_m")
+    arr = np.asarray(layer.geometry.values, dtype=object)
+    if arr.size and bool(shapely.has_z(arr).any()):
+        geoms = np.asarray(display_geometries(layer, simplify_m, decimals), dtype=object)
+        return EncodedGeometries(encode_geometries(geoms, kind, decimals), shapely.bounds(geoms))
+    crs = layer.crs
+    if simplify_m > 0 and arr.size:
+        metric = (
+            layer.geometry
+            if crs.is_projected
+            else layer.geometry.to_crs(estimate_metric_crs(layer))
+        )
+        crs = metric.crs
+        arr = shapely.simplify(np.asarray(metric.values), simplify_m, preserve_topology=False)
+    digits = int(decimals)
+
+    def rounded(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return _round(coords) if digits == COORD_DECIMALS else np.round(coords, digits)
+
+    boxes = np.full((arr.size, 4), np.nan)
+    texts, _ = _encode(arr, kind, digits, to_wgs84_fn(crs), rounded, boxes)
+    return EncodedGeometries(texts, boxes)
+
+
 def _spatial_groups(
     x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], size: int
 ) -> list[npt.NDArray[np.int64]]:
@@ -881,6 +1059,65 @@ def _values_json(rows: list[list[Any]]) -> str:
         return json.dumps(clean, allow_nan=False, **options)
 
 
+def json_numbers(values: npt.NDArray[np.float64], digits: int) -> list[str]:
+    """JSON text of each value rounded to ``digits``, as ``json.dumps`` writes it.
+
+    An integer when ``digits`` is 0, else a float (``float.__repr__``); ``null`` when
+    not finite: the JSON of the values a tooltip column holds.
+
+    Examples
+    --------
+    >>> json_numbers(np.array([1234.56, np.nan, -0.04]), 1)
+    ['1234.6', 'null', '-0.0']
+    >>> json_numbers(np.array([2.5, 3.5, np.inf]), 0)
+    ['2', '4', 'null']
+    """
+    rounded = np.round(np.asarray(values, dtype=float), int(digits))
+    finite = np.isfinite(rounded)
+    kept = rounded[finite]
+    texts = (
+        list(map(str, kept.astype(np.int64).tolist()))
+        if digits == 0
+        else list(map(float.__repr__, kept.tolist()))
+    )
+    if bool(finite.all()):
+        return texts
+    out = ["null"] * rounded.shape[0]
+    for i, text in zip(np.flatnonzero(finite).tolist(), texts, strict=True):
+        out[i] = text
+    return out
+
+
+_JSON_ESCAPED: Final = re.compile(r'[\x00-\x1f\\"]')
+
+
+def json_strings(values: Sequence[str]) -> list[str]:
+    """JSON text of each string, as ``json.dumps(value, ensure_ascii=False)`` writes it.
+
+    Examples
+    --------
+    >>> json_strings(["12", 'a"b'])
+    ['"12"', '"a\\\\"b"']
+    """
+    if _JSON_ESCAPED.search("".join(values)) is None:
+        return ['"' + v + '"' for v in values]
+    return [json.dumps(v, ensure_ascii=False) for v in values]
+
+
+def json_rows(columns: Sequence[Sequence[str]]) -> list[str]:
+    """Each row's JSON array from the JSON text of its values, column by column.
+
+    Examples
+    --------
+    >>> json_rows([["1", "2"], ["null", "3.5"]])
+    ['[1,null]', '[2,3.5]']
+    """
+    if not columns:
+        return []
+    template = "[" + ",".join(["{}"] * len(columns)) + "]"
+    return list(map(template.format, *columns))
+
+
 def chunked_layer(
     key: str,
     container: Any,
@@ -895,6 +1132,7 @@ def chunked_layer(
     decimals: int = LAYER_COORD_DECIMALS,
     chunk_features: int = LAYER_CHUNK_FEATURES,
     inline_max_bytes: int = INLINE_LAYER_MAX_BYTES,
+    value_texts: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], DataChunks]:
     """A big thematic layer in compact, spatially grouped chunks the page reads on demand.
 
@@ -905,7 +1143,8 @@ def chunked_layer(
     container
         The folium group the layer is drawn into.
     geoms
-        Display geometries in WGS84 (:func:`display_geometries`), one per feature.
+        Display geometries in WGS84 (:func:`display_geometries`), one per feature, or
+        their :class:`EncodedGeometries` (:func:`encode_display`, same text, faster).
     styles
         Leaflet path styles; feature ``i`` is drawn with ``styles[classes[i]]``.
     classes
@@ -917,6 +1156,9 @@ def chunked_layer(
         leave the row out when the value is empty.
     values
         One row of column values per feature (JSON-ready; NaN becomes unknown).
+    value_texts
+        Instead of ``values``: each feature's row as JSON text (e.g. from
+        :func:`json_rows`).
     kind
         ``"polygon"`` or ``"point"`` (:func:`encode_geometries`).
     interactive
@@ -939,19 +1181,31 @@ def chunked_layer(
         raise InputValidationError(f"layer key must be letters, digits or _, got {key!r}")
     if int(chunk_features) < 1:
         raise InputValidationError("chunk_features must be ≥ 1", field="chunk_features")
-    arr = np.asarray(geoms, dtype=object).ravel()
+    if isinstance(geoms, EncodedGeometries):
+        texts, all_boxes = geoms.texts, geoms.boxes
+        n_rows = len(texts)
+    else:
+        arr = np.asarray(geoms, dtype=object).ravel()
+        texts, all_boxes, n_rows = encode_geometries(arr, kind, decimals), None, arr.size
     cls = np.asarray(classes, dtype=np.int64)
-    rows = [list(r) for r in values] if values is not None else [[] for _ in range(arr.size)]
-    if cls.shape[0] != arr.size or len(rows) != arr.size:
+    rows: list[list[Any]] | None = None
+    if value_texts is not None:
+        n_values = len(value_texts)
+    else:
+        rows = [list(r) for r in values] if values is not None else [[] for _ in range(n_rows)]
+        n_values = len(rows)
+    if cls.shape[0] != n_rows or n_values != n_rows:
         raise InputValidationError(
-            f"{arr.size} geometries but {cls.shape[0]} classes and {len(rows)} value rows"
+            f"{n_rows} geometries but {cls.shape[0]} classes and {n_values} value rows"
         )
     if cls.size and (cls.min() < 0 or cls.max() >= len(styles)):
         raise InputValidationError("a style class has no style", field="classes")
-    texts = encode_geometries(arr, kind, decimals)
     drawn = np.array([t is not None for t in texts], dtype=bool)
     where = np.flatnonzero(drawn)
-    box = shapely.bounds(arr[where]) if where.size else np.empty((0, 4))
+    if all_boxes is not None:
+        box = all_boxes[where]
+    else:
+        box = shapely.bounds(arr[where]) if where.size else np.empty((0, 4))
     groups = _spatial_groups(
         (box[:, 0] + box[:, 2]) / 2.0, (box[:, 1] + box[:, 3]) / 2.0, int(chunk_features)
     )
@@ -971,7 +1225,10 @@ def chunked_layer(
                 round(float(b[:, 3].max()) + step, decimals),
             ]
         )
-        vals = _values_json([rows[i] for i in members.tolist()])
+        if value_texts is not None:
+            vals = "[" + ",".join([value_texts[i] for i in members.tolist()]) + "]"
+        else:
+            vals = _values_json([cast(list[list[Any]], rows)[i] for i in members.tolist()])
         chunk_texts.append(
             '{"i":'
             + json.dumps(members.tolist(), separators=(",", ":"))
@@ -1090,11 +1347,76 @@ def wgs84_box(layer: gpd.GeoDataFrame) -> npt.NDArray[np.float64]:
     arr = np.asarray(layer.geometry.values, dtype=object)
     if arr.size and bool(shapely.has_z(arr).any()):
         return np.asarray(layer.to_crs(4326).total_bounds, dtype=np.float64)
-    to_wgs84 = to_wgs84_fn(layer.crs)
+    transformer = _wgs84_transformer(layer.crs)
     box = np.full(4, np.nan)
     for block in _row_blocks(arr, ENCODE_BLOCK_COORDS):
-        box = _merge_box(box, _nan_box(to_wgs84(shapely.get_coordinates(arr[block]))))
+        coords = shapely.get_coordinates(arr[block])
+        more = _nan_box(coords) if transformer is None else _wgs84_coords_box(coords, transformer)
+        box = _merge_box(box, more)
     return box
+
+
+BOX_EXACT_MAX_COORDS: Final = 4_096
+"""Up to this many coordinates, :func:`_wgs84_coords_box` transforms them all."""
+_BOX_GRID: Final = 33
+"""Samples per side of the grid that measures how far a transformation is from affine."""
+
+
+def _wgs84_coords_box(
+    coords: npt.NDArray[np.float64], transformer: Transformer
+) -> npt.NDArray[np.float64]:
+    """``_nan_box`` of the transformed coordinates, transforming only those that can be extreme.
+
+    Over a layer's extent a map projection's inverse ``f`` is nearly affine. The affine
+    map ``A`` closest to it on a 33 × 33 grid over the coordinates' box is fitted; its
+    largest departure ``e`` on that grid bounds ``|f - A|`` in between (for a smooth map
+    the departure between grid points exceeds the grid's by about a thousandth). The
+    coordinate where ``f`` is least then has ``A ≤ min A + 2e``; the margin taken is
+    ``4e`` (plus rounding room), and only coordinates that near an extreme of ``A`` are
+    transformed. Each coordinate is transformed alone, so its numbers are those of the
+    full transformation and the box is the same. Non-finite coordinates or samples, and
+    a map so far from affine that more than a quarter of the coordinates qualify, fall
+    back to transforming all.
+    """
+    n = coords.shape[0]
+    x, y = coords[:, 0], coords[:, 1]
+
+    def exact(rows: npt.NDArray[np.int64] | slice) -> npt.NDArray[np.float64]:
+        lon, lat = transformer.transform(x[rows], y[rows])
+        return _nan_box(np.column_stack([lon, lat]))
+
+    if n <= BOX_EXACT_MAX_COORDS:
+        return exact(slice(None))
+    low = np.array([np.fmin.reduce(x), np.fmin.reduce(y)])
+    high = np.array([np.fmax.reduce(x), np.fmax.reduce(y)])
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        return exact(slice(None))
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return exact(slice(None))
+    centre = (low + high) / 2.0
+    half = np.maximum((high - low) / 2.0, 1e-9)
+    steps = np.linspace(-1.0, 1.0, _BOX_GRID)
+    gu, gv = (a.ravel() for a in np.meshgrid(steps, steps))
+    glon, glat = transformer.transform(centre[0] + half[0] * gu, centre[1] + half[1] * gv)
+    sample = np.column_stack([glon, glat])
+    if not np.isfinite(sample).all():
+        return exact(slice(None))
+    design = np.column_stack([np.ones_like(gu), gu, gv])
+    fit = np.linalg.lstsq(design, sample, rcond=None)[0]  # (3, 2): lon and lat
+    departure = np.abs(design @ fit - sample).max(axis=0)
+    u = (x - centre[0]) / half[0]
+    v = (y - centre[1]) / half[1]
+    scale = np.abs(sample).max(axis=0)
+    keep = np.zeros(n, dtype=bool)
+    for k in range(2):
+        approx = fit[0, k] + fit[1, k] * u + fit[2, k] * v
+        margin = 4.0 * departure[k] + 1e-9 * scale[k]
+        keep |= approx <= np.fmin.reduce(approx) + margin
+        keep |= approx >= np.fmax.reduce(approx) - margin
+    rows = np.flatnonzero(keep)
+    if rows.shape[0] > n // 4:
+        return exact(slice(None))
+    return exact(rows)
 
 
 def bounds_from_boxes(boxes: Sequence[npt.NDArray[np.float64] | None]) -> list[list[float]] | None:

@@ -567,7 +567,9 @@ def _walk_config(
     rows, facs, tenths = _walk_pairs(lookup, index_of, minutes)
     order = np.lexsort((facs, rows))
     rows, facs, tenths = rows[order], facs[order], tenths[order]
-    pair_start = np.searchsorted(rows, np.arange(len(lookup) + 1))
+    # where each row's pairs start (rows ascending): a count per row, not a search per row
+    pair_start = np.zeros(len(lookup) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(lookup)), out=pair_start[1:])
     lists: list[list[npt.NDArray[np.int64]]] = []  # chunks not yet written
     n_values = 0
     texts: list[str] = []

@@ -27,10 +27,12 @@ import folium
 import geopandas as gpd
 import h3
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from branca.element import MacroElement
 from folium.template import Template
+from h3.api import basic_int as h3_int
 
 from tuoyu.errors import InputValidationError
 from tuoyu.labels import Language, label
@@ -43,14 +45,17 @@ from tuoyu.outputs.maps.common import (
     check_language,
     chunked_layer,
     colon,
-    display_geometries,
     display_tolerance,
     dual_geojson,
     dual_latlng,
+    encode_display,
     esc,
     finish_map,
     fmt_number,
     is_missing,
+    json_numbers,
+    json_rows,
+    json_strings,
     new_map,
     require_columns,
     require_crs,
@@ -173,12 +178,12 @@ def hexagon_people(points: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoData
     else:
         wgs = points.geometry.to_crs(4326)
         lon, lat = wgs.x.to_numpy(), wgs.y.to_numpy()
-    cells = np.array(
-        [
-            h3.latlng_to_cell(la, lo, resolution)
-            for lo, la in zip(lon.tolist(), lat.tolist(), strict=True)
-        ],
-        dtype=object,
+    # cells as integers (h3's integer API; their order is that of the 15-digit strings)
+    to_cell = h3_int.latlng_to_cell
+    cells = np.fromiter(
+        (to_cell(la, lo, resolution) for lo, la in zip(lon.tolist(), lat.tolist(), strict=True)),
+        dtype=np.uint64,
+        count=lon.shape[0],
     )
     people = _num(points[people_col])
     under3 = (
@@ -197,24 +202,25 @@ def hexagon_people(points: gpd.GeoDataFrame, resolution: int = 9) -> gpd.GeoData
             "population_under3": _group_sums(under3[order], starts, counts),
             "points": counts.astype(np.int64),
         },
-        index=pd.Index(unique, name="cell"),
+        index=pd.Index(np.arange(unique.shape[0]), name="cell"),
     )
     grouped = grouped.sort_values(["population", "points"], ascending=False, na_position="last")
+    ordered = unique[grouped.index.to_numpy()].tolist()
     return gpd.GeoDataFrame(
         {
-            "cell": grouped.index.to_numpy(),
+            "cell": np.array(list(map(h3_int.int_to_str, ordered)), dtype=object),
             "population": grouped["population"].to_numpy(dtype=float),
             "population_under3": grouped["population_under3"].to_numpy(dtype=float),
             "points": grouped["points"].to_numpy(dtype=np.int64),
         },
-        geometry=gpd.GeoSeries(_hexagons(grouped.index.tolist()), crs=4326),
+        geometry=gpd.GeoSeries(_hexagons(ordered), crs=4326),
         crs=4326,
     )
 
 
-def _hexagons(cells: list[str]) -> np.ndarray:
-    """WGS84 polygons of H3 cells (lon/lat, the ring closed), built in one call."""
-    boundaries = [h3.cell_to_boundary(c) for c in cells]
+def _hexagons(cells: list[int]) -> np.ndarray:
+    """WGS84 polygons of H3 cells (integers; lon/lat, the ring closed), built in one call."""
+    boundaries = list(map(h3_int.cell_to_boundary, cells))
     sizes = np.array([len(b) for b in boundaries], dtype=np.int64)
     flat = np.fromiter(
         chain.from_iterable(chain.from_iterable(boundaries)),
@@ -274,13 +280,36 @@ def _zone_rank_label(lang: Language) -> str:
     return "缺口区排名" if lang == "zh" else "Zone rank"
 
 
-def _zone_rows(gaps: pd.DataFrame) -> list[dict[str, Any]]:
-    """The ``unit_names`` / ``unit_codes`` of each zone (without ``iterrows``)."""
+def _zone_unit_names(
+    gaps: pd.DataFrame, unit_names: dict[str, str]
+) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """The distinct 街道 texts of the zones (:func:`_zone_units`) and each zone's index.
+
+    Zones with the same ``unit_names`` and ``unit_codes`` share their text, which is
+    worked out once for each such pair.
+    """
     columns = [c for c in ("unit_names", "unit_codes") if c in gaps]
-    if not columns:
-        return [{} for _ in range(len(gaps))]
-    values = [gaps[c].tolist() for c in columns]
-    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+    if not columns or len(gaps) == 0:
+        return [""], np.zeros(len(gaps), dtype=np.int64)
+    keys = np.zeros(len(gaps), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(gaps[column], use_na_sentinel=True)
+        keys = keys * (len(uniques) + 1) + (np.asarray(codes, dtype=np.int64) + 1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    picks = first.tolist()
+    values = [[whole[i] for i in picks] for whole in (gaps[c].tolist() for c in columns)]
+    distinct = [
+        _zone_units(dict(zip(columns, row, strict=True)), unit_names)
+        for row in zip(*values, strict=True)
+    ]
+    return distinct, np.asarray(inverse, dtype=np.int64).ravel()
+
+
+def _id_texts(ids: pd.Series) -> list[str]:
+    """``[str(v) for v in ids]``, without a Python loop for integer ids."""
+    if pd.api.types.is_integer_dtype(ids.dtype) and not bool(ids.isna().any()):
+        return list(map(str, ids.to_numpy(dtype=np.int64).tolist()))
+    return [str(v) for v in ids]
 
 
 def _zone_units(row: Mapping[str, Any], unit_names: dict[str, str]) -> str:
@@ -555,17 +584,17 @@ def build_gap_map(
         zone_people = _num(gaps[people_col])
         breaks = _breaks(np.nan_to_num(zone_people))
         ranks = (
-            [str(r) for r in gaps["gap_id"]]
+            _id_texts(gaps["gap_id"])
             if "gap_id" in gaps
-            else [str(i + 1) for i in range(len(gaps))]
+            else list(map(str, range(1, len(gaps) + 1)))
         )
         under3 = (
             _num(gaps["population_under3"])
             if "population_under3" in gaps
             else np.full(len(gaps), np.nan)
         )
-        names = [_zone_units(row, unit_names) for row in _zone_rows(gaps)]
-        texts = sorted({n for n in names if n})
+        distinct, name_of_zone = _zone_unit_names(gaps, unit_names)
+        texts = sorted({n for n in distinct if n})
         text_index = {t: i for i, t in enumerate(texts)}
         columns: list[dict[str, Any]] = [
             {"label": _zone_rank_label(lang)},
@@ -576,28 +605,30 @@ def build_gap_map(
                 "skipEmpty": True,
             },
         ]
-        cells: list[list[Any]] = [
-            ranks,
-            _rounded(zone_people, 0),
-            _rounded(under3, 1),
-            [text_index[n] if n else None for n in names],
+        # each zone's tooltip values as JSON text, column by column
+        unit_texts = np.array([str(text_index[n]) if n else "null" for n in distinct], dtype=object)
+        cells: list[list[str]] = [
+            json_strings(ranks),
+            json_numbers(zone_people, 0),
+            json_numbers(under3, 1),
+            unit_texts[name_of_zone].tolist(),
         ]
         if "area_m2" in gaps:
             columns.append(
                 {"label": "面积（平方公里）" if lang == "zh" else "Area (km²)", "digits": 2}
             )
-            cells.append(_rounded(_num(gaps["area_m2"]) / 1e6, 2))
+            cells.append(json_numbers(_num(gaps["area_m2"]) / 1e6, 2))
         spec, data = chunked_layer(
             "gaps",
             group,
-            display_geometries(gaps, simplify_m, LAYER_COORD_DECIMALS),
+            encode_display(gaps, simplify_m, LAYER_COORD_DECIMALS),
             styles=[
                 {"color": GAP_STYLE["color"], "weight": 1, "fillColor": c, "fillOpacity": 0.75}
                 for c in PEOPLE_RAMP
             ],
             classes=_ramp_classes(zone_people, breaks),
             columns=columns,
-            values=[list(r) for r in zip(*cells, strict=True)],
+            value_texts=json_rows(cells),
         )
         config["geojson"].append(spec)
         layer_data.append(data)
@@ -633,7 +664,7 @@ def build_gap_map(
             shapes = hexagon_people(uncovered, h3_resolution)
             people = shapes["population"].to_numpy(dtype=float)
             under3 = shapes["population_under3"].to_numpy(dtype=float)
-            geoms = display_geometries(shapes, 0.0, LAYER_COORD_DECIMALS)
+            geoms = encode_display(shapes, 0.0, LAYER_COORD_DECIMALS)
         else:
             shapes = uncovered
             people = _num(uncovered[_people_column(uncovered)])
@@ -642,7 +673,7 @@ def build_gap_map(
                 if "population_under3" in uncovered
                 else np.full(len(uncovered), np.nan)
             )
-            geoms = display_geometries(uncovered, 0.0, LAYER_COORD_DECIMALS)
+            geoms = encode_display(uncovered, 0.0, LAYER_COORD_DECIMALS, "point")
         breaks = _breaks(np.nan_to_num(people))
         styles: list[dict[str, Any]] = []
         for color in PEOPLE_RAMP:
@@ -662,7 +693,7 @@ def build_gap_map(
             styles=styles,
             classes=_ramp_classes(people, breaks),
             columns=_people_columns(lang),
-            values=[[p, u] for p, u in zip(_rounded(people, 0), _rounded(under3, 1), strict=True)],
+            value_texts=json_rows([json_numbers(people, 0), json_numbers(under3, 1)]),
             kind="polygon" if population_display == "hex" else "point",
         )
         config["geojson"].append(spec)
