@@ -143,3 +143,52 @@ def test_every_point_of_a_drawn_isochrone_is_listed_by_nearest(
     print(f"{area_name}: {counts}")
     assert counts["checked"] > 0.9 * POINTS_PER_FACILITY * len(ids)
     assert failures == [], f"{len(failures)} points: {failures[:5]}"
+
+
+def _just_inside_boundary(
+    geom: shapely.Geometry, n: int, rng: np.random.Generator
+) -> list[tuple[float, float]]:
+    """``n`` points on the drawn boundary, nudged 1 cm to whichever side is inside."""
+    rings = shapely.get_rings(shapely.get_parts(geom))
+    lengths = shapely.length(rings)
+    out: list[tuple[float, float]] = []
+    while len(out) < n:
+        k = rng.choice(len(rings), p=lengths / lengths.sum())
+        p = shapely.line_interpolate_point(rings[k], rng.uniform(0, lengths[k]))
+        for dx, dy in ((0.01, 0), (-0.01, 0), (0, 0.01), (0, -0.01)):
+            if shapely.contains_xy(geom, p.x + dx, p.y + dy):
+                out.append((p.x + dx, p.y + dy))
+                break
+    return out
+
+
+def test_points_at_the_drawn_edge_are_listed_too() -> None:
+    """The margin's proof is tested where it is tight: just inside the drawn boundary,
+    at the frontier and along the 25 m band, for the default lattice and a coarse one."""
+    net = synthetic_city(6000, seed=8)
+    graph = build_graph(net)
+    x, y = random_facilities(net, 4, seed=9)
+    fac = snap_points(graph, x, y, min_component_nodes=40)
+    from tuoyu.isochrones.walk_field import (
+        DEFAULT_FIELD_CELL_M,
+        WalkFieldIndex,
+        walk_field_polygons,
+    )
+
+    index = WalkFieldIndex.build(graph, 40)
+    rng = np.random.default_rng(10)
+    checked = failures = 0
+    for cell in (DEFAULT_FIELD_CELL_M, 10.0):
+        for i in range(len(fac)):
+            reach = facility_reach(graph, fac, i, 1000.0)
+            budgets = [500.0, 1000.0]
+            geom = walk_field_polygons(index, [reach], budgets, cell_m=cell)[0]
+            for poly, budget in zip(geom, budgets, strict=True):
+                for px, py in _just_inside_boundary(poly, 150, rng):
+                    p = snap_points(graph, [px], [py], min_component_nodes=40)
+                    if p.off_network[0]:
+                        continue
+                    slots, walk_m = k_nearest_facilities(graph, fac, p, budget, 50)
+                    checked += 1
+                    failures += int(i not in slots[walk_m <= budget].tolist())
+    assert checked > 2000 and failures == 0

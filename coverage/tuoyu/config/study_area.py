@@ -76,7 +76,7 @@ class WalkSection(_Section):
     isochrone_cell_m: float | None = Field(
         default=None,
         gt=0,
-        description="Lattice of walk_field (default 5 m; the drawn frontier stays about 2.4 lattice "
+        description="Lattice of walk_field (default 5 m; the drawn frontier stays about 2.2 lattice "
         "spacings of walking inside the exact one) and grid (default buffer / 2) "
         "isochrones.",
     )
