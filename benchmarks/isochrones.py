@@ -52,6 +52,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from tuoyu.isochrones.walk_field import DEFAULT_FIELD_CELL_M
 
 from benchmarks._common import (
     RESULTS_DIR,
@@ -330,7 +331,10 @@ def _parser() -> argparse.ArgumentParser:
         "--cell-m", type=float, default=None, help="lattice of the gridded polygons (buffer/2)"
     )
     p.add_argument(
-        "--field-cell-m", type=float, default=2.5, help="lattice of the walk-field polygons"
+        "--field-cell-m",
+        type=float,
+        default=DEFAULT_FIELD_CELL_M,
+        help="lattice of the walk-field polygons (default: the library's)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (at least 5)")
