@@ -31,6 +31,7 @@ landscape print set-up (:func:`print_setup`).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -842,6 +843,9 @@ def write_geojson(
     return write_text_atomic(path, text + "\n")
 
 
+_HAS_PYARROW: Final = importlib.util.find_spec("pyarrow") is not None
+"""pyarrow is installed (the batch extra, or the dev tools): the Arrow write path exists."""
+
 _ARROW_SAFE_DTYPES: Final = frozenset(
     {np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.int32)}
 )
@@ -856,9 +860,10 @@ def _arrow_writes_same(frame: gpd.GeoDataFrame) -> bool:
     pyogrio's per-feature Python loop (200,000 population points: 0.65 → 0.50 CPU-s). A
     text column holding anything but ``str`` is typed differently (``TEXT`` here,
     ``BOOLEAN`` there), and polygons are slower through Arrow, so those keep the
-    feature path. Checked in ``tests/test_reports_speed2_gpkg.py``.
+    feature path. Checked in ``tests/test_reports_speed2_gpkg.py``. Never without pyarrow
+    (an optional dependency: the batch extra), where only the feature path exists.
     """
-    if len(frame) == 0:
+    if len(frame) == 0 or not _HAS_PYARROW:
         return False
     kinds = shapely.get_type_id(np.asarray(frame.geometry.array, dtype=object))
     if not bool((kinds == shapely.GeometryType.POINT).all()):
