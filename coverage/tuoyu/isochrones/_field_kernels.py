@@ -36,6 +36,35 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+@njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, inline="always")
+def _segment_window(
+    e: int,
+    reach_m: float,
+    node_x: FloatArray,
+    node_y: FloatArray,
+    edge_u: IntArray,
+    edge_v: IntArray,
+    ox: float,
+    oy: float,
+    cell_m: float,
+    i0: int,
+    j0: int,
+    nx: int,
+    ny: int,
+) -> tuple[float, float, float, float, float, int, int, int, int]:  # pragma: no cover
+    """Edge ``e`` as ``(ax, ay, dx, dy, |d|²)`` and the window's lattice index ranges
+    ``ilo..ihi``, ``jlo..jhi`` of its box widened by ``reach_m``."""
+    ax = node_x[edge_u[e]]
+    ay = node_y[edge_u[e]]
+    dx = node_x[edge_v[e]] - ax
+    dy = node_y[edge_v[e]] - ay
+    ilo = max(0, int(np.ceil((min(ax, ax + dx) - reach_m - ox) / cell_m)) - i0)
+    ihi = min(nx - 1, int(np.floor((max(ax, ax + dx) + reach_m - ox) / cell_m)) - i0)
+    jlo = max(0, int(np.ceil((min(ay, ay + dy) - reach_m - oy) / cell_m)) - j0)
+    jhi = min(ny - 1, int(np.floor((max(ay, ay + dy) + reach_m - oy) / cell_m)) - j0)
+    return ax, ay, dx, dy, dx * dx + dy * dy, ilo, ihi, jlo, jhi
+
+
 @njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
 def walk_field_kernel(
     r_node: IntArray,
@@ -179,16 +208,10 @@ def walk_field_kernel(
     buffer2 = buffer_m * buffer_m
     for c in range(n_cand):
         e = cand[c]
-        ax = node_x[edge_u[e]]
-        ay = node_y[edge_u[e]]
-        dx = node_x[edge_v[e]] - ax
-        dy = node_y[edge_v[e]] - ay
-        seg2 = dx * dx + dy * dy
+        ax, ay, dx, dy, seg2, ilo, ihi, jlo, jhi = _segment_window(
+            e, buffer_m, node_x, node_y, edge_u, edge_v, ox, oy, cell_m, i0, j0, nx, ny
+        )
         inv = 1.0 / seg2 if seg2 > 0.0 else 0.0
-        ilo = max(0, int(np.ceil((min(ax, ax + dx) - buffer_m - ox) / cell_m)) - i0)
-        ihi = min(nx - 1, int(np.floor((max(ax, ax + dx) + buffer_m - ox) / cell_m)) - i0)
-        jlo = max(0, int(np.ceil((min(ay, ay + dy) - buffer_m - oy) / cell_m)) - j0)
-        jhi = min(ny - 1, int(np.floor((max(ay, ay + dy) + buffer_m - oy) / cell_m)) - j0)
         for j in range(jlo, jhi + 1):
             ry = oy + (j0 + j) * cell_m - ay
             base = j * nx
@@ -215,11 +238,9 @@ def walk_field_kernel(
     two_rho = 2.0 * rho_m
     for c in range(n_cand):
         e = cand[c]
-        ax = node_x[edge_u[e]]
-        ay = node_y[edge_u[e]]
-        dx = node_x[edge_v[e]] - ax
-        dy = node_y[edge_v[e]] - ay
-        seg2 = dx * dx + dy * dy
+        ax, ay, dx, dy, seg2, ilo, ihi, jlo, jhi = _segment_window(
+            e, radius, node_x, node_y, edge_u, edge_v, ox, oy, cell_m, i0, j0, nx, ny
+        )
         inv = 1.0 / seg2 if seg2 > 0.0 else 0.0
         ell = length_m[e]
         k_e = ell / np.sqrt(seg2) if seg2 > 0.0 else 0.0
@@ -227,10 +248,6 @@ def walk_field_kernel(
         du = node_dist[edge_u[e]]
         dv = node_dist[edge_v[e]]
         is_start = e == start_edge
-        ilo = max(0, int(np.ceil((min(ax, ax + dx) - radius - ox) / cell_m)) - i0)
-        ihi = min(nx - 1, int(np.floor((max(ax, ax + dx) + radius - ox) / cell_m)) - i0)
-        jlo = max(0, int(np.ceil((min(ay, ay + dy) - radius - oy) / cell_m)) - j0)
-        jhi = min(ny - 1, int(np.floor((max(ay, ay + dy) + radius - oy) / cell_m)) - j0)
         for j in range(jlo, jhi + 1):
             ry = oy + (j0 + j) * cell_m - ay
             base = j * nx
