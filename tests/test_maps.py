@@ -244,11 +244,16 @@ def decode_geometry(kind: str, enc: Any, scale: int) -> Any:
     if kind == "point":
         return shapely.Point(enc[0] / scale, enc[1] / scale)
     polygons = []
+    origin = np.zeros(2, dtype=np.int64)  # the previous ring's first vertex (0, 0 at first)
     for rings in enc:
         shells = []
         for flat in rings:
-            xy = np.cumsum(np.asarray(flat, dtype=np.int64).reshape(-1, 2), axis=0) / scale
-            shells.append(xy)
+            steps = np.asarray(flat, dtype=np.int64).reshape(-1, 2)
+            steps[:1] += origin  # a ring starts from the previous ring's start
+            xy = np.cumsum(steps, axis=0)
+            if xy.shape[0]:
+                origin = xy[0]
+            shells.append(xy / scale)
         polygons.append(shapely.Polygon(shells[0], shells[1:]))
     return polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
 
@@ -287,9 +292,10 @@ def page_walk(html: str, folder: Path | None = None) -> dict[str, Any]:
     """The "walk from here" lookup of a facility map, read back from its chunks.
 
     Decoded here from the format's description (``facility_map._walk_config``), apart
-    from the page's own decoder. Returns ``lonE6``, ``latE6`` and ``reach`` (flat
-    ``[facility index, minutes, ...]``, shortest walk first as the page lists them) per
-    lookup row, and the chunk of each row.
+    from the page's own decoder. Returns, per row of the written lookup (its nodes
+    renumbered in the order written, chunk after chunk), ``lonInt``/``latInt`` (WGS84
+    in units of ``1 / scale`` degrees), ``reach`` (flat ``[facility index, minutes,
+    ...]``, shortest walk first as the page lists them) and the chunk of the row.
     """
     walk = page_config(html)["walk"]
     texts = {int(k): t for name, k, t in _LAYER_RE.findall(html) if name == "walk"}
@@ -301,30 +307,56 @@ def page_walk(html: str, folder: Path | None = None) -> dict[str, Any]:
             texts[int(found.group(2))] = found.group(3)
     assert sorted(texts) == list(range(len(walk["bboxes"])))
     n = walk["nodes"]
-    lon_e6: list[int | None] = [None] * n
-    lat_e6: list[int | None] = [None] * n
+    lon_i: list[int | None] = [None] * n
+    lat_i: list[int | None] = [None] * n
     reach: list[list[float]] = [[] for _ in range(n)]
     chunk_of: list[int] = [-1] * n
     for k, text in texts.items():
         data = json.loads(text)
+        assert sorted(data) == ["f", "n", "t", "x", "y"]  # no row numbers: the order is
         west, south, east, north = walk["bboxes"][k]
-        rows = np.cumsum(data["i"])
+        first = walk["rowStarts"][k]
+        size = len(data["x"])
+        assert size == len(data["y"]) and first + size <= n
+        assert first + size == (walk["rowStarts"] + [n])[k + 1]
         xs = west + np.cumsum(data["x"])
         ys = south + np.cumsum(data["y"])
-        assert (np.diff(rows) > 0).all()
         assert xs.min() == west and xs.max() == east and ys.min() == south and ys.max() == north
-        ends = np.cumsum(data["n"])
-        for j, row in enumerate(rows.tolist()):
+        counts = data["n"] + [0] * (size - len(data["n"]))  # reached nodes first
+        assert all(c > 0 for c in data["n"])
+        ends = np.cumsum(counts)
+        assert len(data["f"]) == len(data["t"]) == (ends[-1] if size else 0)
+        for j in range(size):
+            row = first + j
             assert chunk_of[row] == -1
             chunk_of[row] = k
-            lon_e6[row], lat_e6[row] = int(xs[j]), int(ys[j])
-            lo = ends[j] - data["n"][j]
+            lon_i[row], lat_i[row] = int(xs[j]), int(ys[j])
+            lo = ends[j] - counts[j]
             facs = np.cumsum(data["f"][lo : ends[j]]).tolist()
             assert facs == sorted(set(facs))
             pairs = sorted(zip(data["t"][lo : ends[j]], facs, strict=True))
             reach[row] = [v for t, f in pairs for v in (f, t / 10)]
     assert -1 not in chunk_of
-    return {**walk, "lonE6": lon_e6, "latE6": lat_e6, "reach": reach, "chunk": chunk_of}
+    return {**walk, "lonInt": lon_i, "latInt": lat_i, "reach": reach, "chunk": chunk_of}
+
+
+def lookup_rows_written(walk: dict[str, Any], lookup: pd.DataFrame) -> list[int]:
+    """The lookup row of each written row of :func:`page_walk`, matched by place.
+
+    Of nodes in one place (positions rounded to ``1 / scale``), those some facility
+    reaches are written first, then the others, each in lookup order (the rule that
+    decides which of them a tie picks).
+    """
+    scale = walk["scale"]
+    lon = np.round(lookup["lon"].to_numpy() * scale).astype(np.int64).tolist()
+    lat = np.round(lookup["lat"].to_numpy() * scale).astype(np.int64).tolist()
+    reached = [len(items) > 0 for items in lookup["facilities"]]
+    at: dict[tuple[int, int], list[int]] = {}
+    for row in sorted(range(len(lookup)), key=lambda r: (not reached[r], r)):
+        at.setdefault((lon[row], lat[row]), []).append(row)
+    out = [at[(x, y)].pop(0) for x, y in zip(walk["lonInt"], walk["latInt"], strict=True)]
+    assert not any(at.values())
+    return out
 
 
 def render(m: Any) -> str:
@@ -517,17 +549,21 @@ def test_walk_lookup_round_trip(synth: dict[str, Any]) -> None:
     assert walk["mode"] == "lookup" and walk["minutes"] == 15 and walk["speedKmh"] == 4
     assert walk["nodes"] == len(lookup) == synth["net"].n_nodes
     assert len(walk["bboxes"]) == len(set(walk["chunk"])) > 4  # 600 nodes, ≤ 64 a chunk
-    assert np.array_equal(np.array(walk["lonE6"]), np.round(lookup["lon"] * 1e6))
-    assert np.array_equal(np.array(walk["latE6"]), np.round(lookup["lat"] * 1e6))
+    # every node once, in WGS84 steps of 10⁻⁵ degrees, in the chunks' own order
+    assert walk["scale"] == 10**5
+    source = lookup_rows_written(walk, lookup)
+    assert sorted(source) == list(range(len(lookup))) and source != sorted(source)
+    assert np.array_equal(walk["lonInt"], np.round(lookup["lon"].to_numpy()[source] * 1e5))
+    assert np.array_equal(walk["latInt"], np.round(lookup["lat"].to_numpy()[source] * 1e5))
     ids = page_config(html)["facilities"]["ids"]
     n_pairs = 0
-    for flat, items in zip(walk["reach"], lookup["facilities"], strict=True):
+    for flat, items in zip(walk["reach"], lookup["facilities"].iloc[source], strict=True):
         decoded = [(ids[int(flat[k])], flat[k + 1]) for k in range(0, len(flat), 2)]
         assert sorted(decoded) == sorted((fid, round(t, 1)) for fid, t in items)
         assert all(t <= 15 for _, t in decoded)
         n_pairs += len(decoded)
     assert n_pairs > N_SYNTH  # facilities reach many nodes each
-    # small: the chunks stay inside the page; nodes travel once, in WGS84 micro-degrees
+    # small: the chunks stay inside the page; nodes travel once, in WGS84 steps of 10⁻⁵°
     # (the page converts a GCJ-02 query point itself)
     assert set(walk) >= {"bboxes", "nodes"} and "reach" not in page_config(html)["walk"]
 
@@ -551,10 +587,18 @@ def test_walk_lookup_beside_a_saved_page(synth: dict[str, Any], tmp_path: Path) 
     )
     assert '-walk-dir">"facilities.layers"</script>' in html and "-walk-0" not in html
     beside = page_walk(html, folder)
-    for key in ("lonE6", "latE6", "reach"):
-        assert beside[key] == inline[key], key
+    # other chunks, other order (rows are numbered as written): the same nodes
+    by_row = [
+        sorted(
+            zip(lookup_rows_written(w, lookup), w["lonInt"], w["latInt"], w["reach"], strict=True)
+        )
+        for w in (inline, beside)
+    ]
+    assert by_row[0] == by_row[1]
     # rendered without save_map (the service), the same chunks are inline
-    assert page_walk(render(m))["reach"] == inline["reach"]
+    served = page_walk(render(m))
+    for key in ("lonInt", "latInt", "reach", "rowStarts", "bboxes"):
+        assert served[key] == beside[key], key
     with pytest.raises(InputValidationError, match="walk_chunk_nodes"):
         build_facility_map(synth["facilities"], None, lookup, walk_chunk_nodes=0)
 

@@ -27,6 +27,7 @@ from tests.browser_support import launched_chromium
 from tests.test_maps import (
     GAP_THRESHOLD_M,
     dongcheng_case,
+    lookup_rows_written,
     page_config,
     page_isochrones,
     page_walk,
@@ -243,7 +244,7 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
         mp.switch_basemap("OpenStreetMap")
         walk = page_walk(path.read_text(encoding="utf-8"))
         node = _pick_node(walk, set())
-        lon, lat = walk["lonE6"][node] / 1e6, walk["latE6"][node] / 1e6
+        lon, lat = walk["lonInt"][node] / walk["scale"], walk["latInt"][node] / walk["scale"]
         expected = _expected_rows(cfg, walk, node)
         glon_n, glat_n = (float(v) for v in convert(lon, lat, "wgs84", "gcj02"))
         blon_n, blat_n = (float(v) for v in convert(lon, lat, "wgs84", "bd09"))
@@ -268,7 +269,7 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
         for _ in range(20):
             other = _pick_node(walk, taken)
             taken.add(other)
-            ll = [walk["latE6"][other] / 1e6, walk["lonE6"][other] / 1e6]
+            ll = [walk["latInt"][other] / walk["scale"], walk["lonInt"][other] / walk["scale"]]
             xy = mp.js(
                 """async ([ll]) => { const m = tuoyu.last.map; m.setView(ll, 18, {animate: false});
                    await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
@@ -300,8 +301,9 @@ def test_facility_map_synthetic(browser: Any, tmp_path: Path) -> None:
 # --- "walk from here": the chunked lookup answers as the scan over every node did ------------
 
 FULL_SCAN_JS = """([walk, queries]) => {
-  // The page's lookup before it was chunked (tuoyu_maps.js up to issue 16), verbatim:
-  // one linear scan over every node; a GCJ-02 point is converted to WGS84 first.
+  // The page's lookup before it was chunked (tuoyu_maps.js up to issue 16): one linear
+  // scan over every node (positions in units of 1 / walk.scale degrees, rows in the
+  // order written); a GCJ-02 point is converted to WGS84 first.
   function localMetres(lat0, lon0, lat1, lon1) {
     var k = Math.PI / 180;
     var x = (lon1 - lon0) * Math.cos(((lat0 + lat1) / 2) * k) * 6371008.8 * k;
@@ -316,8 +318,8 @@ FULL_SCAN_JS = """([walk, queries]) => {
       lon = w[0];
       lat = w[1];
     }
-    for (var j = 0; j < walk.lonE6.length; j++) {
-      var d = localMetres(lat, lon, walk.latE6[j] / 1e6, walk.lonE6[j] / 1e6);
+    for (var j = 0; j < walk.lonInt.length; j++) {
+      var d = localMetres(lat, lon, walk.latInt[j] / walk.scale, walk.lonInt[j] / walk.scale);
       if (d < bestM) {
         bestM = d;
         best = j;
@@ -362,19 +364,27 @@ PAGE_ANSWERS_JS = """async ([queries]) => {
 
 
 def full_scan_walk(
-    lookup: Any, ids: list[str], *, minutes: float = 15.0, max_snap_m: float = 300.0,
-    speed_kmh: float = 4.0,
+    lookup: Any, ids: list[str], walk: dict[str, Any], *, minutes: float = 15.0,
+    max_snap_m: float = 300.0, speed_kmh: float = 4.0,
 ) -> dict[str, Any]:  # fmt: skip
-    """The lookup as the page embedded it before it was chunked (every node, flat reach)."""
+    """The lookup as one list of every node (flat reach), in the order the page wrote it.
+
+    Positions and facilities come from ``lookup``, rounded as the page's (``1 /
+    walk["scale"]`` degrees); ``walk`` (:func:`page_walk`) gives only the order, which
+    numbers the rows (:func:`lookup_rows_written`).
+    """
     index_of = {fid: i for i, fid in enumerate(ids)}
+    source = lookup_rows_written(walk, lookup)
+    scale = walk["scale"]
     reach = [
         [v for fid, t in items if t <= minutes for v in (index_of[str(fid)], round(t, 1))]
-        for items in lookup["facilities"]
+        for items in lookup["facilities"].iloc[source]
     ]
     return {
-        "lonE6": np.round(lookup["lon"].to_numpy() * 1e6).astype(np.int64).tolist(),
-        "latE6": np.round(lookup["lat"].to_numpy() * 1e6).astype(np.int64).tolist(),
-        "reach": reach, "minutes": minutes, "maxSnapM": max_snap_m, "speedKmh": speed_kmh,
+        "lonInt": np.round(lookup["lon"].to_numpy()[source] * scale).astype(np.int64).tolist(),
+        "latInt": np.round(lookup["lat"].to_numpy()[source] * scale).astype(np.int64).tolist(),
+        "scale": scale, "reach": reach, "minutes": minutes, "maxSnapM": max_snap_m,
+        "speedKmh": speed_kmh,
     }  # fmt: skip
 
 
@@ -432,20 +442,24 @@ def test_walk_lookup_matches_the_full_scan(browser: Any, tmp_path: Path, beside:
     assert (tmp_path / "f.layers").is_dir() == beside and (n_chunks > 10) == beside
     ids = fac["id"].tolist()
     queries = random_queries(lookup, 300, seed=6)
-    ties = [(lat / 1e6, lon / 1e6, "wgs84") for lon, lat in
-            zip(walk["lonE6"][:10] + walk["lonE6"][-10:], walk["latE6"][:10] + walk["latE6"][-10:],
-                strict=True)]  # fmt: skip
+    scale = walk["scale"]
+    dups = pd.concat([lookup.iloc[:10], lookup.iloc[-10:]])
+    ties = [(lat / scale, lon / scale, "wgs84") for lon, lat in
+            zip(np.round(dups["lon"].to_numpy() * scale).tolist(),
+                np.round(dups["lat"].to_numpy() * scale).tolist(), strict=True)]  # fmt: skip
     mp = MapPage(browser, path)
     try:
         assert mp.js("() => Object.keys(tuoyu.last.walkChunks).length") == 0
-        expected = mp.js(FULL_SCAN_JS, [full_scan_walk(lookup, ids), queries + ties])
+        expected = mp.js(FULL_SCAN_JS, [full_scan_walk(lookup, ids, walk), queries + ties])
         got = mp.js(PAGE_ANSWERS_JS, [queries + ties])
         assert got == expected
         kinds = [("error" if "error" in e else "rows" if e["rows"] else "none") for e in expected]
         assert min(kinds.count(k) for k in ("error", "rows", "none")) >= 10, kinds
-        # on a duplicated node the lower row wins: the copy before the lookup, the original
-        # before the copy after it
-        nodes = [e["node"] for e in expected[-20:]]
+        # on a duplicated node the lower row of the lookup wins (rows are renumbered as
+        # written, nodes in one place in lookup order): the copy before the lookup, the
+        # original before the copy after it
+        source = lookup_rows_written(walk, lookup)
+        nodes = [source[e["node"]] for e in expected[-20:]]
         assert nodes[:10] == list(range(10))
         assert nodes[10:] == [int(i) + 10 for i in _tied_originals(lookup)]
         loaded = mp.js("() => Object.keys(tuoyu.last.walkChunks).length")

@@ -162,13 +162,13 @@ def test_city_walk_lookup_beside_the_page(
     n_chunks = len(walk["bboxes"])
     assert walk["nodes"] == WALK_NODES and n_chunks == len(list(folder.glob("walk-*.js"))) > 50
     beside = sum(p.stat().st_size for p in folder.glob("walk-*.js"))
-    assert beside < 20 * WALK_NODES  # compact: under 20 bytes a node, facilities included
+    assert beside < 13 * WALK_NODES  # compact: under 13 bytes a node, facilities included
     ids = facilities["id"].tolist()
-    full = full_scan_walk(lookup, ids)
+    full = full_scan_walk(lookup, ids, walk)
 
     # a point typed as Amap shows it (GCJ-02) on a node several facilities reach
     node = next(j for j, flat in enumerate(walk["reach"]) if len(flat) >= 6)
-    lon, lat = walk["lonE6"][node] / 1e6, walk["latE6"][node] / 1e6
+    lon, lat = walk["lonInt"][node] / walk["scale"], walk["latInt"][node] / walk["scale"]
     glon, glat = (float(v) for v in convert(lon, lat, "wgs84", "gcj02"))
     names = facilities["name"].tolist()
     flat = walk["reach"][node]

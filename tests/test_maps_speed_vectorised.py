@@ -46,9 +46,11 @@ from tuoyu.types import LocalReach
 UTM50 = 32650
 
 
-def _ring_text(ring: npt.NDArray[np.int64]) -> str:
+def _ring_text(ring: npt.NDArray[np.int64], origin: npt.NDArray[np.int64]) -> str:
+    """A ring's steps, its first vertex from ``origin`` (the previous ring's start)."""
     steps = ring.copy()
     steps[1:] -= ring[:-1]
+    steps[:1] -= origin
     return "[" + ",".join(str(int(v)) for v in steps[:-1].ravel()) + "]"
 
 
@@ -67,10 +69,15 @@ def _plain_polygon_text(geom: Any, scale: float) -> str | None:
     if not parts:
         return None
     texts = []
+    origin = np.zeros(2, dtype=np.int64)  # the row's first ring starts from 0, 0
     for p in parts:
         rings = [] if p.is_empty else [p.exterior, *p.interiors]
-        ints = [np.rint(np.asarray(r.coords)[:, :2] * scale).astype(np.int64) for r in rings]
-        texts.append("[" + ",".join(_ring_text(r) for r in ints) + "]")
+        ring_texts = []
+        for r in rings:
+            ints = np.rint(np.asarray(r.coords)[:, :2] * scale).astype(np.int64)
+            ring_texts.append(_ring_text(ints, origin))
+            origin = ints[0]
+        texts.append("[" + ",".join(ring_texts) + "]")
     return "[" + ",".join(texts) + "]"
 
 

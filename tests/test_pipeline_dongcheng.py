@@ -42,6 +42,27 @@ def test_dongcheng_without_network(tmp_path: Path, settings: Settings) -> None:
     assert (tmp_path / "out" / "jiedao.csv").read_bytes() == first
 
 
+def test_a_layer_above_the_gpkg_setting_is_written_as_geoparquet(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """``TUOYU_GPKG_LAYER_MAX_MB`` reaches the writer: Dongcheng's population layer (about
+    0.5 MB in a GeoPackage) goes to population.parquet under a 0.3 MB setting."""
+    import geopandas as gpd
+    import pyogrio
+
+    area_file = area_without_network("beijing-dongcheng", tmp_path)
+    small = settings.model_copy(update={"gpkg_layer_max_mb": 0.3})
+    analyse_area(area_file, tmp_path / "out", small, SILENT, month="2026-11",
+                 write_map_files=False)  # fmt: skip
+    out = tmp_path / "out"
+    population = gpd.read_parquet(out / "population.parquet")
+    assert len(population) > 1000
+    layers = set(pyogrio.list_layers(out / "coverage.gpkg")[:, 0])
+    assert "population" not in layers and "units" in layers
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    assert any(s["indicator"] == "coverage.gpkg: population" for s in summary["skipped"])
+
+
 def test_dongcheng_straight_line_is_labelled_approximate(
     tmp_path: Path, settings: Settings
 ) -> None:

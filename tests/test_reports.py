@@ -254,3 +254,77 @@ def test_committee_notes_name_every_isochrone_method() -> None:
     ):
         lines = committee_notes({"parameters": {"isochrone_method": method}})
         assert any(expected in line for line in lines), (method, lines)
+
+
+def test_big_layers_are_written_as_geoparquet(tmp_path: Path) -> None:
+    """A layer too big for the GeoPackage goes to ``<layer>.parquet``, a third of the bytes.
+
+    Regression (issue 16): the big city's coverage.gpkg alone was 129 MB (isochrones 56,
+    gap zones 43, population 28.5), above the 100 MB all outputs together may take.
+    """
+    import pyarrow.parquet as pq
+    from tuoyu.outputs.reports import gpkg_size_estimate
+
+    fx, table, summary, gaps, isochrones, extra = _results()
+    limit = gpkg_size_estimate(isochrones) - 1  # isochrones over it; the rest under it
+    assert gpkg_size_estimate(fx["population"]) <= limit and gpkg_size_estimate(gaps) <= limit
+    out = write_reports(
+        tmp_path / "out", table=table, summary=summary, month=MONTH, units=fx["units"],
+        facilities=fx["facilities"], population=fx["population"], gaps=gaps,
+        isochrones=isochrones, extra_sheets=extra, gpkg_layer_max_bytes=limit,
+    )  # fmt: skip
+    assert "isochrones" not in pyogrio.list_layers(out["coverage.gpkg"])[:, 0]
+    back = gpd.read_parquet(out["isochrones.parquet"])
+    assert back.crs == isochrones.crs and list(back["facility_id"]) == list(
+        isochrones["facility_id"]
+    )
+    # coordinates to 0.1 m: every vertex within 0.071 m of its original
+    a = shapely.get_coordinates(np.asarray(isochrones.geometry.values))
+    b = shapely.get_coordinates(np.asarray(back.geometry.values))
+    assert a.shape == b.shape and np.abs(a - b).max() <= 0.0500001
+    assert np.allclose(b * 10, np.round(b * 10), atol=1e-6)
+    metadata = pq.read_schema(out["isochrones.parquet"]).metadata
+    assert metadata[b"attribution"] == OSM.encode()
+    geo = json.loads(metadata[b"geo"])  # GeoParquet 1.x: what GDAL and QGIS look for
+    assert geo["version"].startswith("1.") and geo["columns"]["geometry"]["encoding"] == "WKB"
+    skipped = json.loads(out["summary.json"].read_text("utf-8"))["skipped"]
+    [note] = [s for s in skipped if s["indicator"] == "coverage.gpkg: isochrones"]
+    assert "isochrones.parquet" in note["reason"] and "GeoParquet" in note["reason"]
+    # the same inputs give the same file (reruns are byte-identical)
+    again = write_reports(
+        tmp_path / "again", table=table, summary=summary, month=MONTH, units=fx["units"],
+        facilities=fx["facilities"], population=fx["population"], gaps=gaps,
+        isochrones=isochrones, extra_sheets=extra, gpkg_layer_max_bytes=limit,
+    )  # fmt: skip
+    assert again["isochrones.parquet"].read_bytes() == out["isochrones.parquet"].read_bytes()
+    # a rerun where the layer fits the GeoPackage removes the stale copy
+    rerun = write_reports(
+        tmp_path / "out", table=table, summary=summary, month=MONTH, units=fx["units"],
+        facilities=fx["facilities"], population=fx["population"], gaps=gaps,
+        isochrones=isochrones, extra_sheets=extra,
+    )  # fmt: skip
+    assert "isochrones.parquet" not in rerun and not (tmp_path / "out/isochrones.parquet").exists()
+    assert "isochrones" in pyogrio.list_layers(rerun["coverage.gpkg"])[:, 0]
+
+
+def test_gpkg_size_estimate_is_near_the_written_size(tmp_path: Path) -> None:
+    """The estimate that sends a layer to GeoParquet is within 40 % of the real bytes."""
+    from tuoyu.outputs.reports import gpkg_size_estimate, write_gpkg
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 50_000, (40_000, 2)) + np.array([500_000.0, 3_300_000.0])
+    points = gpd.GeoDataFrame(
+        {"point_id": np.arange(len(xy)), "population": rng.uniform(1, 90, len(xy)),
+         "walk_m_all": rng.uniform(0, 3000, len(xy))},
+        geometry=shapely.points(xy), crs=32650,
+    )  # fmt: skip
+    discs = gpd.GeoDataFrame(
+        {"gap_id": np.arange(3_000)},
+        geometry=shapely.buffer(shapely.points(xy[:3_000]), 75.0),
+        crs=32650,
+    )
+    for name, layer in (("points", points), ("discs", discs)):
+        path = write_gpkg(tmp_path / f"{name}.gpkg", {name: layer})
+        empty = write_gpkg(tmp_path / f"{name}0.gpkg", {name: layer[:1]}).stat().st_size
+        written = path.stat().st_size - empty
+        assert 0.6 <= gpkg_size_estimate(layer) / written <= 1.4, (name, written)

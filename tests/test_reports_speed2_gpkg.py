@@ -85,13 +85,3 @@ def test_point_layer_bytes_equal_the_feature_path(tmp_path: Path, n: int) -> Non
         slow = write_gpkg(tmp_path / "slow.gpkg", layer)
     assert chooser.called
     assert fast.read_bytes() == slow.read_bytes()
-
-
-def test_without_pyarrow_the_feature_path_writes_the_same_file(tmp_path: Path) -> None:
-    """pyarrow is optional (the batch extra): a plain install must still write the file."""
-    layers = _layers()
-    fast = write_gpkg(tmp_path / "fast.gpkg", layers)
-    with mock.patch.object(reports, "_HAS_PYARROW", False):
-        assert not _arrow_writes_same(_plain_frame(layers["population"]))
-        plain = write_gpkg(tmp_path / "plain.gpkg", layers)
-    assert fast.read_bytes() == plain.read_bytes()

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     verify_checksums: bool = Field(
         default=True, description="Check external files against data/registry.toml on load."
     )
+    gpkg_layer_max_mb: float = Field(
+        default=20.0,
+        gt=0,
+        description="Largest layer kept in coverage.gpkg (estimated MB); a bigger one is "
+        "written as <layer>.parquet (GeoParquet). Raise it to keep every layer in the "
+        "GeoPackage, for GIS software without the Parquet driver.",
+    )
 
 
 def get_settings(**overrides: object) -> Settings:

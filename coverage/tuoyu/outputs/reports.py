@@ -17,7 +17,9 @@ Files (see :func:`write_reports`):
 * ``gaps.geojson``, ``isochrones.geojson`` — WGS84 (RFC 7946) with a top-level
   ``attribution`` member when OSM data was used;
 * ``coverage.gpkg`` — layers ``units``, ``facilities``, ``population``, ``gaps``,
-  ``isochrones`` (those given), in their metric CRS;
+  ``isochrones`` (those given), in their metric CRS; a layer estimated above
+  :data:`GPKG_LAYER_MAX_BYTES` there is written as ``<layer>.parquet`` instead
+  (GeoParquet, :func:`write_geoparquet`), and ``summary.json`` says so;
 * ``progress_YYYY-MM.xlsx`` — 托位数发展工作落实情况推进表 in the layout of 附件2 of
   渝北府办发〔2022〕30号 (policy file 004);
 * ``report.pdf`` — the one-page district report (:mod:`tuoyu.outputs.pdf_report`), when
@@ -31,7 +33,6 @@ landscape print set-up (:func:`print_setup`).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import math
@@ -843,9 +844,6 @@ def write_geojson(
     return write_text_atomic(path, text + "\n")
 
 
-_HAS_PYARROW: Final = importlib.util.find_spec("pyarrow") is not None
-"""pyarrow is installed (the batch extra, or the dev tools): the Arrow write path exists."""
-
 _ARROW_SAFE_DTYPES: Final = frozenset(
     {np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.int32)}
 )
@@ -860,10 +858,9 @@ def _arrow_writes_same(frame: gpd.GeoDataFrame) -> bool:
     pyogrio's per-feature Python loop (200,000 population points: 0.65 → 0.50 CPU-s). A
     text column holding anything but ``str`` is typed differently (``TEXT`` here,
     ``BOOLEAN`` there), and polygons are slower through Arrow, so those keep the
-    feature path. Checked in ``tests/test_reports_speed2_gpkg.py``. Never without pyarrow
-    (an optional dependency: the batch extra), where only the feature path exists.
+    feature path. Checked in ``tests/test_reports_speed2_gpkg.py``.
     """
-    if len(frame) == 0 or not _HAS_PYARROW:
+    if len(frame) == 0:
         return False
     kinds = shapely.get_type_id(np.asarray(frame.geometry.array, dtype=object))
     if not bool((kinds == shapely.GeometryType.POINT).all()):
@@ -920,6 +917,96 @@ def write_gpkg(path: str | Path, layers: Mapping[str, gpd.GeoDataFrame | None]) 
             if building.exists():
                 building.unlink()
     return target
+
+
+GEOPARQUET_DECIMALS_M: Final = 1
+"""Decimals of metric coordinates in a GeoParquet layer: 0.1 m. The layers' own accuracy is
+metres (road centrelines, GCJ-02 conversion, a 5 m isochrone lattice, 75 m gap discs);
+rounding lets zstd find the repeats (isochrones of the big city 21 → 14 MB) and moves no
+vertex by more than 0.071 m, inside the 0.25 m the walk-field margin keeps against
+rounding (:mod:`tuoyu.isochrones.walk_field`)."""
+_GEOGRAPHIC_DECIMALS: Final = 7
+"""Decimals of degrees (≈ 1 cm) when a layer is not in a metric CRS."""
+
+
+def write_geoparquet(
+    gdf: gpd.GeoDataFrame, path: str | Path, *, attribution: str | None = None
+) -> Path:
+    """Write one layer as GeoParquet 1.0 (zstd), atomically; return the path.
+
+    Coordinates are rounded to :data:`GEOPARQUET_DECIMALS_M` decimals of a metre (to
+    7 decimals of a degree in a geographic CRS); columns are made plain as for the
+    GeoPackage. ``attribution`` is kept in the file's key-value metadata (key
+    ``attribution``), where GDAL, DuckDB and pyarrow show it. Read it back with
+    :func:`geopandas.read_parquet`, DuckDB, or QGIS / GDAL built with the Parquet driver.
+
+    Examples
+    --------
+    >>> import tempfile, shapely
+    >>> layer = gpd.GeoDataFrame(
+    ...     {"gap_id": [1]}, geometry=[shapely.Point(500000.123, 3300000.987)], crs=32650
+    ... )
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> back = gpd.read_parquet(write_geoparquet(layer, folder / "gaps.parquet"))
+    >>> back.geometry.iloc[0].wkt, back.crs.to_epsg()
+    ('POINT (500000.1 3300001)', 32650)
+    """
+    import pyarrow.parquet as pq  # a dependency; imported when a big layer is written
+
+    # geopandas' own GeoParquet table builder (the "geo" metadata: encoding, types, CRS,
+    # box), as GeoDataFrame.to_parquet uses it; called directly so the attribution joins
+    # the metadata without writing and reading the file twice (0.35 CPU-s per big layer).
+    from geopandas.io.arrow import _geopandas_to_arrow
+
+    target = Path(path)
+    frame = _plain_frame(gdf)
+    digits = (
+        GEOPARQUET_DECIMALS_M
+        if frame.crs is None or frame.crs.is_projected
+        else _GEOGRAPHIC_DECIMALS
+    )
+    frame[frame.geometry.name] = shapely.transform(
+        np.asarray(frame.geometry.values, dtype=object), lambda c: np.round(c, digits)
+    )
+    table = _geopandas_to_arrow(frame, index=False)
+    if attribution:
+        metadata = {**(table.schema.metadata or {}), b"attribution": attribution.encode()}
+        table = table.replace_schema_metadata(metadata)
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return target
+
+
+GPKG_LAYER_MAX_BYTES: Final = 20_000_000
+"""Largest layer :func:`write_reports` keeps in ``coverage.gpkg``; a bigger one is written as
+``<layer>.parquet`` (:func:`write_geoparquet`), a third to a quarter of the size."""
+
+
+def gpkg_size_estimate(layer: gpd.GeoDataFrame) -> int:
+    """Bytes of a layer in a GeoPackage, roughly.
+
+    16 per coordinate pair, 80 per row (record, geometry header, spatial index) and each
+    column's width: 9 for a number, the mean length (of up to 1,000 rows) plus 2 for
+    text. Calibrated on the big synthetic city (``benchmarks/bigcity.py``): 200,000
+    population points 29 MB estimated / 28.5 MB written; 6,000 isochrones 49 / 56;
+    64,214 gap zones 39 / 43.
+
+    >>> import shapely
+    >>> gpkg_size_estimate(gpd.GeoDataFrame({"id": ["F1"]}, geometry=[shapely.box(0, 0, 1, 1)]))
+    164
+    """
+    coords = int(shapely.get_num_coordinates(np.asarray(layer.geometry.values)).sum())
+    width = 80
+    for column in layer.columns:
+        if column == layer.geometry.name:
+            continue
+        series = layer[column]
+        if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+            width += 9
+        elif len(series):
+            sample = series.iloc[:1000].tolist()
+            width += sum(len(str(v)) for v in sample) // len(sample) + 2
+    return 16 * coords + width * len(layer)
 
 
 # --- the monthly progress sheet (附件2 of policy file 004) --------------------------------
@@ -1297,6 +1384,7 @@ def write_reports(
     extra_sheets: Mapping[str, pd.DataFrame] | None = None,
     profile: Profile | None = None,
     geojson_max_bytes: int = GEOJSON_COPY_MAX_BYTES,
+    gpkg_layer_max_bytes: int = GPKG_LAYER_MAX_BYTES,
 ) -> dict[str, Path]:
     """Write every report file into ``out_dir``; return ``{file kind: path}``.
 
@@ -1326,28 +1414,74 @@ def write_reports(
     geojson_max_bytes
         ``gaps.geojson`` / ``isochrones.geojson`` are copies of ``coverage.gpkg`` layers:
         a copy estimated above this size is not written (a big city's isochrones would
-        be ~80 MB of text); ``summary.json`` says so and names the gpkg layer.
+        be ~80 MB of text); ``summary.json`` says so and names the file holding the layer.
+    gpkg_layer_max_bytes
+        A layer estimated (:func:`gpkg_size_estimate`) above this size in a GeoPackage is
+        written as ``<layer>.parquet`` instead (:func:`write_geoparquet`; a big city's
+        isochrones: 56 MB in the GeoPackage, 14 MB as GeoParquet); ``summary.json`` says
+        so. Every layer of a district stays in ``coverage.gpkg``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     attribution = summary.get("attribution")
+    unit_layer = None
+    if units is not None:
+        if len(units) != len(table):
+            raise InputValidationError(
+                f"{len(units)} unit polygons but {len(table)} table rows", field="units"
+            )
+        unit_layer = gpd.GeoDataFrame(
+            table.reset_index(drop=True),
+            geometry=units.geometry.reset_index(drop=True),
+            crs=units.crs,
+        )
+    layers = {
+        "units": unit_layer,
+        "facilities": facilities,
+        "population": population,
+        "gaps": gaps,
+        "isochrones": isochrones,
+    }
+    as_parquet = {
+        name: size
+        for name, layer in layers.items()
+        if layer is not None and (size := gpkg_size_estimate(layer)) > gpkg_layer_max_bytes
+    }
     big = {
         name: size
         for name, layer in (("gaps", gaps), ("isochrones", isochrones))
         if layer is not None and (size := _geojson_size_estimate(layer)) > geojson_max_bytes
     }
-    if big:
-        notes = [
+    notes = [
+        {
+            "indicator": f"coverage.gpkg: {name}",
+            "reason": (
+                f"written as {name}.parquet (GeoParquet, coordinates to 0.1 m): about "
+                f"{size / 1e6:.0f} MB as a GeoPackage layer (coverage.gpkg keeps layers up to "
+                f"{gpkg_layer_max_bytes / 1e6:.0f} MB); QGIS and GDAL with the Parquet driver, "
+                f"geopandas and DuckDB read it / 图层较大，已另存为 GeoParquet 文件 "
+                f"{name}.parquet（坐标精确到 0.1 米），未写入 coverage.gpkg"
+            ),
+        }
+        for name, size in as_parquet.items()
+    ]
+    for name, size in big.items():
+        where_en, where_zh = (
+            (f"{name}.parquet", f"{name}.parquet")
+            if name in as_parquet
+            else (f"coverage.gpkg, layer '{name}'", f"coverage.gpkg（{name}）")
+        )
+        notes.append(
             {
                 "indicator": f"{name}.geojson",
                 "reason": (
                     f"not written: about {size / 1e6:.0f} MB as GeoJSON (copies are written up "
-                    f"to {geojson_max_bytes / 1e6:.0f} MB); the layer is in coverage.gpkg, "
-                    f"layer '{name}' / 图层已写入 coverage.gpkg（{name}），不再另存 GeoJSON 副本"
+                    f"to {geojson_max_bytes / 1e6:.0f} MB); the layer is in {where_en} / "
+                    f"图层已写入 {where_zh}，不再另存 GeoJSON 副本"
                 ),
             }
-            for name, size in big.items()
-        ]
+        )
+    if notes:
         summary = {**summary, "skipped": [*(summary.get("skipped") or []), *notes]}
     pdf = units is not None and profile is not None
     if pdf:
@@ -1386,26 +1520,20 @@ def write_reports(
             isochrones, out / "isochrones.geojson", attribution=attribution,
             name="isochrones", notes=approx,
         )  # fmt: skip
-    unit_layer = None
-    if units is not None:
-        if len(units) != len(table):
-            raise InputValidationError(
-                f"{len(units)} unit polygons but {len(table)} table rows", field="units"
-            )
-        unit_layer = gpd.GeoDataFrame(
-            table.reset_index(drop=True),
-            geometry=units.geometry.reset_index(drop=True),
-            crs=units.crs,
+    for name in GPKG_LAYERS:
+        # A copy left by an earlier run whose layer now fits the GeoPackage would
+        # contradict it: the file name is this writer's own.
+        if name not in as_parquet:
+            (out / f"{name}.parquet").unlink(missing_ok=True)
+    for name in as_parquet:
+        layer = layers[name]
+        assert layer is not None  # only layers given are estimated
+        written[f"{name}.parquet"] = write_geoparquet(
+            layer, out / f"{name}.parquet", attribution=attribution
         )
-    layers = {
-        "units": unit_layer,
-        "facilities": facilities,
-        "population": population,
-        "gaps": gaps,
-        "isochrones": isochrones,
-    }
-    if any(v is not None for v in layers.values()):
-        written["coverage.gpkg"] = write_gpkg(out / "coverage.gpkg", layers)
+    in_gpkg = {name: layer for name, layer in layers.items() if name not in as_parquet}
+    if any(v is not None for v in in_gpkg.values()):
+        written["coverage.gpkg"] = write_gpkg(out / "coverage.gpkg", in_gpkg)
     if pdf and units is not None and profile is not None:
         from tuoyu.outputs.pdf_report import write_district_report
 

@@ -177,6 +177,7 @@ def write_outputs(
             isochrones=isochrones,
             extra_sheets=extra or None,
             profile=profile,
+            gpkg_layer_max_bytes=int(layers.settings.gpkg_layer_max_mb * 1e6),
         )
         if layers.rejects:
             written["rejects.csv"] = write_rejects(list(layers.rejects), out_dir)

@@ -565,11 +565,18 @@ def _polygons_plain(arr: npt.NDArray[Any], scale: float) -> list[str | None]:
     counts = np.bincount(coord_ring, minlength=len(rings))
     part_rings: list[list[str]] = [[] for _ in range(len(parts))]
     start = 0
+    origin = np.zeros(2, dtype=np.int64)  # the previous ring's first vertex in the row
+    row_of_ring = part_row[ring_part].tolist()
     for r, p in enumerate(ring_part.tolist()):
+        if r == 0 or row_of_ring[r] != row_of_ring[r - 1]:
+            origin = np.zeros(2, dtype=np.int64)
         ring = ints[start : start + counts[r]]
         start += counts[r]
         steps = ring.copy()
         steps[1:] -= ring[:-1]
+        if ring.shape[0] > 1:  # a ring that writes no vertex leaves the origin as it is
+            steps[0] -= origin
+            origin = ring[0]
         flat = steps[:-1].ravel().tolist()  # the closing vertex repeats the first
         part_rings[p].append("[" + ",".join(map(str, flat)) + "]")
     row_parts: dict[int, list[str]] = {}
@@ -765,10 +772,18 @@ def _encode_polygon_block(
         return box
     ends = np.cumsum(counts)
     starts = ends - counts
+    new_part = np.ones(n_rings, dtype=bool)
+    new_part[1:] = ring_part[1:] != ring_part[:-1]
+    new_row = np.ones(n_rings, dtype=bool)
+    new_row[1:] = ring_row[1:] != ring_row[:-1]
     steps = ints.copy()
     steps[1:] -= ints[:-1]
-    steps[starts] = ints[starts]
-    del ints
+    # a ring opens on the step from the previous ring's first vertex, a row's first
+    # ring on its first vertex itself (every ring here has at least two coordinates)
+    ring_first = ints[starts]
+    steps[starts] = ring_first
+    steps[starts[1:]] -= np.where(new_row[1:, None], 0, ring_first[:-1])
+    del ints, ring_first
     keep = np.ones(steps.shape[0], dtype=bool)
     keep[ends - 1] = False  # the closing vertex repeats the first
     flat = steps[keep].ravel()
@@ -776,10 +791,6 @@ def _encode_polygon_block(
     # two numbers per vertex written; each ring opens (and a polygon, a row) on its first
     tok_end = np.cumsum(2 * (counts - 1))
     tok_start = tok_end - 2 * (counts - 1)
-    new_part = np.ones(n_rings, dtype=bool)
-    new_part[1:] = ring_part[1:] != ring_part[:-1]
-    new_row = np.ones(n_rings, dtype=bool)
-    new_row[1:] = ring_row[1:] != ring_row[:-1]
     end_part = np.ones(n_rings, dtype=bool)
     end_part[:-1] = new_part[1:]
     end_row = np.ones(n_rings, dtype=bool)
@@ -870,18 +881,31 @@ def encode_geometries(
     """Compact JSON text of WGS84 geometries, one per row (``None`` when nothing is left).
 
     ``kind="polygon"``: a list of polygons, each a list of rings, each ring a flat list
-    of integers ``x0, y0, dx1, dy1, …`` in units of 10^-``decimals`` degrees (the first
-    vertex absolute, then the step from the previous one; the closing vertex left out).
-    Non-polygonal parts are dropped. ``kind="point"``: ``[x, y]`` in the same units.
-    ``tuoyu_maps.js`` (``decodeGeometry``) turns them back into GeoJSON. The text is
-    built with array operations (:func:`render_ints`), :data:`ENCODE_BLOCK_COORDS`
-    coordinates at a time.
+    of integers ``dx0, dy0, dx1, dy1, …`` in units of 10^-``decimals`` degrees: every
+    vertex is the step from the one before it in the ring (the closing vertex, which
+    repeats the first, left out), and a ring's first vertex is the step from the first
+    vertex of the row's previous ring (holes and further polygons), the row's first ring
+    starting from ``0, 0`` (absolute). Holes and the parts of a multipolygon lie near
+    each other, so their starts are short steps, not full coordinates (walk-field
+    isochrones have dozens of holes each). Non-polygonal parts are dropped.
+    ``kind="point"``: ``[x, y]`` in the same units. ``tuoyu_maps.js``
+    (``decodeGeometry``) turns them back into GeoJSON. The text is built with array
+    operations (:func:`render_ints`), :data:`ENCODE_BLOCK_COORDS` coordinates at a time.
 
     Examples
     --------
     >>> import shapely
     >>> encode_geometries([shapely.box(116.0, 39.0, 116.00002, 39.00001)])
     ['[[[11600002,3900000,0,1,-2,0,0,-1]]]']
+
+    A hole starts 3 units east and 3 north of the exterior's first vertex:
+
+    >>> holed = shapely.Polygon(
+    ...     [(116.0, 39.0), (116.0001, 39.0), (116.0001, 39.0001), (116.0, 39.0001)],
+    ...     [[(116.00003, 39.00003), (116.00003, 39.00005), (116.00005, 39.00003)]],
+    ... )
+    >>> encode_geometries([holed])
+    ['[[[11600000,3900000,10,0,0,10,-10,0],[3,3,0,2,2,-2]]]']
     >>> encode_geometries([shapely.Point(116.397, 39.909), None], kind="point")
     ['[11639700,3990900]', None]
     """

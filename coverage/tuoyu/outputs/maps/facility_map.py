@@ -18,10 +18,11 @@ beside the page by :func:`~tuoyu.outputs.maps.common.save_map`
 one JSON element per chunk, each parsed on first use.
 
 The lookup travels the same way, in spatial chunks of :data:`WALK_CHUNK_NODES` nodes
-with integer coordinates (see :func:`_walk_config`): the page carries only each chunk's
-box and reads the chunks within ``max_snap_m`` of the point asked. Up to
-:data:`WALK_INLINE_MAX_BYTES` (1 MB) they stay inside the saved page; bigger lookups
-(a city's: 15–20 bytes a node) are written beside it by
+with integer coordinates (10⁻⁵°, along a Hilbert curve inside a chunk; see
+:func:`_walk_config`): the page carries only each chunk's box and reads the chunks
+within ``max_snap_m`` of the point asked. Up to :data:`WALK_INLINE_MAX_BYTES` (1 MB)
+they stay inside the saved page; bigger lookups (a city's: about 10 bytes a node) are
+written beside it by
 :func:`~tuoyu.outputs.maps.common.save_map` (``facilities.layers/walk-<k>.js``), so
 the page stays small at any network size.
 """
@@ -105,6 +106,10 @@ inside the area the search answers for only up to their own margin, so no coarse
 WALK_CHUNK_NODES: Final = 2_000
 """Network nodes per chunk of the "walk from here" lookup: spatial groups (a few km
 across in a city, ≈ 30 kB each), so a point asked reads one to four of them."""
+
+WALK_DECIMALS: Final = 5
+"""Decimals of a WGS84 degree of the lookup's node positions (10⁻⁵° ≈ 1 m: plenty to find
+the nearest street node, whose straight leg the page adds to the walking times)."""
 
 WALK_RENDER_VALUES: Final = 1 << 19
 """Numbers of the walk lookup's chunks written at a time (bounds the memory they take)."""
@@ -438,28 +443,92 @@ def _walk_pairs_of_arrays(
 _WALK_LITERALS: Final = (
     "",
     ",",
-    '{"i":[',
-    '],"x":[',
+    '{"x":[',
     '],"y":[',
     '],"n":[',
     '],"f":[',
     '],"t":[',
     "]}",
-    '],"f":[],"t":[]}',
+    '],"n":[],"f":[],"t":[]}',
 )
-"""Around the numbers of walk chunks (:func:`render_ints`): the lists' openings, the end."""
+"""Around the numbers of walk chunks (:func:`render_ints`): the lists' openings, the end
+(or, for a chunk whose nodes no facility reaches, the empty lists ``n``, ``f``, ``t``)."""
+
+
+def _hilbert_tables() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """The Hilbert curve as a state machine, one bit level at a time.
+
+    The state is how the quadrant being entered is turned: bit 1 swaps x and y, bit 2
+    mirrors both (the two commute). At ``4 * state + 2 * x_bit + y_bit`` the tables give
+    the curve's digit (0–3) and the next state: what the classic ``xy2d`` loop does to
+    its coordinates, kept as a state instead.
+    """
+    digit = np.zeros(16, dtype=np.int64)
+    after = np.zeros(16, dtype=np.uint8)
+    for state in range(4):
+        for bx in (0, 1):
+            for by in (0, 1):
+                rx, ry = (by, bx) if state & 1 else (bx, by)
+                rx, ry = rx ^ (state >> 1), ry ^ (state >> 1)
+                turn = 0 if ry else (3 if rx else 1)
+                digit[4 * state + 2 * bx + by] = (3 * rx) ^ ry
+                after[4 * state + 2 * bx + by] = state ^ turn
+    return digit, after
+
+
+_HILBERT_DIGIT, _HILBERT_NEXT = _hilbert_tables()
+
+
+def _hilbert_keys(
+    x: npt.NDArray[np.int64], y: npt.NDArray[np.int64], order: int
+) -> npt.NDArray[np.int64]:
+    """Position of each grid cell ``(x, y)`` along a Hilbert curve over ``2**order`` cells a side.
+
+    What the classic ``xy2d`` conversion gives, one bit level at a time over all points
+    at once (:func:`_hilbert_tables`): points near each other along the curve are near
+    each other on the ground, so the steps between consecutive points are short on both
+    axes.
+
+    Examples
+    --------
+    >>> _hilbert_keys(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 0]), 1).tolist()
+    [0, 1, 2, 3]
+    >>> x, y = np.array([0, 1, 1, 0, 0, 0, 1, 1]), np.array([0, 0, 1, 1, 2, 3, 3, 2])
+    >>> _hilbert_keys(x, y, 2).tolist()
+    [0, 1, 2, 3, 4, 5, 6, 7]
+    """
+    if not 1 <= order <= 31:
+        raise ValueError(f"order must be 1–31, got {order}")
+    x = np.asarray(x, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    keys = np.zeros(x.shape[0], dtype=np.int64)
+    state = np.zeros(x.shape[0], dtype=np.uint8)
+    at = np.empty(x.shape[0], dtype=np.uint8)
+    for level in range(order - 1, -1, -1):
+        np.copyto(at, (x >> level) & 1, casting="unsafe")
+        at <<= 1
+        at |= ((y >> level) & 1).astype(np.uint8)
+        at |= state << 2
+        keys <<= 2
+        keys |= _HILBERT_DIGIT[at]
+        state = _HILBERT_NEXT[at]
+    return keys
 
 
 def _walk_chunk_lists(
     members: npt.NDArray[np.int64],
-    lon_e6: npt.NDArray[np.int64],
-    lat_e6: npt.NDArray[np.int64],
+    lon_i: npt.NDArray[np.int64],
+    lat_i: npt.NDArray[np.int64],
     box: list[int],
     pair_start: npt.NDArray[np.int64],
     pair_fac: npt.NDArray[np.int64],
     pair_tenths: npt.NDArray[np.int64],
 ) -> list[npt.NDArray[np.int64]]:
-    """The lists ``i, x, y, n, f, t`` of one chunk of the walk lookup (see :func:`_walk_config`)."""
+    """The lists ``x, y, n, f, t`` of one chunk of the walk lookup (see :func:`_walk_config`).
+
+    ``members`` are the chunk's lookup rows in the order written, the nodes some
+    facility reaches first.
+    """
     counts = pair_start[members + 1] - pair_start[members]
     firsts = np.cumsum(counts) - counts  # where each node's pairs start in the chunk
     take = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
@@ -471,27 +540,26 @@ def _walk_chunk_lists(
     firsts = firsts[counts > 0]
     steps[firsts] = fac[firsts]  # each node's first facility absolute, then steps
     return [
-        np.diff(members, prepend=0),
-        np.diff(lon_e6[members], prepend=box[0]),
-        np.diff(lat_e6[members], prepend=box[1]),
-        counts,
+        np.diff(lon_i[members], prepend=box[0]),
+        np.diff(lat_i[members], prepend=box[1]),
+        counts[counts > 0],  # the reached nodes come first: only they have a count
         steps,
         pair_tenths[take],
     ]
 
 
 def _walk_chunk_texts(chunks: Sequence[Sequence[npt.NDArray[np.int64]]]) -> list[str]:
-    """Compact JSON ``{"i":[…],"x":[…],…,"t":[…]}`` of each chunk, rendered together.
+    """Compact JSON ``{"x":[…],"y":[…],"n":[…],"f":[…],"t":[…]}`` of each chunk, rendered together.
 
-    Every chunk has nodes (``i``, ``x``, ``y``, ``n`` are not empty); ``f`` and ``t``
-    (as long as each other) may be empty.
+    Every chunk has nodes (``x``, ``y`` are not empty); ``n``, ``f`` and ``t`` are empty
+    together (no node of the chunk is reached) or not at all.
     """
     values: list[npt.NDArray[np.int64]] = []
     prefixes: list[npt.NDArray[np.int8]] = []
     suffixes: list[npt.NDArray[np.int8]] = []
     sizes: list[int] = []
     for lists in chunks:
-        no_pairs = lists[4].shape[0] == 0
+        no_pairs = lists[2].shape[0] == 0
         sizes.append(sum(int(items.shape[0]) for items in lists))
         for k, items in enumerate(lists):
             if items.shape[0] == 0:
@@ -499,10 +567,10 @@ def _walk_chunk_texts(chunks: Sequence[Sequence[npt.NDArray[np.int64]]]) -> list
             prefix = np.ones(items.shape[0], dtype=np.int8)
             prefix[0] = 2 + k
             suffix = np.zeros(items.shape[0], dtype=np.int8)
-            if k == 5:
+            if k == 4:
+                suffix[-1] = 7
+            elif k == 1 and no_pairs:
                 suffix[-1] = 8
-            elif k == 3 and no_pairs:
-                suffix[-1] = 9
             values.append(items)
             prefixes.append(prefix)
             suffixes.append(suffix)
@@ -512,6 +580,41 @@ def _walk_chunk_texts(chunks: Sequence[Sequence[npt.NDArray[np.int64]]]) -> list
     last = np.cumsum(sizes) - 1
     first = token_starts(ends, last - np.array(sizes) + 1)
     return [text[a:b] for a, b in zip(first.tolist(), ends[last].tolist(), strict=True)]
+
+
+def _walk_order(
+    lon_i: npt.NDArray[np.int64],
+    lat_i: npt.NDArray[np.int64],
+    reached: npt.NDArray[np.bool_],
+    chunk_nodes: int,
+) -> list[npt.NDArray[np.int64]]:
+    """The lookup rows of each chunk, in the order written.
+
+    Chunks are the spatial groups of the rounded positions
+    (:func:`~tuoyu.outputs.maps.common._spatial_groups`), one after the other; inside a
+    chunk the nodes some facility reaches come first, then the others, each along a
+    Hilbert curve (:func:`_hilbert_keys`). Nodes in the same place go in one order
+    wherever they are written (in one chunk, or across a split between two): reached
+    nodes first, each kind by lookup row. So the first one written, which the page's
+    tie rule picks, is the lowest-row node of that place some facility reaches, if any.
+    """
+    scale = 10.0**WALK_DECIMALS
+    # the groups break ties in the order of the rows given: reached first, then by row
+    ranked = np.concatenate([np.flatnonzero(reached), np.flatnonzero(~reached)])
+    gx = lon_i - lon_i.min()
+    gy = lat_i - lat_i.min()
+    order = max(1, int(max(int(gx.max()), int(gy.max()))).bit_length())
+    if order > 31:  # not degrees (any extent on Earth needs 26 bits): coarser cells
+        gx, gy, order = gx >> (order - 31), gy >> (order - 31), 31
+    # one key per node: unreached after reached, then along the curve (< 2**63)
+    key = _hilbert_keys(gx, gy, order)
+    key[~reached] |= np.int64(1) << np.int64(2 * order)
+    chunks: list[npt.NDArray[np.int64]] = []
+    for group in _spatial_groups(lon_i[ranked] / scale, lat_i[ranked] / scale, chunk_nodes):
+        if group.size:
+            members = ranked[group]  # reached first, each by row: a stable sort keeps that
+            chunks.append(members[np.argsort(key[members], kind="stable")])
+    return chunks
 
 
 def _walk_config(
@@ -527,18 +630,26 @@ def _walk_config(
 ) -> tuple[dict[str, Any], DataChunks | None]:
     """The page's ``walk`` configuration and the chunks of the "walk from here" lookup.
 
-    The lookup's nodes are split into spatial groups of at most ``chunk_nodes``
-    (recursive median splits, :func:`~tuoyu.outputs.maps.common._spatial_groups`). The
-    configuration carries the number of nodes and each chunk's box ``[west, south,
-    east, north]`` in WGS84 micro-degrees (integers); a chunk is
-    ``{"i", "x", "y", "n", "f", "t"}``, all integer lists: the nodes' row numbers in the
-    lookup (ascending, as steps from the previous one, the first from 0), their
-    ``lon``/``lat`` in micro-degrees (steps, the first from the box's west/south
-    corner), how many facilities each reaches within ``minutes``, those facilities'
-    map indices (ascending per node: the first absolute, then steps) and the walking
-    times in tenths of a minute. The page reads the chunks whose box meets the circle of
-    ``max_snap_m`` around a clicked or typed point and finds its nearest node exactly as
-    a scan over every node would (ties go to the lowest row).
+    Node positions are rounded to :data:`WALK_DECIMALS` decimals of a WGS84 degree
+    (integers in units of ``1 / scale``, ``scale`` = 10⁵: ≈ 1 m, plenty to find the
+    nearest street node) and split into spatial groups of at most ``chunk_nodes``
+    (recursive median splits, :func:`~tuoyu.outputs.maps.common._spatial_groups`).
+    Each chunk writes its nodes in one order (:func:`_walk_order`): those some facility
+    reaches within ``minutes`` first, then the others, each along a Hilbert curve, so
+    both coordinate steps are short. That order numbers the nodes: the page's rows are
+    the lookup's nodes renumbered in the order written, chunk after chunk, so no row
+    number is written (``rowStarts`` gives each chunk's first row).
+
+    The configuration carries ``scale``, the number of nodes, each chunk's first row and
+    box ``[west, south, east, north]`` (integers in units of ``1 / scale``). A chunk is
+    ``{"x", "y", "n", "f", "t"}``, all integer lists: the nodes' ``lon``/``lat`` (steps,
+    the first from the box's west/south corner), how many facilities each reached node
+    reaches within ``minutes`` (one count per reached node: they come first, the rest
+    reach none), those facilities' map indices (ascending per node: the first absolute,
+    then steps) and the walking times in tenths of a minute. The page reads the chunks
+    whose box meets the circle of ``max_snap_m`` around a clicked or typed point and
+    finds its nearest node exactly as a scan over every written node would (ties go to
+    the lowest row, so of nodes in the same place the first reached one in the lookup).
     """
     cfg: dict[str, Any] = {
         "mode": mode,
@@ -560,38 +671,48 @@ def _walk_config(
         lat = lookup["lat"].to_numpy(dtype=float)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         raise InputValidationError("walk lookup has non-finite lon/lat", field="lon")
-    # WGS84 micro-degrees only: a point clicked or typed on Amap is converted to WGS84
-    # by the page (tuoyu_maps.js fromGcj) before the nearest node is looked up
-    lon_e6 = np.round(lon * 1e6).astype(np.int64)
-    lat_e6 = np.round(lat * 1e6).astype(np.int64)
+    # WGS84 only: a point clicked or typed on Amap is converted to WGS84 by the page
+    # (tuoyu_maps.js fromGcj) before the nearest node is looked up
+    scale = 10**WALK_DECIMALS
+    lon_i = np.round(lon * scale).astype(np.int64)
+    lat_i = np.round(lat * scale).astype(np.int64)
     rows, facs, tenths = _walk_pairs(lookup, index_of, minutes)
     order = np.lexsort((facs, rows))
     rows, facs, tenths = rows[order], facs[order], tenths[order]
     # where each row's pairs start (rows ascending): a count per row, not a search per row
     pair_start = np.zeros(len(lookup) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=len(lookup)), out=pair_start[1:])
+    written = (
+        _walk_order(lon_i, lat_i, np.diff(pair_start) > 0, int(chunk_nodes)) if len(lookup) else []
+    )
+    sizes = np.array([members.shape[0] for members in written], dtype=np.int64)
+    row_starts = np.cumsum(sizes) - sizes
     lists: list[list[npt.NDArray[np.int64]]] = []  # chunks not yet written
     n_values = 0
     texts: list[str] = []
     bboxes: list[list[int]] = []
-    for group in _spatial_groups(lon, lat, int(chunk_nodes)):
-        if group.size == 0:
-            continue
-        gx, gy = lon_e6[group], lat_e6[group]
+    for members in written:
+        gx, gy = lon_i[members], lat_i[members]
         box = [int(gx.min()), int(gy.min()), int(gx.max()), int(gy.max())]
         bboxes.append(box)
-        lists.append(_walk_chunk_lists(group, lon_e6, lat_e6, box, pair_start, facs, tenths))
+        lists.append(_walk_chunk_lists(members, lon_i, lat_i, box, pair_start, facs, tenths))
         n_values += sum(int(items.shape[0]) for items in lists[-1])
         if n_values >= WALK_RENDER_VALUES:
             texts += _walk_chunk_texts(lists)
             lists, n_values = [], 0
     if lists:
         texts += _walk_chunk_texts(lists)
-    size = sum(len(t) for t in texts)  # ASCII
+    size_bytes = sum(len(t) for t in texts)  # ASCII
+    cfg["scale"] = scale
     cfg["nodes"] = len(lookup)
+    cfg["rowStarts"] = row_starts.tolist()
     cfg["bboxes"] = bboxes
     chunks = DataChunks(
-        texts, name="walk", folder="layers", callback="dataChunk", inline=size <= inline_max_bytes
+        texts,
+        name="walk",
+        folder="layers",
+        callback="dataChunk",
+        inline=size_bytes <= inline_max_bytes,
     )
     return cfg, chunks
 

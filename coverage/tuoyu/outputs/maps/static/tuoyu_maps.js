@@ -256,7 +256,9 @@
 
   /* ---- chunked layers: compact data read when switched on and on screen -------- */
 
-  // Compact geometry (common.py encode_geometries) → GeoJSON in WGS84 degrees.
+  // Compact geometry (common.py encode_geometries) → GeoJSON in WGS84 degrees. Every
+  // number is a step: a vertex from the one before it in its ring, a ring's first vertex
+  // from the first vertex of the geometry's previous ring (the first ring's from 0, 0).
   function decodeGeometry(kind, enc, scale) {
     if (!enc) {
       return null;
@@ -264,19 +266,25 @@
     if (kind === "point") {
       return { type: "Point", coordinates: [enc[0] / scale, enc[1] / scale] };
     }
+    var x0 = 0; // the previous ring's first vertex, in units of 1 / scale
+    var y0 = 0;
     var polygons = enc.map(function (rings) {
       return rings.map(function (flat) {
         var ring = [];
-        var x = 0;
-        var y = 0;
-        for (var j = 0; j + 1 < flat.length; j += 2) {
+        if (flat.length < 2) {
+          return ring;
+        }
+        x0 += flat[0];
+        y0 += flat[1];
+        var x = x0;
+        var y = y0;
+        ring.push([x / scale, y / scale]);
+        for (var j = 2; j + 1 < flat.length; j += 2) {
           x += flat[j];
           y += flat[j + 1];
           ring.push([x / scale, y / scale]);
         }
-        if (ring.length) {
-          ring.push([ring[0][0], ring[0][1]]);
-        }
+        ring.push([ring[0][0], ring[0][1]]);
         return ring;
       });
     });
@@ -834,49 +842,50 @@
   }
 
   // The lookup (facility_map.py _walk_config) comes in spatial chunks of network nodes:
-  // the page holds each chunk's box (WGS84 micro-degrees) and reads the chunks that can
-  // hold a node within maxSnapM of the point asked (files beside a saved page, or JSON
-  // elements inside it). The answer is the one a scan over every node gives: the nearest
-  // node (ties to the lowest row of the lookup), if within maxSnapM, and its facilities.
+  // the page holds each chunk's box and first row (positions are integers in units of
+  // 1 / walk.scale degrees, WGS84) and reads the chunks that can hold a node within
+  // maxSnapM of the point asked (files beside a saved page, or JSON elements inside it).
+  // The answer is the one a scan over every written node gives: the nearest node (ties
+  // to the lowest row; rows number the nodes in the order written), if within maxSnapM,
+  // and its facilities.
 
   var EARTH_R = 6371008.8;
 
-  // A box [west, south, east, north] in micro-degrees holding every point within
-  // `metres` of (lat, lon) as localMetres measures (its cosine is taken at the mean
-  // latitude, so the box is widened for the latitude farthest from the equator).
-  function snapBoxE6(lat, lon, metres) {
+  // A box [west, south, east, north] in units of 1 / scale degrees holding every point
+  // within `metres` of (lat, lon) as localMetres measures (its cosine is taken at the
+  // mean latitude, so the box is widened for the latitude farthest from the equator).
+  function snapBox(lat, lon, metres, scale) {
     var k = Math.PI / 180;
     var dLat = (metres / (EARTH_R * k)) * 1.001 + 1e-6;
     var c = Math.cos(Math.min(90, Math.abs(lat) + dLat) * k);
     var dLon = c > 1e-6 ? (metres / (EARTH_R * k * c)) * 1.001 + 1e-6 : 360;
     return [
-      Math.floor((lon - dLon) * 1e6), Math.floor((lat - dLat) * 1e6),
-      Math.ceil((lon + dLon) * 1e6), Math.ceil((lat + dLat) * 1e6),
+      Math.floor((lon - dLon) * scale), Math.floor((lat - dLat) * scale),
+      Math.ceil((lon + dLon) * scale), Math.ceil((lat + dLat) * scale),
     ];
   }
 
-  // A chunk's integer lists (steps) → absolute rows, micro-degrees and facility pairs.
-  function decodeWalkChunk(box, data) {
-    var n = data.i.length;
+  // Chunk k's integer lists (steps) → positions and facility pairs of its nodes. The
+  // nodes some facility reaches come first, one count each (data.n); the rest reach none.
+  function decodeWalkChunk(walk, k, data) {
+    var box = walk.bboxes[k];
+    var n = data.x.length;
     var c = {
-      row: new Float64Array(n),
-      lonE6: new Int32Array(n),
-      latE6: new Int32Array(n),
+      row0: walk.rowStarts[k], // row of the chunk's first node
+      lon: new Int32Array(n),
+      lat: new Int32Array(n),
       start: new Int32Array(n + 1),
       fac: new Int32Array(data.f.length),
       tenths: data.t,
     };
-    var row = 0;
     var x = box[0];
     var y = box[1];
     for (var j = 0; j < n; j++) {
-      row += data.i[j];
       x += data.x[j];
       y += data.y[j];
-      c.row[j] = row;
-      c.lonE6[j] = x;
-      c.latE6[j] = y;
-      c.start[j + 1] = c.start[j] + data.n[j];
+      c.lon[j] = x;
+      c.lat[j] = y;
+      c.start[j + 1] = c.start[j] + (j < data.n.length ? data.n[j] : 0);
       var f = 0;
       for (var q = c.start[j]; q < c.start[j + 1]; q++) {
         f = q === c.start[j] ? data.f[q] : f + data.f[q];
@@ -893,7 +902,7 @@
     }
     fetchChunk(st.layerChunkId + "-walk", "walk-" + k + ".js", k, function (err, data) {
       if (!err && !st.walkChunks[k]) {
-        st.walkChunks[k] = decodeWalkChunk(st.cfg.walk.bboxes[k], data);
+        st.walkChunks[k] = decodeWalkChunk(st.cfg.walk, k, data);
       }
       done(err);
     });
@@ -901,16 +910,17 @@
 
   // The nearest node to a WGS84 point among the chunks `ks` (all loaded).
   function nearestNode(st, ks, lat, lon) {
+    var scale = st.cfg.walk.scale;
     var best = null;
     var bestRow = Infinity;
     var bestM = Infinity;
     ks.forEach(function (k) {
       var c = st.walkChunks[k];
-      for (var j = 0; j < c.row.length; j++) {
-        var d = localMetres(lat, lon, c.latE6[j] / 1e6, c.lonE6[j] / 1e6);
-        if (d < bestM || (d === bestM && c.row[j] < bestRow)) {
+      for (var j = 0; j < c.lon.length; j++) {
+        var d = localMetres(lat, lon, c.lat[j] / scale, c.lon[j] / scale);
+        if (d < bestM || (d === bestM && c.row0 + j < bestRow)) {
           bestM = d;
-          bestRow = c.row[j];
+          bestRow = c.row0 + j;
           best = [c, j];
         }
       }
@@ -931,7 +941,7 @@
       lon = w[0];
       lat = w[1];
     }
-    var box = snapBoxE6(lat, lon, walk.maxSnapM);
+    var box = snapBox(lat, lon, walk.maxSnapM, walk.scale);
     var need = [];
     walk.bboxes.forEach(function (bb, k) {
       if (!(bb[0] > box[2] || bb[2] < box[0] || bb[1] > box[3] || bb[3] < box[1])) {
@@ -963,7 +973,7 @@
       rows.sort(function (a, b) {
         return a.minutes - b.minutes || a.index - b.index;
       });
-      done({ rows: rows, legM: near.metres, node: c.row[j] });
+      done({ rows: rows, legM: near.metres, node: c.row0 + j });
     };
     if (!left) {
       answer();
@@ -1303,7 +1313,8 @@
     walkFrom(st || T.last, lat, lon);
   };
   // The walk lookup's answer for a point given in `datum` (default: the basemap's), as
-  // a promise of {rows: [{index, minutes}], legM, node} or {error}.
+  // a promise of {rows: [{index, minutes}], legM, node} or {error}; node is the nearest
+  // node's row in the written lookup (its nodes numbered in the order written).
   T.walkLookup = function (lat, lon, datum, st) {
     var state = st || T.last;
     return new Promise(function (resolve) {
