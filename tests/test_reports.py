@@ -328,3 +328,20 @@ def test_gpkg_size_estimate_is_near_the_written_size(tmp_path: Path) -> None:
         empty = write_gpkg(tmp_path / f"{name}0.gpkg", {name: layer[:1]}).stat().st_size
         written = path.stat().st_size - empty
         assert 0.6 <= gpkg_size_estimate(layer) / written <= 1.4, (name, written)
+
+
+def test_geoparquet_keeps_missing_geometry_and_degrees(tmp_path: Path) -> None:
+    """A layer in degrees is rounded to 10⁻⁷° (≈ 1 cm), not to 0.1 of a unit; a missing
+    geometry stays missing; list and boolean columns are made plain as for the gpkg."""
+    from tuoyu.outputs.reports import write_geoparquet
+
+    layer = gpd.GeoDataFrame(
+        {"unit_codes": [["110101001", "110101002"], []], "puhui": [True, None]},
+        geometry=[shapely.Point(116.397123456, 39.909987654), None],
+        crs=4326,
+    )
+    back = gpd.read_parquet(write_geoparquet(layer, tmp_path / "x.parquet"))
+    assert back.geometry.iloc[0].equals_exact(shapely.Point(116.3971235, 39.9099877), 1e-12)
+    assert back.geometry.iloc[1] is None
+    assert back["unit_codes"].tolist() == ["110101001,110101002", ""]
+    assert back.crs.to_epsg() == 4326
