@@ -497,6 +497,9 @@ def _hilbert_keys(
     >>> _hilbert_keys(x, y, 2).tolist()
     [0, 1, 2, 3, 4, 5, 6, 7]
     """
+    # Hand-written rather than GeoSeries.hilbert_distance: that one wants Point geometries
+    # and took 0.87 CPU-s for 10⁶ nodes against 0.14 here (the lookup's integer grid is
+    # already at hand); the PyPI hilbertcurve package converts point by point in Python.
     if not 1 <= order <= 31:
         raise ValueError(f"order must be 1–31, got {order}")
     x = np.asarray(x, dtype=np.int64)
