@@ -223,6 +223,8 @@ def test_rollup_ranks_worst_first_and_lists_failures(batch_run) -> None:  # type
     sheet = openpyxl.load_workbook(out / "rollup.xlsx").active
     headers = [c.value for c in sheet[1]]
     assert "15分钟步行未覆盖人口（人）" in headers and "未达标街道数" in headers
+    # the English text of the failed targets is for the English map, not the committee's sheet
+    assert "区县未达标目标" in headers and "failed_targets_en" not in headers
 
 
 @pytest.mark.slow
@@ -319,6 +321,8 @@ def test_district_pass_follows_the_targets(batch_run) -> None:  # type: ignore[n
     failed = districts["targets_failed"] > 0
     assert (districts.loc[failed, "district_pass"] == False).all()  # noqa: E712
     assert (districts.loc[failed, "failed_targets"].str.len() > 0).all()
+    english = districts.loc[failed, "failed_targets_en"]
+    assert english.str.contains(r"\(target ").all() and not english.str.contains("目标").any()
     judged = ~failed & (districts["targets_met"] > 0)
     assert (districts.loc[judged, "district_pass"] == True).all()  # noqa: E712
     for row in districts.itertuples():

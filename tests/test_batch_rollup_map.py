@@ -47,6 +47,9 @@ def _district(area: str, name: str, outside: float, shortfall: float, ok: bool |
                     "targets_failed": failed,
                     "district_pass": ok,
                     "failed_targets": "普惠托位占比 40.0%（目标 ≥ 60 %）" if failed else "",
+                    "failed_targets_en": (
+                        "普惠 share of slots 40.0% (target ≥ 60 %)" if failed else ""
+                    ),
                 }
             ]
         )
@@ -122,6 +125,20 @@ def test_english_and_empty_batches(rollup: pd.DataFrame) -> None:
     failed_only = rollup[rollup["status"] == "failed"]
     config = _config(build_rollup_map(failed_only, places_frame([])).get_root().render())
     assert config["areas"]["failed"] == ["south"] and config["bounds"] is None
+
+
+def test_english_popups_name_the_failed_targets_in_english(
+    rollup: pd.DataFrame, places: gpd.GeoDataFrame
+) -> None:
+    """Regression: the English roll-up map listed the failed targets in Chinese."""
+    config = _config(build_rollup_map(rollup, places, language="en").get_root().render())
+    west = config["geojson"][0]["props"][0]
+    assert "普惠 share of slots 40.0% (target ≥ 60 %)" in west["_p"]
+    assert "普惠托位占比" not in west["_p"]
+    # a roll-up written before the English column keeps its Chinese text
+    older = rollup.drop(columns="failed_targets_en")
+    config = _config(build_rollup_map(older, places, language="en").get_root().render())
+    assert "普惠托位占比 40.0%" in config["geojson"][0]["props"][0]["_p"]
 
 
 def test_bad_input_is_named(rollup: pd.DataFrame) -> None:

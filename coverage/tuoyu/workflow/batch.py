@@ -77,6 +77,7 @@ from tuoyu.config.settings import Settings, get_settings
 from tuoyu.config.study_area import StudyArea, load_area
 from tuoyu.errors import DataNotFoundError, InputValidationError, TuoyuError
 from tuoyu.indicators.targets import profiles_dir
+from tuoyu.labels import Language
 from tuoyu.layers.units import has_geometry
 from tuoyu.outputs.atomic import write_text_atomic, write_with_atomic
 from tuoyu.outputs.reports import write_csv, write_xlsx
@@ -113,13 +114,15 @@ DISTRICT_COLUMNS: tuple[str, ...] = (
     "targets_failed",
     "district_pass",
     "failed_targets",
+    "failed_targets_en",
 )
 """Columns of ``districts.parquet`` (``area`` is the slug).
 
 ``targets_met``/``targets_failed`` count the district-level targets of the profile the
 area meets / fails (targets that cannot be judged count in neither); ``district_pass``
 is False when one fails, True when at least one is met and none fails, else empty;
-``failed_targets`` names the failed ones with value and target."""
+``failed_targets`` names the failed ones with value and target (``failed_targets_en``:
+the same in English, for the English roll-up map; not in the Chinese ``rollup.xlsx``)."""
 
 ROLLUP_LABELS_ZH: dict[str, str] = {
     "rank": "排名（未覆盖人口从多到少）",
@@ -397,12 +400,22 @@ def district_row(slug: str, summary: Mapping[str, Any], table: pd.DataFrame) -> 
         "targets_failed": len(failed),
         "district_pass": verdict,
         "failed_targets": "；".join(_target_text(indicators[k]) for k in failed),
+        "failed_targets_en": "; ".join(_target_text(indicators[k], "en") for k in failed),
     }
     return typed_districts(pd.DataFrame([row], columns=list(DISTRICT_COLUMNS)))
 
 
-def _target_text(entry: Mapping[str, Any]) -> str:
-    """``label value（目标 target）`` of one district indicator."""
+def _target_text(entry: Mapping[str, Any], language: Language = "zh") -> str:
+    """``label value（目标 target）`` of one district indicator (``label value (target
+    target)`` in English; units as the profile writes them, as on the dashboard).
+
+    Examples
+    --------
+    >>> entry = {"label_zh": "普惠托位占比", "label_en": "普惠 share of slots",
+    ...          "value": 40.0, "unit": "%", "target": {"text": "≥ 60 %"}}
+    >>> _target_text(entry), _target_text(entry, "en")
+    ('普惠托位占比 40.0%（目标 ≥ 60 %）', '普惠 share of slots 40.0% (target ≥ 60 %)')
+    """
     value = entry.get("value")
     unit = str(entry.get("unit") or "")
     shown = ""
@@ -410,6 +423,9 @@ def _target_text(entry: Mapping[str, Any]) -> str:
         shown = f" {value:.1f}%" if unit == "%" else f" {value:,.2f} {unit}".rstrip()
     target = entry.get("target")
     text = target.get("text") if isinstance(target, Mapping) else None
+    if language == "en":
+        name = entry.get("label_en") or entry.get("label_zh") or ""
+        return f"{name}{shown}" + (f" (target {text})" if text else "")
     return f"{entry.get('label_zh') or ''}{shown}" + (f"（目标 {text}）" if text else "")
 
 
@@ -803,7 +819,9 @@ def write_combined(
     rollup = rollup_table(outcomes)
     written["rollup.csv"] = write_csv(rollup, out_root / "rollup.csv")
     written["rollup.xlsx"] = write_xlsx(
-        rollup.rename(columns=ROLLUP_LABELS_ZH),
+        rollup.drop(columns=["failed_targets_en"], errors="ignore").rename(
+            columns=ROLLUP_LABELS_ZH
+        ),
         out_root / "rollup.xlsx",
         sheet_title="区县汇总",
         notes=(

@@ -153,6 +153,9 @@ def _popup(row: Mapping[Any, Any], language: Language, where: str | None) -> str
         (_t("district_pass", language), _status_text(ok, language)),
     ]
     failed = row.get("failed_targets")
+    english = row.get("failed_targets_en")
+    if language == "en" and not is_missing(english) and str(english):
+        failed = english  # (a roll-up written before the English column keeps the Chinese)
     if not is_missing(failed) and str(failed):
         rows.append((_t("failed_targets", language), esc(failed)))
     rows += [
