@@ -98,6 +98,8 @@ def test_page_is_served_with_everything_inline(dc: tuple[TestClient, dict[str, s
     assert "情景模拟工作台" in page and "Scenario workbench" in page and "北京市东城区" in page
     # Leaflet, the project's datum code and the workbench script are inlined: no CDN.
     assert "Leaflet 1.9.4" in page and "window.tuoyuWorkbench" in page and "T.toGcj" in page
+    # the map setup it shares with the export page, once
+    assert page.count("function tuoyuWorkbenchMap(") == 1
     assert "<script src=" not in page and "<link " not in page
     config = json.loads(page.split('id="wb-config">', 1)[1].split("</script>", 1)[0])
     assert config["area"] == "beijing-dongcheng" and config["minutes"] == 15
@@ -645,6 +647,7 @@ def test_html_export_is_self_contained_read_only_and_escaped(
 
     # Self-contained: Leaflet inlined, nothing fetched but basemap tiles.
     assert "Leaflet 1.9.4" in text and "window.tuoyuScenarioView" in text
+    assert text.count("function tuoyuWorkbenchMap(") == 1  # the map it shares with the workbench
     assert not [s for s in root.find_all("script") if s.attrs.get("src")]
     assert not root.find_all("link") and not root.find_all("iframe")
     # Read-only: no controls to edit with, no token.

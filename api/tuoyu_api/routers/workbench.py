@@ -87,8 +87,21 @@ PAGE: Final = "workbench.html"
 SCRIPT: Final = "workbench.js"
 EXPORT_PAGE: Final = "export.html"
 EXPORT_SCRIPT: Final = "export.js"
+MAP_SCRIPT: Final = "wb_map.js"
+"""The map both pages draw on, inlined before each page's own script."""
 UNIT_SIMPLIFY_M: Final = 5.0
 """Display simplification of the 街道 polygons (metres)."""
+
+
+def _page_script(name: str) -> str:
+    """A page's script with the shared map (:data:`MAP_SCRIPT`) before it."""
+    folder = files("tuoyu_api").joinpath("static_workbench")
+    return (
+        folder.joinpath(MAP_SCRIPT).read_text("utf-8")
+        + "\n"
+        + folder.joinpath(name).read_text("utf-8")
+    )
+
 
 ScenarioIdPath = Annotated[
     int, PathParam(ge=1, le=2**31 - 1, description="saved scenario id / 方案编号", examples=[1])
@@ -173,7 +186,7 @@ def get_workbench(area: AreaDep, state: StateDep) -> HTMLResponse:
     """
     folder = files("tuoyu_api").joinpath("static_workbench")
     page = folder.joinpath(PAGE).read_text("utf-8")
-    script = folder.joinpath(SCRIPT).read_text("utf-8")
+    script = _page_script(SCRIPT)
     replacements = {
         "{{AREA_NAME}}": _html_text(area.area.name),
         "{{AREA_NAME_EN}}": _html_text(area.area.name_en or ""),
@@ -634,7 +647,7 @@ def _export_html(
     return html_page(
         saved,
         template=folder.joinpath(EXPORT_PAGE).read_text("utf-8"),
-        script=folder.joinpath(EXPORT_SCRIPT).read_text("utf-8"),
+        script=_page_script(EXPORT_SCRIPT),
         assets=assets_html(cluster=False),
         area_name=area.area.name,
         area_name_en=area.area.name_en,

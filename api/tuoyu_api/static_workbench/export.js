@@ -44,36 +44,17 @@
     return box;
   }
 
-  var map = L.map("map", { zoomControl: true });
+  var made = tuoyuWorkbenchMap(
+    data.basemaps, "方案后缺口区 / gap zones after the scenario", true, data.bounds
+  );
+  var map = made.map;
   view.map = map;
-  var baseLayers = {};
-  (data.basemaps || []).forEach(function (b, i) {
-    var opts = { subdomains: b.subdomains, maxZoom: 19, maxNativeZoom: b.maxZoom, attribution: b.attribution };
-    var layer = b.labelUrl
-      ? L.layerGroup([L.tileLayer(b.url, opts), L.tileLayer(b.labelUrl, opts)])
-      : L.tileLayer(b.url, opts);
-    layer.wbDatum = b.datum;
-    baseLayers[b.name] = layer;
-    if (i === 0) { layer.addTo(map); view.datum = b.datum; }
-  });
-  var unitsLayer = L.layerGroup().addTo(map);
-  // The gap zones take the mouse (their tooltips): a pane under the other overlays keeps
-  // them below the facility markers, whatever order the layers are redrawn in.
-  map.createPane("wbGaps").style.zIndex = 350;
-  var gapsLayer = L.layerGroup().addTo(map);
-  var isoLayer = L.layerGroup().addTo(map);
-  var facilitiesLayer = L.layerGroup().addTo(map);
-  var plannedLayer = L.layerGroup().addTo(map);
-  L.control.layers(baseLayers, {
-    "街道边界 / 街道 boundaries": unitsLayer,
-    "方案后缺口区 / gap zones after the scenario": gapsLayer,
-    "新增机构等时圈 / isochrones of planned": isoLayer,
-    "现有机构 / existing facilities": facilitiesLayer,
-    "规划机构 / planned facilities": plannedLayer
-  }, { collapsed: true }).addTo(map);
-  L.control.scale({ imperial: false }).addTo(map);
-  if (data.bounds) map.fitBounds(data.bounds, { padding: [10, 10] });
-  else map.setView([35, 105], 5);
+  if (made.first) view.datum = made.first.datum;
+  var unitsLayer = made.layers.units;
+  var gapsLayer = made.layers.gaps;
+  var isoLayer = made.layers.iso;
+  var facilitiesLayer = made.layers.facilities;
+  var plannedLayer = made.layers.planned;
   map.attributionControl.addAttribution("tuoyu-coverage");
 
   var gaps = data.gaps;

@@ -118,43 +118,18 @@
 
   /* ---- the map -------------------------------------------------------------------------- */
 
-  var map = L.map("map", { zoomControl: true });
+  var made = tuoyuWorkbenchMap(cfg.basemaps, "缺口区（圈外居民）/ gap zones", false, cfg.bounds);
+  var map = made.map;
   st.map = map;
-  var baseLayers = {};
-  cfg.basemaps.forEach(function (b, i) {
-    var opts = {
-      subdomains: b.subdomains, maxZoom: 19, maxNativeZoom: b.maxZoom, attribution: b.attribution
-    };
-    var layer = b.labelUrl
-      ? L.layerGroup([L.tileLayer(b.url, opts), L.tileLayer(b.labelUrl, opts)])
-      : L.tileLayer(b.url, opts);
-    layer.wbDatum = b.datum;
-    layer.wbName = b.name;
-    baseLayers[b.name] = layer;
-    if (i === 0) {
-      layer.addTo(map);
-      st.datum = b.datum;
-      st.basemap = b.name;
-    }
-  });
-  var unitsLayer = L.layerGroup().addTo(map);
-  // The gap zones take the mouse (their tooltips): a pane under the other overlays keeps
-  // them below the facility markers, whatever order the layers are redrawn in.
-  map.createPane("wbGaps").style.zIndex = 350;
-  var gapsLayer = L.layerGroup().addTo(map);
-  var isoLayer = L.layerGroup().addTo(map);
-  var facilitiesLayer = L.layerGroup().addTo(map);
-  var plannedLayer = L.layerGroup().addTo(map);
-  L.control.layers(baseLayers, {
-    "街道边界 / 街道 boundaries": unitsLayer,
-    "缺口区（圈外居民）/ gap zones": gapsLayer,
-    "新增机构等时圈 / isochrones of planned": isoLayer,
-    "现有机构 / existing facilities": facilitiesLayer,
-    "规划机构 / planned facilities": plannedLayer
-  }, { collapsed: false }).addTo(map);
-  L.control.scale({ imperial: false }).addTo(map);
-  if (cfg.bounds) map.fitBounds(cfg.bounds, { padding: [10, 10] });
-  else map.setView([35, 105], 5);
+  if (made.first) {
+    st.datum = made.first.datum;
+    st.basemap = made.first.name;
+  }
+  var unitsLayer = made.layers.units;
+  var gapsLayer = made.layers.gaps;
+  var isoLayer = made.layers.iso;
+  var facilitiesLayer = made.layers.facilities;
+  var plannedLayer = made.layers.planned;
 
   map.on("baselayerchange", function (e) {
     st.datum = e.layer.wbDatum || "wgs84";
