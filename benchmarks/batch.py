@@ -74,7 +74,8 @@ def write_synthetic_area(
     units_per_side
         The 街道 are ``units_per_side²`` squares over the network's extent.
     isochrone_method
-        ``[walk] isochrone_method`` (``exact`` or ``grid``).
+        ``[walk] isochrone_method`` (``walk_field``, the library's default and the
+        command line's here, ``exact`` or ``grid``).
     offset_m
         Shift of every layer (metres east, north), so that the districts of a synthetic
         province lie side by side instead of on top of each other.
@@ -254,7 +255,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--facilities", type=int, default=300)
     parser.add_argument("--population", type=int, default=25_000)
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
-    parser.add_argument("--isochrones", default="grid", choices=["grid", "exact"])
+    parser.add_argument(
+        "--isochrones", default="walk_field", choices=["walk_field", "grid", "exact"]
+    )
     parser.add_argument(
         "--tile-size-m",
         type=float,
